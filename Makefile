@@ -1,0 +1,47 @@
+# geotool: `make demo` and `make test` are the two commands a new user needs.
+# Both create the virtual environment when it is missing and install geotool into it.
+# VENV can point outside the clone (CI reuses one): make test VENV=/path/to/venv
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+DEMO_OUT ?= demo_output
+PYTEST_ARGS ?=
+
+.PHONY: install demo test bench clean help
+
+help:
+	@echo "make demo   - set up, then run the main jobs on data_samples/ into $(DEMO_OUT)/"
+	@echo "make test   - set up, then run the whole test suite"
+	@echo "make bench  - run the benchmark scripts in bench/ (slow; see BENCHMARKS.md)"
+	@echo "VENV=$(VENV) (override to reuse an environment elsewhere)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Full install when pyproject.toml changed since the last one; otherwise only make sure the editable
+# install points at this checkout (a reused VENV may have been installed from another clone).
+$(VENV)/.geotool-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.geotool-deps
+	@$(BIN)/python -c "import geotool, pathlib, sys; sys.exit(pathlib.Path(geotool.__file__).resolve().parent != pathlib.Path('geotool').resolve())" 2>/dev/null \
+		|| $(BIN)/python -m pip install --quiet --no-deps -e .
+
+test: install
+	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+
+bench: install
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache build *.egg-info
+
+# ---- demo: each command on data_samples/, outputs and PNG previews in $(DEMO_OUT)/ -------------
+GEOTOOL := $(BIN)/geotool
+
+demo: install
+	@mkdir -p $(DEMO_OUT)
+	@echo "demo outputs and PNG previews are in $(DEMO_OUT)/"

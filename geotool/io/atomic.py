@@ -1,0 +1,66 @@
+"""Atomic outputs: write into a temp file beside the target, rename over it only on success.
+
+A crash, a ``GeotoolError`` or Ctrl-C never leaves a half-written output under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from geotool.errors import OutputError
+
+
+def prepare_output_dir(path: Path) -> None:
+    """Create ``path``'s parent folder; a clear error if it cannot be created."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder for {path}: {exc.strerror}; choose a writable --output") from None
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path in ``path``'s folder with the same suffix; rename it to ``path`` on success.
+
+    Example:
+        with atomic_path("out/mask.tif") as tmp:
+            write_something(tmp)
+    """
+    path = Path(path)
+    prepare_output_dir(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()  # writers (GDAL) want to create the file themselves
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+        for sidecar in tmp.parent.glob(tmp.name + ".*"):  # e.g. .aux.xml written by GDAL
+            sidecar.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_file_group(path: str | os.PathLike) -> Iterator[Path]:
+    """Atomic output for multi-file formats (shapefile): yields a temp path inside a temp folder.
+
+    On success every file written next to the temp path (``.shp``, ``.shx``, ``.dbf``, ``.prj``, ``.cpg``)
+    is moved to ``path``'s folder under ``path``'s stem.
+    """
+    path = Path(path)
+    prepare_output_dir(path)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent))
+    try:
+        tmp = tmp_dir / path.name
+        yield tmp
+        for part in sorted(tmp_dir.iterdir()):
+            os.replace(part, path.parent / (path.stem + part.name[len(path.stem):]))
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -1,0 +1,525 @@
+"""Rasters: grids, stacks of GeoTIFFs read window by window, and atomic tiled GeoTIFF writing.
+
+Conventions:
+- Arrays are ``(bands, rows, cols)``; windows are :class:`rasterio.windows.Window` in pixels.
+- A :class:`Grid` is the georeference (CRS, affine transform, size) that every output copies.
+- Validity is a boolean mask, True where every selected band holds data (not nodata, not NaN, not
+  masked by an alpha band). Nodata is never silently filled with zeros.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal, Sequence
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from geotool.errors import BandError, CRSError, EmptyDataError, InputFileError, RasterMismatchError
+from geotool.io.atomic import atomic_path
+from geotool.io.files import expand_inputs, require_file
+
+ResamplingName = Literal["nearest", "bilinear", "cubic", "average", "mode"]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster georeference: CRS, affine transform (pixel -> CRS units) and size in pixels."""
+
+    crs: CRS | None
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols)."""
+        return (self.height, self.width)
+
+    @property
+    def res(self) -> tuple[float, float]:
+        """Pixel size (x, y) in CRS units, both positive."""
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in CRS units."""
+        return rasterio.windows.bounds(Window(0, 0, self.width, self.height), self.transform)
+
+    def window_transform(self, window: Window) -> Affine:
+        """Affine transform of a window of this grid."""
+        return rasterio.windows.transform(window, self.transform)
+
+    def window_grid(self, window: Window) -> "Grid":
+        """The sub-grid covered by ``window`` (rounded to whole pixels)."""
+        window = window.round_offsets().round_lengths()
+        return Grid(self.crs, self.window_transform(window), int(window.width), int(window.height))
+
+    def xy(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """CRS coordinates of pixel centres."""
+        rows = np.asarray(rows, dtype=np.float64)
+        cols = np.asarray(cols, dtype=np.float64)
+        x, y = self.transform * (cols + 0.5, rows + 0.5)
+        return np.asarray(x), np.asarray(y)
+
+    def rowcol(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column (integers) of the pixels containing CRS points; may fall outside the grid."""
+        inv = ~self.transform
+        cols, rows = inv * (np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+        return np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
+
+    def same_as(self, other: "Grid", tol: float = 1e-6) -> bool:
+        """True when CRS, size and transform agree (transform within ``tol`` of a pixel)."""
+        return not self.differences(other, tol)
+
+    def differences(self, other: "Grid", tol: float = 1e-6) -> list[str]:
+        """Human-readable list of how ``other`` differs from this grid (empty when aligned)."""
+        diffs = []
+        if (self.crs is None) != (other.crs is None) or (self.crs is not None and self.crs != other.crs):
+            diffs.append(f"CRS {crs_name(other.crs)} instead of {crs_name(self.crs)}")
+        if (self.width, self.height) != (other.width, other.height):
+            diffs.append(f"size {other.width}x{other.height} instead of {self.width}x{self.height} pixels")
+        scale = max(self.res)
+        if not all(math.isclose(a, b, abs_tol=tol * scale) for a, b in zip(self.transform[:6], other.transform[:6])):
+            if not np.allclose(self.res, other.res, rtol=1e-9, atol=tol * scale):
+                diffs.append(f"pixel size {other.res[0]:g}x{other.res[1]:g} instead of {self.res[0]:g}x{self.res[1]:g}")
+            else:
+                diffs.append(
+                    f"origin ({other.transform.c:.3f}, {other.transform.f:.3f}) instead of "
+                    f"({self.transform.c:.3f}, {self.transform.f:.3f})"
+                )
+        return diffs
+
+
+def crs_name(crs: CRS | None) -> str:
+    """Short CRS name for messages: ``EPSG:32633`` or the WKT name."""
+    if crs is None:
+        return "no CRS"
+    epsg = crs.to_epsg()
+    if epsg is not None:
+        return f"EPSG:{epsg}"
+    try:
+        return crs.to_string()
+    except Exception:  # noqa: BLE001 - only for messages
+        return "a custom CRS"
+
+
+def _open_dataset(path: Path):
+    """Open a raster with rasterio, turning GDAL's complaints into a one-line InputFileError."""
+    require_file(path, "raster")
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        reason = str(exc).splitlines()[0]
+        if "not recognized as" in reason or "not a supported file format" in reason:
+            reason = "not a raster format GDAL can read"
+        raise InputFileError(f"{path} is not a readable raster ({reason}); give a GeoTIFF") from None
+
+
+def grid_of(dataset) -> Grid:
+    """The :class:`Grid` of an open rasterio dataset."""
+    return Grid(dataset.crs, dataset.transform, dataset.width, dataset.height)
+
+
+def read_grid(path: str | os.PathLike) -> Grid:
+    """Open a raster just long enough to read its grid."""
+    with _open_dataset(Path(path)) as ds:
+        return grid_of(ds)
+
+
+@dataclass(frozen=True)
+class BandRef:
+    """One band of a stack: which file, which 1-based band in it, its name and nodata value."""
+
+    source: int
+    band: int
+    name: str
+    nodata: float | None
+    dtype: str
+    is_alpha: bool = False
+
+
+@dataclass
+class RasterStack:
+    """A fully read stack: data ``(bands, rows, cols)``, validity ``(rows, cols)`` and its grid."""
+
+    data: np.ndarray
+    valid: np.ndarray
+    grid: Grid
+    band_names: list[str]
+    nodata: list[float | None]
+    dtypes: list[str]
+    paths: list[Path] = field(default_factory=list)
+
+
+class RasterSource:
+    """One or more GeoTIFFs (single- or multi-band) on one grid, read window by window.
+
+    Rasters must share CRS, transform and size with the first file; the error names the file that
+    differs and how. With ``resample`` set, differing files are warped on the fly onto the first file's
+    grid instead (``WarpedVRT``), still window by window.
+
+    Bands are selected by 1-based index over the concatenated band list of all files, or by band
+    description (as set in the GeoTIFF). By default every band except alpha bands is used; an alpha
+    band still masks pixels out.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        paths: str | os.PathLike | Sequence[str | os.PathLike],
+        bands: Sequence[int | str] | None = None,
+        nodata: float | None = None,
+        resample: ResamplingName | None = None,
+        require_crs: bool = True,
+    ) -> None:
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        self.paths = expand_inputs(paths, what="raster")
+        if not self.paths:
+            raise InputFileError("no raster given; pass at least one GeoTIFF")
+        self._stack = ExitStack()
+        try:
+            self._open(bands, nodata, resample, require_crs)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _open(self, bands, nodata, resample, require_crs) -> None:
+        self._datasets = []
+        first = None
+        for path in self.paths:
+            ds = self._stack.enter_context(_open_dataset(path))
+            if ds.crs is None and require_crs:
+                raise CRSError(f"{path} has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:XXXX {path.name})")
+            grid = grid_of(ds)
+            if first is None:
+                first = grid
+            else:
+                diffs = first.differences(grid)
+                if diffs:
+                    if resample is None:
+                        raise RasterMismatchError(
+                            f"{path} is not on the grid of {self.paths[0]}: {'; '.join(diffs)}; "
+                            "reproject it onto the first file's grid, or pass --resample to resample on the fly"
+                        )
+                    if ds.crs is None:
+                        raise CRSError(f"{path} has no CRS, so it cannot be resampled onto {self.paths[0]}")
+                    ds = self._stack.enter_context(
+                        WarpedVRT(
+                            ds,
+                            crs=first.crs,
+                            transform=first.transform,
+                            width=first.width,
+                            height=first.height,
+                            resampling=Resampling[resample],
+                        )
+                    )
+            self._datasets.append(ds)
+        self.grid: Grid = first
+        self._all_bands = self._band_table(nodata)
+        self.bands: list[BandRef] = self._select(bands)
+        self._alpha = [b for b in self._all_bands if b.is_alpha]
+        self.nodata_override = nodata
+
+    def _band_table(self, nodata_override: float | None) -> list[BandRef]:
+        table = []
+        multi = len(self.paths) > 1
+        for i, (path, ds) in enumerate(zip(self.paths, self._datasets)):
+            for b in range(1, ds.count + 1):
+                desc = ds.descriptions[b - 1]
+                name = desc or (path.stem if (multi and ds.count == 1) else f"{path.stem}_b{b}" if multi else f"b{b}")
+                nd = nodata_override if nodata_override is not None else ds.nodatavals[b - 1]
+                is_alpha = ds.colorinterp[b - 1] == ColorInterp.alpha
+                table.append(BandRef(i, b, name, nd, ds.dtypes[b - 1], is_alpha))
+        return table
+
+    def _select(self, bands: Sequence[int | str] | None) -> list[BandRef]:
+        if bands is None:
+            chosen = [b for b in self._all_bands if not b.is_alpha] or list(self._all_bands)
+            return chosen
+        chosen = []
+        names = [b.name for b in self._all_bands]
+        for sel in bands:
+            if isinstance(sel, int) or (isinstance(sel, str) and sel.isdigit()):
+                idx = int(sel)
+                if not 1 <= idx <= len(self._all_bands):
+                    raise BandError(
+                        f"band {idx} is out of range: {self._describe_files()} has {len(self._all_bands)} band(s); "
+                        f"use 1..{len(self._all_bands)}"
+                    )
+                chosen.append(self._all_bands[idx - 1])
+            else:
+                if sel not in names:
+                    raise BandError(
+                        f"no band described {sel!r} in {self._describe_files()}; available: {', '.join(names)}"
+                    )
+                chosen.append(self._all_bands[names.index(sel)])
+        return chosen
+
+    def _describe_files(self) -> str:
+        return str(self.paths[0]) if len(self.paths) == 1 else f"the stack {', '.join(map(str, self.paths))}"
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def count(self) -> int:
+        """Number of selected bands."""
+        return len(self.bands)
+
+    @property
+    def band_names(self) -> list[str]:
+        """Names (descriptions, or ``b1``... / ``<file>_b1``...) of the selected bands."""
+        return [b.name for b in self.bands]
+
+    @property
+    def dtypes(self) -> list[str]:
+        """NumPy dtype names of the selected bands."""
+        return [b.dtype for b in self.bands]
+
+    @property
+    def nodata(self) -> list[float | None]:
+        """Nodata value of each selected band (``None`` when the file declares none)."""
+        return [b.nodata for b in self.bands]
+
+    @property
+    def dtype(self) -> np.dtype:
+        """A dtype that holds every selected band."""
+        return np.result_type(*[np.dtype(d) for d in self.dtypes])
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        """The first file's rasterio profile (driver, dtype, nodata, CRS, transform...)."""
+        return dict(self._datasets[0].profile)
+
+    def close(self) -> None:
+        """Close every open dataset."""
+        self._stack.close()
+
+    def __enter__(self) -> "RasterSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def read(
+        self,
+        window: Window | None = None,
+        dtype: np.dtype | str | None = None,
+        fill: float = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Read selected bands and the validity mask in ``window`` (the whole grid when None).
+
+        Windows may extend past the raster edge: outside pixels get ``fill`` and are invalid.
+
+        Returns:
+            data: ``(bands, rows, cols)`` in ``dtype`` (default: the stack's common dtype).
+            valid: ``(rows, cols)`` bool, True where every selected band (and any alpha band) has data.
+        """
+        if window is None:
+            window = Window(0, 0, self.grid.width, self.grid.height)
+        window = Window(int(window.col_off), int(window.row_off), int(window.width), int(window.height))
+        out_dtype = np.dtype(dtype) if dtype is not None else self.dtype
+        h, w = int(window.height), int(window.width)
+        data = np.empty((self.count, h, w), dtype=out_dtype)
+        valid = np.ones((h, w), dtype=bool)
+        inside = Window(0, 0, self.grid.width, self.grid.height)
+        try:
+            core = window.intersection(inside)
+        except rasterio.errors.WindowError:
+            data[:] = fill
+            valid[:] = False
+            return data, valid
+        r0, c0 = int(core.row_off - window.row_off), int(core.col_off - window.col_off)
+        rs, cs = slice(r0, r0 + int(core.height)), slice(c0, c0 + int(core.width))
+        if (int(core.height), int(core.width)) != (h, w):
+            data[:] = fill
+            valid[:] = False
+            valid[rs, cs] = True
+        for i, ref in enumerate(self.bands):
+            ds = self._datasets[ref.source]
+            arr = ds.read(ref.band, window=core)
+            band_valid = self._band_valid(ds, ref, arr, core)
+            valid[rs, cs] &= band_valid
+            data[i, rs, cs] = arr.astype(out_dtype, copy=False)
+        for ref in self._alpha:
+            if ref in self.bands:
+                continue
+            alpha = self._datasets[ref.source].read(ref.band, window=core)
+            valid[rs, cs] &= alpha > 0
+        return data, valid
+
+    def _band_valid(self, ds, ref: BandRef, arr: np.ndarray, window: Window) -> np.ndarray:
+        if ref.nodata is None:
+            ok = ds.read_masks(ref.band, window=window) > 0  # internal mask or alpha, all True if none
+        elif np.isnan(ref.nodata):
+            ok = ~np.isnan(arr)
+        elif check_nodata_fits(ref.nodata, arr.dtype) is None:
+            ok = np.ones(arr.shape, bool)  # the value cannot occur in this dtype
+        else:
+            ok = arr != np.asarray(ref.nodata, dtype=arr.dtype)
+        if arr.dtype.kind == "f":
+            ok &= np.isfinite(arr)
+        return ok
+
+    def read_stack(self, dtype: np.dtype | str | None = None) -> RasterStack:
+        """Read the whole grid into memory (for small rasters: soil covariates, label masks)."""
+        data, valid = self.read(dtype=dtype)
+        return RasterStack(data, valid, self.grid, self.band_names, self.nodata, self.dtypes, list(self.paths))
+
+
+def read_stack(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    bands: Sequence[int | str] | None = None,
+    nodata: float | None = None,
+    resample: ResamplingName | None = None,
+    dtype: np.dtype | str | None = None,
+) -> RasterStack:
+    """Read a whole stack of aligned GeoTIFFs (see :class:`RasterSource`) into memory."""
+    with RasterSource(paths, bands=bands, nodata=nodata, resample=resample) as src:
+        return src.read_stack(dtype=dtype)
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def _creation_options(dtype: np.dtype, width: int, height: int, block: int = 256) -> dict[str, Any]:
+    opts: dict[str, Any] = {"compress": "deflate", "BIGTIFF": "IF_SAFER"}
+    if width >= block and height >= block:
+        opts.update(tiled=True, blockxsize=block, blockysize=block)
+    opts["predictor"] = 3 if np.dtype(dtype).kind == "f" else 2
+    return opts
+
+
+def check_nodata_fits(nodata: float | None, dtype: np.dtype | str) -> float | None:
+    """Return ``nodata`` if ``dtype`` can represent it, else None (e.g. -99999 cannot be uint8)."""
+    if nodata is None:
+        return None
+    dtype = np.dtype(dtype)
+    if np.isnan(nodata):
+        return nodata if dtype.kind == "f" else None
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return nodata if info.min <= nodata <= info.max and float(nodata).is_integer() else None
+    return nodata
+
+
+class RasterWriter:
+    """Write a GeoTIFF block by block into a temp file; rename it to the target only on success.
+
+    The output is tiled (256 x 256), deflate-compressed, BigTIFF when needed, with the given grid's CRS
+    and transform and the given nodata. Use as a context manager; an exception inside the block
+    deletes the temp file, so no half-written output is left.
+
+    Example:
+        with RasterWriter(path, grid, count=1, dtype="uint8", nodata=255) as out:
+            out.write(block, window)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        grid: Grid,
+        count: int,
+        dtype: np.dtype | str,
+        nodata: float | None = None,
+        band_names: Sequence[str] | None = None,
+        colormap: dict[int, tuple[int, int, int, int]] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.grid = grid
+        self.count = count
+        self.dtype = np.dtype(dtype)
+        self.nodata = nodata
+        self.band_names = list(band_names) if band_names else None
+        self.colormap = colormap
+        self.tags = tags or {}
+        self._atomic = None
+        self._ds = None
+
+    def __enter__(self) -> "RasterWriter":
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        profile = dict(
+            driver="GTiff",
+            width=self.grid.width,
+            height=self.grid.height,
+            count=self.count,
+            dtype=self.dtype.name,
+            crs=self.grid.crs,
+            transform=self.grid.transform,
+            nodata=self.nodata,
+            **_creation_options(self.dtype, self.grid.width, self.grid.height),
+        )
+        try:
+            self._ds = rasterio.open(tmp, "w", **profile)
+        except BaseException as exc:
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        if self.band_names:
+            for i, name in enumerate(self.band_names, start=1):
+                self._ds.set_band_description(i, name)
+        if self.tags:
+            self._ds.update_tags(**self.tags)
+        return self
+
+    def write(self, data: np.ndarray, window: Window | None = None) -> None:
+        """Write ``(bands, rows, cols)`` (or ``(rows, cols)`` for one band) into ``window``."""
+        if data.ndim == 2:
+            data = data[None]
+        self._ds.write(data.astype(self.dtype, copy=False), window=window)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None and self.colormap is not None:
+                self._ds.write_colormap(1, self.colormap)
+            self._ds.close()
+        finally:
+            self._atomic.__exit__(exc_type, exc, tb)
+
+
+def write_raster(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    grid: Grid,
+    nodata: float | None = None,
+    dtype: np.dtype | str | None = None,
+    band_names: Sequence[str] | None = None,
+    colormap: dict[int, tuple[int, int, int, int]] | None = None,
+    tags: dict[str, str] | None = None,
+) -> Path:
+    """Write a whole array ``(bands, rows, cols)`` or ``(rows, cols)`` as a GeoTIFF atomically."""
+    if data.ndim == 2:
+        data = data[None]
+    if data.shape[1:] != grid.shape:
+        raise ValueError(f"array shape {data.shape[1:]} does not match grid {grid.shape}")
+    dtype = np.dtype(dtype) if dtype is not None else data.dtype
+    with RasterWriter(path, grid, data.shape[0], dtype, nodata, band_names, colormap, tags) as out:
+        out.write(data)
+    return Path(path)
+
+
+def iter_block_windows(grid: Grid, block: int = 1024) -> Iterator[Window]:
+    """Non-overlapping windows of at most ``block`` x ``block`` pixels covering the grid, row-major."""
+    for r in range(0, grid.height, block):
+        for c in range(0, grid.width, block):
+            yield Window(c, r, min(block, grid.width - c), min(block, grid.height - r))
+
+
+def require_valid_pixels(valid: np.ndarray, what: str) -> None:
+    """Raise EmptyDataError when no pixel is valid."""
+    if not valid.any():
+        raise EmptyDataError(f"{what} has no valid pixels (every pixel is nodata); check the file or --nodata")

@@ -1,0 +1,228 @@
+"""Vectors: read and reproject to a raster's CRS, write by extension, rasterize per window, vectorize masks.
+
+Supported files: GeoPackage (``.gpkg``), GeoJSON (``.geojson``/``.json``), shapefile (``.shp``) and, for
+points, CSV (``.csv``, with x/y columns). Every vector output carries its CRS (CSV outputs: a ``crs``
+column).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from geotool.errors import CRSError, EmptyDataError, InputFileError, NoOverlapError, OutputError
+from geotool.io.atomic import atomic_file_group, atomic_path
+from geotool.io.files import require_file
+from geotool.io.raster import Grid, crs_name
+
+VECTOR_DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "ESRI Shapefile"}
+VECTOR_SUFFIXES = tuple(VECTOR_DRIVERS) + (".csv",)
+
+
+def read_vector(
+    path: str | os.PathLike,
+    target: Grid | None = None,
+    layer: str | None = None,
+    require_overlap: bool = True,
+    raster_name: str | None = None,
+    x_column: str = "x",
+    y_column: str = "y",
+    csv_crs: Any = None,
+):
+    """Read a vector file as a GeoDataFrame, reprojected to ``target``'s CRS.
+
+    Args:
+        path: GeoPackage, GeoJSON, shapefile, or CSV with ``x_column``/``y_column`` (points).
+        target: the raster grid the features will be used with; features are reprojected to its CRS
+            and, with ``require_overlap``, at least one must intersect its bounds.
+        layer: layer name for multi-layer files (GeoPackage).
+        raster_name: how to name the raster in messages (defaults to "the raster").
+        csv_crs: CRS of CSV coordinates (required for CSV input).
+
+    Raises:
+        InputFileError: missing or unreadable file. CRSError: no CRS. NoOverlapError: no feature
+        intersects the raster after reprojection.
+    """
+    import geopandas as gpd
+
+    path = require_file(path, "vector file")
+    if path.suffix.lower() == ".csv":
+        gdf = _read_points_csv(path, x_column, y_column, csv_crs)
+    else:
+        try:
+            gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
+        except Exception as exc:  # pyogrio raises DataSourceError/DataLayerError and others
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputFileError(
+                f"{path} is not a readable vector file ({reason}); give a GeoPackage, GeoJSON or shapefile"
+            ) from None
+    if gdf.crs is None:
+        raise CRSError(f"{path} has no CRS; set one (e.g. ogr2ogr -a_srs EPSG:4326 fixed.gpkg {path.name})")
+    gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)].copy()
+    if target is not None:
+        if target.crs is None:
+            raise CRSError(f"{raster_name or 'the raster'} has no CRS, so {path} cannot be placed on it")
+        source_crs = gdf.crs
+        if source_crs != target.crs:
+            gdf = gdf.to_crs(target.crs)
+        if require_overlap:
+            from shapely.geometry import box
+
+            frame = box(*target.bounds)
+            if gdf.empty or not gdf.intersects(frame).any():
+                raise NoOverlapError(
+                    f"{path} ({crs_name(source_crs)}) does not overlap {raster_name or 'the raster'} "
+                    f"({crs_name(target.crs)}) after reprojection; check that both cover the same area"
+                )
+    return gdf
+
+
+def _read_points_csv(path: Path, x_column: str, y_column: str, crs: Any):
+    import geopandas as gpd
+
+    from geotool.io.files import read_table
+
+    frame = read_table(path)
+    missing = [c for c in (x_column, y_column) if c not in frame.columns]
+    if missing:
+        raise InputFileError(
+            f"{path} has no column {', '.join(missing)}; name the coordinate columns "
+            f"(available: {', '.join(map(str, frame.columns))})"
+        )
+    if crs is None:
+        raise CRSError(f"{path} is a CSV table without a CRS; say which CRS its {x_column}/{y_column} are in")
+    return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame[x_column], frame[y_column]), crs=crs)
+
+
+def write_vector(gdf, path: str | os.PathLike, layer: str | None = None) -> Path:
+    """Write a GeoDataFrame atomically; the format follows the extension (.gpkg, .geojson, .shp, .csv).
+
+    CSV gets the attribute columns, a ``wkt`` column for non-point geometries (points keep their own
+    x/y columns, or get them) and a ``crs`` column.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if gdf.crs is None:
+        raise ValueError("refusing to write a vector without a CRS")
+    if suffix == ".csv":
+        frame = _to_csv_frame(gdf)
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
+        return path
+    if suffix not in VECTOR_DRIVERS:
+        raise OutputError(
+            f"{path}: unsupported vector extension {suffix or '(none)'}; use .gpkg, .geojson, .shp or .csv"
+        )
+    driver = VECTOR_DRIVERS[suffix]
+    if driver == "ESRI Shapefile":
+        with atomic_file_group(path) as tmp:
+            gdf.to_file(tmp, driver=driver, engine="pyogrio")
+    else:
+        with atomic_path(path) as tmp:
+            gdf.to_file(tmp, driver=driver, layer=layer or path.stem, engine="pyogrio")
+    return path
+
+
+def _to_csv_frame(gdf):
+    import pandas as pd
+
+    frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    geom = gdf.geometry
+    if len(gdf) and (geom.geom_type == "Point").all():
+        if "x" not in frame.columns:
+            frame["x"] = geom.x.to_numpy()
+        if "y" not in frame.columns:
+            frame["y"] = geom.y.to_numpy()
+    else:
+        frame["wkt"] = geom.to_wkt().to_numpy()
+    frame["crs"] = crs_name(gdf.crs)
+    return frame
+
+
+def rasterize(
+    gdf,
+    grid: Grid,
+    window=None,
+    values: Sequence[float] | np.ndarray | None = None,
+    fill: float = 0,
+    dtype: str = "uint8",
+    all_touched: bool = False,
+) -> np.ndarray:
+    """Burn geometries (already in ``grid``'s CRS) into a ``(rows, cols)`` array for ``window``.
+
+    ``values`` gives each geometry's burn value (default 1). Later geometries overwrite earlier ones.
+    Only geometries intersecting the window are burnt (spatial index), so this is cheap per window.
+    """
+    from rasterio import features
+    from rasterio.windows import Window
+    from shapely.geometry import box
+
+    if window is None:
+        window = Window(0, 0, grid.width, grid.height)
+    sub = grid.window_grid(window)
+    out = np.full(sub.shape, fill, dtype=dtype)
+    if len(gdf) == 0:
+        return out
+    vals = np.ones(len(gdf)) if values is None else np.asarray(values)
+    idx = gdf.sindex.query(box(*sub.bounds), predicate="intersects")
+    if len(idx) == 0:
+        return out
+    idx = np.sort(idx)
+    shapes = ((geom, val) for geom, val in zip(gdf.geometry.values[idx], vals[idx]))
+    return features.rasterize(
+        shapes, out_shape=sub.shape, transform=sub.transform, fill=fill, dtype=dtype, all_touched=all_touched, out=out
+    )
+
+
+def vectorize(
+    classes: np.ndarray,
+    grid: Grid,
+    valid: np.ndarray | None = None,
+    background: int | None = 0,
+    min_area: float = 0.0,
+    simplify: float = 0.0,
+    class_names: dict[int, str] | None = None,
+):
+    """Polygons of connected regions (4-connected) of equal class in ``classes`` ``(rows, cols)``.
+
+    Args:
+        grid: georeference of ``classes``; polygons are in its CRS.
+        valid: pixels to consider (nodata excluded); background class ``background`` is skipped.
+        min_area: drop polygons smaller than this, in squared CRS units (m^2 for projected CRSs).
+        simplify: Douglas-Peucker tolerance in CRS units (0 = none); topology preserved per polygon.
+
+    Returns:
+        GeoDataFrame with ``class_id``, ``class_name`` (if names given), ``area`` and geometry.
+    """
+    import geopandas as gpd
+    from rasterio import features
+    from shapely.geometry import shape
+
+    mask = np.ones(classes.shape, bool) if valid is None else valid.astype(bool)
+    if background is not None:
+        mask &= classes != background
+    data = classes.astype(np.int32, copy=False)
+    records = []
+    for geom, value in features.shapes(data, mask=mask, transform=grid.transform, connectivity=4):
+        poly = shape(geom)
+        if simplify > 0:
+            poly = poly.simplify(simplify, preserve_topology=True)
+        if poly.is_empty or poly.area < min_area:
+            continue
+        records.append((int(value), poly))
+    ids = [r[0] for r in records]
+    frame = {"class_id": ids}
+    if class_names:
+        frame["class_name"] = [class_names.get(i, str(i)) for i in ids]
+    gdf = gpd.GeoDataFrame(frame, geometry=[r[1] for r in records], crs=grid.crs)
+    gdf["area"] = gdf.geometry.area
+    return gdf
+
+
+def require_features(gdf, path: str | os.PathLike, what: str = "features") -> None:
+    """Raise EmptyDataError when a vector file holds no usable geometry."""
+    if len(gdf) == 0:
+        raise EmptyDataError(f"{path} holds no {what}; give a file with at least one geometry")
