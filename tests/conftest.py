@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny GeoTIFFs and vectors with real CRSs, made in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+
+DATA_SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
+
+
+def make_raster(
+    path: Path,
+    data: np.ndarray,
+    crs: str | None = "EPSG:32633",
+    transform: Affine | None = None,
+    nodata: float | None = None,
+    descriptions: list[str] | None = None,
+) -> Path:
+    """Write ``data`` ``(bands, rows, cols)`` or ``(rows, cols)`` as a GeoTIFF (test fixture helper)."""
+    if data.ndim == 2:
+        data = data[None]
+    transform = transform or Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5100000.0)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=data.dtype,
+        crs=CRS.from_user_input(crs) if crs else None,
+        transform=transform,
+        nodata=nodata,
+    ) as ds:
+        ds.write(data)
+        if descriptions:
+            for i, d in enumerate(descriptions, start=1):
+                ds.set_band_description(i, d)
+    return path
+
+
+@pytest.fixture
+def raster_factory(tmp_path):
+    """Call with (name, data, **kwargs) to write a GeoTIFF into tmp_path."""
+
+    def factory(name: str, data: np.ndarray, **kwargs) -> Path:
+        return make_raster(tmp_path / name, data, **kwargs)
+
+    return factory
+
+
+@pytest.fixture
+def data_samples() -> Path:
+    """The repository's data_samples folder (small real crops)."""
+    return DATA_SAMPLES
