@@ -196,10 +196,13 @@ class RasterSource:
             raise
 
     def _open(self, bands, nodata, resample, require_crs) -> None:
-        self._datasets = []
+        self._files = []  # the files as opened: their band lists define band numbers
+        self._datasets = []  # what is read: the file, or a WarpedVRT onto the first grid
+        self._warp_alpha: dict[int, int] = {}  # dataset index -> alpha band marking warped-in pixels
         first = None
         for path in self.paths:
             ds = self._stack.enter_context(_open_dataset(path))
+            self._files.append(ds)
             if ds.crs is None and require_crs:
                 raise CRSError(f"{path} has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:XXXX {path.name})")
             grid = grid_of(ds)
@@ -223,8 +226,10 @@ class RasterSource:
                             width=first.width,
                             height=first.height,
                             resampling=Resampling[resample],
+                            add_alpha=True,
                         )
                     )
+                    self._warp_alpha[len(self._datasets)] = ds.count
             self._datasets.append(ds)
         self.grid: Grid = first
         self._all_bands = self._band_table(nodata)
@@ -235,7 +240,7 @@ class RasterSource:
     def _band_table(self, nodata_override: float | None) -> list[BandRef]:
         table = []
         multi = len(self.paths) > 1
-        for i, (path, ds) in enumerate(zip(self.paths, self._datasets)):
+        for i, (path, ds) in enumerate(zip(self.paths, self._files)):
             for b in range(1, ds.count + 1):
                 desc = ds.descriptions[b - 1]
                 name = desc or (path.stem if (multi and ds.count == 1) else f"{path.stem}_b{b}" if multi else f"b{b}")
@@ -359,6 +364,9 @@ class RasterSource:
                 continue
             alpha = self._datasets[ref.source].read(ref.band, window=core)
             valid[rs, cs] &= alpha > 0
+        for source in sorted({ref.source for ref in self.bands} & set(self._warp_alpha)):
+            warped = self._datasets[source].read(self._warp_alpha[source], window=core)
+            valid[rs, cs] &= warped > 0  # pixels the warp had no source data for
         return data, valid
 
     def _band_valid(self, ds, ref: BandRef, arr: np.ndarray, window: Window) -> np.ndarray:
