@@ -107,14 +107,8 @@ def blend_weights(spec: TilingSpec) -> np.ndarray:
 
     The weights never reach 0, so a pixel covered by one window only (scene edge) keeps its value.
     """
-    n, ramp = spec.window, spec.overlap
-    w = np.ones(n, dtype=np.float64)
-    if ramp > 0:
-        i = np.arange(n, dtype=np.float64)
-        dist = np.minimum(i + 0.5, n - i - 0.5)  # distance to the nearest window border
-        t = np.clip(dist / ramp, 0.0, 1.0)
-        w = np.maximum(0.5 - 0.5 * np.cos(np.pi * t), 1e-3)
-    return np.outer(w, w).astype(np.float32)
+    ramp = _ramp(spec)
+    return np.outer(ramp, ramp)
 
 
 def _predict_with_tta(predict: PredictFn, batch: np.ndarray, valid: np.ndarray, tta: bool) -> np.ndarray:
@@ -169,23 +163,27 @@ def run_tiled(
     col_starts = window_starts(width, win, spec.stride, spec.offset)
     col_lo = col_starts[0]
     strip_width = col_starts[-1] + win - col_lo
-    weights = blend_weights(spec)
+    ramp = _ramp(spec)
+    weights = np.outer(ramp, ramp)
+    # The weights are separable and the lattice is a product of row and column starts, so the sum of
+    # weights at (r, c) is row_sum[r] * col_sum[c]: no 2-D weight buffer is needed.
+    row_sum = _coverage(row_starts, ramp, height)
+    col_sum = _coverage(col_starts, ramp, width)
 
     capacity = win + WRITE_BLOCK  # accumulator rows: [emitted, emitted + capacity)
     acc = np.zeros((out_channels, capacity, width), dtype=np.float32)
-    wsum = np.zeros((capacity, width), dtype=np.float32)
     emitted = 0
     predict_seconds = 0.0
     n_windows = len(row_starts) * len(col_starts)
 
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), progress_bar(description or "windows", n_windows) as bar:
         for i, r in enumerate(row_starts):
-            strip, strip_valid = source.read(Window(col_lo, r, strip_width, win), dtype=np.float32)
-            strip[:, ~strip_valid] = 0.0
+            strip, strip_valid = source.read(Window(col_lo, r, strip_width, win))  # native dtype
             for cols in _batches(col_starts, spec.batch_size):
                 offsets = [c - col_lo for c in cols]
-                batch = np.stack([strip[:, :, o : o + win] for o in offsets])
                 batch_valid = np.stack([strip_valid[:, o : o + win] for o in offsets])
+                batch = np.stack([strip[:, :, o : o + win] for o in offsets]).astype(np.float32)
+                batch = np.where(batch_valid[:, None], batch, np.float32(0.0))
                 t0 = time.perf_counter()
                 pred = np.asarray(_predict_with_tta(predict, batch, batch_valid, spec.tta), dtype=np.float32)
                 predict_seconds += time.perf_counter() - t0
@@ -194,25 +192,42 @@ def run_tiled(
                         f"predict returned shape {pred.shape}, expected {(len(cols), out_channels, win, win)}"
                     )
                 for k, c in enumerate(cols):
-                    _accumulate(acc, wsum, pred[k], weights, r - emitted, c, height - emitted, width)
+                    _accumulate(acc, pred[k], weights, r - emitted, c, height - emitted, width)
                 bar.advance(len(cols))
             next_row = row_starts[i + 1] if i + 1 < len(row_starts) else height
             final = min(next_row, height) - emitted
             if i + 1 < len(row_starts):
                 final = (final // WRITE_BLOCK) * WRITE_BLOCK
             if final > 0:
-                _emit(source, finalize, writers, acc, wsum, emitted, final, width)
+                wsum = np.outer(row_sum[emitted : emitted + final], col_sum)
+                _emit(source, finalize, writers, acc[:, :final], wsum, emitted, width)
                 acc[:, : capacity - final] = acc[:, final:]
                 acc[:, capacity - final :] = 0.0
-                wsum[: capacity - final] = wsum[final:]
-                wsum[capacity - final :] = 0.0
                 emitted += final
     return TilingStats(n_windows, predict_seconds, time.perf_counter() - start)
 
 
-def _accumulate(
-    acc: np.ndarray, wsum: np.ndarray, pred: np.ndarray, weights: np.ndarray, r: int, c: int, rows_left: int, width: int
-) -> None:
+def _ramp(spec: TilingSpec) -> np.ndarray:
+    """1-D blending weights along one window side (see :func:`blend_weights`)."""
+    n, ramp = spec.window, spec.overlap
+    if ramp == 0:
+        return np.ones(n, dtype=np.float32)
+    i = np.arange(n, dtype=np.float64)
+    dist = np.minimum(i + 0.5, n - i - 0.5)  # distance to the nearest window border
+    t = np.clip(dist / ramp, 0.0, 1.0)
+    return np.maximum(0.5 - 0.5 * np.cos(np.pi * t), 1e-3).astype(np.float32)
+
+
+def _coverage(starts: list[int], ramp: np.ndarray, length: int) -> np.ndarray:
+    """Sum of the 1-D weights of every window over ``[0, length)``."""
+    total = np.zeros(length, dtype=np.float32)
+    for s in starts:
+        lo, hi = max(s, 0), min(s + len(ramp), length)
+        total[lo:hi] += ramp[lo - s : hi - s]
+    return total
+
+
+def _accumulate(acc: np.ndarray, pred: np.ndarray, weights: np.ndarray, r: int, c: int, rows_left: int, width: int) -> None:
     """Add ``pred * weights`` at accumulator row ``r`` (relative), scene column ``c``, clipped to the scene."""
     win = weights.shape[0]
     r0, c0 = max(r, 0), max(c, 0)
@@ -220,9 +235,7 @@ def _accumulate(
     if r1 <= r0 or c1 <= c0:
         return
     wr, wc = slice(r0 - r, r1 - r), slice(c0 - c, c1 - c)
-    w = weights[wr, wc]
-    acc[:, r0:r1, c0:c1] += pred[:, wr, wc] * w
-    wsum[r0:r1, c0:c1] += w
+    acc[:, r0:r1, c0:c1] += pred[:, wr, wc] * weights[wr, wc]
 
 
 def _emit(
@@ -232,15 +245,13 @@ def _emit(
     acc: np.ndarray,
     wsum: np.ndarray,
     row: int,
-    n_rows: int,
     width: int,
 ) -> None:
-    """Normalise ``n_rows`` finished rows, finalize them with their input pixels, write every sink."""
-    covered = wsum[:n_rows] > 0
-    blended = np.divide(acc[:, :n_rows], wsum[:n_rows], out=np.zeros_like(acc[:, :n_rows]), where=covered)
+    """Normalise finished rows (``acc`` / ``wsum``), finalize them with their input pixels, write every sink."""
+    n_rows = acc.shape[1]
+    blended = acc / wsum
     window = Window(0, row, width, n_rows)
     raw, valid = source.read(window, dtype=np.float32)
-    valid &= covered
     raw[:, ~valid] = 0.0
     outputs = finalize(blended, raw, valid)
     missing = set(writers) - set(outputs)
