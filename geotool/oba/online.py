@@ -1,0 +1,125 @@
+"""On-the-fly OBA for training: the ``sample_transform`` hook the segmentation dataset calls on training
+windows only, with an object bank built from the training split only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from geotool.oba.bank import ObjectBank, extract_objects, require_objects
+from geotool.oba.compose import compose_scene
+from geotool.oba.config import OBAConfig
+
+
+class OnlineOBA:
+    """Paste bank objects onto a training window with probability ``cfg.probability``.
+
+    Picklable (numpy chips + a pydantic config), so DataLoader workers get their own copy. The window
+    itself is the background: pasted objects avoid its labelled pixels (plus ``cfg.min_gap``), its
+    ignore pixels and its invalid pixels, which are never changed.
+
+    Args:
+        bank: objects from the training split.
+        cfg: the same config as ``oba-augment`` (``scene_size`` is ignored: the window's size is used).
+        res: pixel size of the training windows (CRS units); chips are resampled from their own size.
+    """
+
+    def __init__(self, bank: ObjectBank, cfg: OBAConfig, res: float) -> None:
+        require_objects(bank, "the training split")
+        self.bank = bank
+        self.cfg = cfg
+        self.res = float(res)
+        self._class_index = bank.by_class()
+
+    def __call__(self, image, mask, valid, rng):
+        return self.sample_transform(image, mask, valid, rng)
+
+    def sample_transform(
+        self, image: np.ndarray, mask: np.ndarray, valid: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Augment one training sample.
+
+        Args:
+            image: ``(C, H, W)`` float32, raw units.
+            mask: ``(H, W)`` int64 class ids, ``cfg.ignore_index`` on nodata.
+            valid: ``(H, W)`` bool.
+            rng: the sample's generator (the dataset seeds it per sample/epoch).
+
+        Returns:
+            ``(image float32 (C, H, W), mask int64 (H, W))``, unchanged with probability ``1 - p``.
+        """
+        if rng.random() >= self.cfg.probability:
+            return image, mask
+        if image.shape[0] != self.bank.band_count:
+            from geotool.errors import BandError
+
+            raise BandError(
+                f"training windows have {image.shape[0]} band(s) but the OBA object bank has {self.bank.band_count}; "
+                "build the bank from the same bands"
+            )
+        comp = compose_scene(image, valid, mask, self.bank, rng, self.cfg, self.res, self._class_index)
+        out_mask = comp.mask
+        out_mask[~valid] = mask[~valid]
+        return comp.image, out_mask
+
+
+@dataclass
+class TrainingScene:
+    """One training scene for the bank.
+
+    Attributes:
+        image: GeoTIFF path (or paths of a stack).
+        labels: GeoDataFrame of instance polygons already in the raster's CRS.
+        class_column: column with class ids 1..254 (None: every object is class 1).
+        region: the training split on this scene: a boolean ``(rows, cols)`` array on the scene grid, or a
+            GeoDataFrame / shapely geometry of train polygons in the raster CRS; None = the whole scene.
+    """
+
+    image: str | os.PathLike | Sequence[str | os.PathLike]
+    labels: Any
+    class_column: str | None = None
+    region: Any = None
+
+
+def build_online_oba(scenes: Sequence[TrainingScene], cfg: OBAConfig, bands: Sequence[int | str] | None = None) -> OnlineOBA:
+    """Bank every object lying entirely inside each scene's training region and return the hook.
+
+    The output pixel size is the first scene's; objects from scenes of another pixel size are resampled.
+    """
+    from geotool.io.raster import RasterSource
+
+    bank = ObjectBank()
+    res = None
+    for scene in scenes:
+        with RasterSource(scene.image, bands=bands if bands is not None else cfg.bands) as src:
+            if res is None:
+                res = float(np.mean(src.grid.res))
+            gdf = scene.labels
+            classes = gdf[scene.class_column].to_numpy() if scene.class_column else np.ones(len(gdf), int)
+            region_mask, region_geom = None, None
+            if isinstance(scene.region, np.ndarray):
+                if scene.region.shape != src.grid.shape:
+                    from geotool.errors import RasterMismatchError
+
+                    raise RasterMismatchError(
+                        f"the training region mask is {scene.region.shape} but {src.paths[0]} is {src.grid.shape}"
+                    )
+                region_mask = scene.region.astype(bool)
+            elif scene.region is not None:
+                region_geom = scene.region.union_all() if hasattr(scene.region, "union_all") else scene.region
+            heights = None
+            if cfg.shadows.height_attribute and cfg.shadows.height_attribute in gdf.columns:
+                heights = gdf[cfg.shadows.height_attribute].astype(float).to_numpy()
+            extract_objects(
+                src, gdf, classes, src.paths[0].name, heights=heights, region=region_mask,
+                region_geometry=region_geom, min_pixels=cfg.min_object_pixels, bank=bank,
+            )
+            if bank.band_count is not None and bank.band_count != src.count:
+                from geotool.errors import BandError
+
+                raise BandError(f"{src.paths[0]} has {src.count} band(s), other training scenes {bank.band_count}")
+    return OnlineOBA(bank, cfg, res if res is not None else 1.0)

@@ -1,0 +1,292 @@
+"""``oba-augment``: K composed scenes as GeoTIFF image + mask, object polygons, a manifest and a contact sheet.
+
+Everything is validated (files, bands, label overlap, object bank, backgrounds) before the first output is
+written; each output is written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from geotool.errors import BandError, ConfigError, EmptyDataError, NoOverlapError
+from geotool.oba.backgrounds import BackgroundWindow, mine_windows
+from geotool.oba.bank import ObjectBank, extract_objects, require_objects
+from geotool.oba.compose import Composite, compose_scene
+from geotool.oba.config import OBAConfig
+
+log = logging.getLogger("geotool.oba")
+
+RASTER_LABEL_SUFFIXES = (".tif", ".tiff", ".vrt", ".img")
+
+
+@dataclass
+class OBAResult:
+    """What ``run_oba_augment`` wrote."""
+
+    output: Path
+    scenes: int
+    objects: int
+    skipped: int
+    bank_size: int
+    backgrounds: int
+
+
+def class_mapping(values, attribute: str | None, path) -> dict[Any, int]:
+    """Map label attribute values to class ids 1..254 (integers kept, names numbered in sorted order)."""
+    if attribute is None:
+        return {}
+    uniq = sorted({v for v in values if v is not None and v == v}, key=str)
+    if not uniq:
+        raise EmptyDataError(f"{path}: attribute {attribute!r} is empty on every feature; choose another --class-attribute")
+    if all(isinstance(v, (int, np.integer, float, np.floating)) and float(v).is_integer() for v in uniq):
+        bad = [v for v in uniq if not 1 <= int(v) <= 254]
+        if bad:
+            raise ConfigError(
+                f"{path}: class values {bad[:5]} in {attribute!r} are outside 1..254 (0 is background, 255 ignore); recode them"
+            )
+        return {v: int(v) for v in uniq}
+    if len(uniq) > 254:
+        raise ConfigError(f"{path}: {attribute!r} has {len(uniq)} distinct values; at most 254 classes")
+    return {v: i + 1 for i, v in enumerate(uniq)}
+
+
+def read_labels(labels: Path, grid, cfg: OBAConfig, mapping: dict | None, raster_name: str):
+    """Labels of one scene in its CRS with ``_class`` (1..254) and ``_height`` columns."""
+    from geotool.io.vector import read_vector
+
+    gdf = _label_frame(labels, cfg, grid)
+    if gdf.crs != grid.crs:
+        gdf = gdf.to_crs(grid.crs)
+    return _attach(gdf, labels, cfg, mapping)
+
+
+def _label_frame(labels: Path, cfg: OBAConfig, grid=None):
+    from geotool.io.vector import read_vector
+
+    if labels.suffix.lower() in RASTER_LABEL_SUFFIXES:
+        from geotool.io.raster import RasterSource
+        from geotool.io.vector import vectorize
+
+        with RasterSource(labels) as msrc:
+            data, valid = msrc.read()
+            nd = msrc.nodata[0]
+            if nd is not None:
+                valid &= data[0] != nd
+            gdf = vectorize(data[0].astype(np.int32), msrc.grid, valid=valid & (data[0] != cfg.ignore_index))
+        return gdf
+    return read_vector(labels, target=grid, require_overlap=False)
+
+
+def _attach(gdf, labels: Path, cfg: OBAConfig, mapping: dict | None):
+    gdf = gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])].copy()
+    attr = _class_attr(labels, cfg)
+    if attr is None:
+        gdf["_class"] = 1
+    else:
+        gdf = gdf[gdf[attr].map(lambda v: v in mapping)].copy()
+        gdf["_class"] = gdf[attr].map(mapping).astype(int)
+    h = cfg.shadows.height_attribute
+    gdf["_height"] = gdf[h].astype(float) if (h and cfg.shadows.enabled) else np.nan
+    return gdf.reset_index(drop=True)
+
+
+def _class_attr(labels: Path, cfg: OBAConfig) -> str | None:
+    if labels.suffix.lower() in RASTER_LABEL_SUFFIXES:
+        return "class_id"
+    return cfg.class_attribute
+
+
+def validate_label_columns(labels: Path, cfg: OBAConfig):
+    """Read the labels once (own CRS): check attributes, return the class mapping."""
+    gdf = _label_frame(labels, cfg)
+    attr = _class_attr(labels, cfg)
+    for col, opt in ((attr, "--class-attribute"), (cfg.shadows.height_attribute if cfg.shadows.enabled else None, "shadows.height_attribute")):
+        if col is not None and col not in gdf.columns:
+            cols = [c for c in gdf.columns if c != gdf.geometry.name]
+            raise ConfigError(f"{labels} has no attribute {col!r} ({opt}); available: {', '.join(map(str, cols))}")
+    if len(gdf) == 0:
+        raise EmptyDataError(f"{labels} holds no polygon; give labels with at least one object")
+    return class_mapping(gdf[attr].tolist(), attr, labels) if attr else {}
+
+
+def build_scene_bank(images: Sequence[Path], labels: Path, cfg: OBAConfig):
+    """Open every scene, read its labels and bank its objects. Returns (sources, label frames, bank, mapping)."""
+    from geotool.io.raster import RasterSource
+
+    mapping = validate_label_columns(labels, cfg)
+    sources, frames = [], []
+    bank = ObjectBank()
+    try:
+        for path in images:
+            src = RasterSource(path, bands=cfg.bands)
+            sources.append(src)
+            if sources[0].count != src.count:
+                raise BandError(
+                    f"{path} has {src.count} selected band(s) but {sources[0].paths[0]} has {sources[0].count}; "
+                    "give scenes with the same bands or select them with --bands"
+                )
+            gdf = read_labels(labels, src.grid, cfg, mapping, str(path))
+            from shapely.geometry import box
+
+            if len(gdf):
+                gdf = gdf[gdf.intersects(box(*src.grid.bounds))].reset_index(drop=True)
+            frames.append(gdf)
+            extract_objects(
+                src, gdf, gdf["_class"].to_numpy(), path.name, heights=gdf["_height"].to_numpy(),
+                min_pixels=cfg.min_object_pixels, bank=bank,
+            )
+        if not any(len(g) for g in frames):
+            names = ", ".join(str(p) for p in images)
+            raise NoOverlapError(f"{labels} does not overlap {names} after reprojection; check that they cover the same area")
+        require_objects(bank, ", ".join(str(p) for p in images))
+    except BaseException:
+        for src in sources:
+            src.close()
+        raise
+    return sources, frames, bank, mapping
+
+
+def run_oba_augment(
+    images: Sequence[str | os.PathLike],
+    labels: str | os.PathLike,
+    n: int,
+    output: str | os.PathLike,
+    cfg: OBAConfig,
+    backgrounds: Sequence[str | os.PathLike] = (),
+    seed: int = 0,
+    contact_sheet: bool = True,
+) -> OBAResult:
+    """Compose ``n`` scenes and write them with their masks, polygons, manifest and contact sheet.
+
+    Args:
+        images: labelled scenes (GeoTIFF); objects are cut out of them.
+        labels: polygons with ``cfg.class_attribute`` (any CRS; reprojected per scene) or a class mask GeoTIFF.
+        n: number of scenes to write.
+        output: folder for ``scene_XXXX.tif``, ``scene_XXXX_mask.tif``, ``scene_XXXX_objects.gpkg``,
+            ``manifest.csv``/``manifest.json``, ``contact_sheet.png`` and ``geotool.json``.
+        backgrounds: extra label-free GeoTIFFs (same bands as the scenes).
+        seed: everything random derives from it; the same seed gives the same files.
+    """
+    from geotool.io.files import expand_inputs, require_file
+    from geotool.io.raster import RasterSource
+
+    if n < 1:
+        raise ConfigError(f"-n must be at least 1, not {n}")
+    image_paths = expand_inputs(images)
+    bg_paths = expand_inputs(backgrounds) if backgrounds else []
+    labels = require_file(labels, "labels file")
+    if not cfg.mine_backgrounds and not bg_paths:
+        raise ConfigError("mine_backgrounds is off and no --backgrounds given; give background GeoTIFFs or turn mining on")
+    sources, frames, bank, mapping = build_scene_bank(image_paths, labels, cfg)
+    bg_sources = []
+    try:
+        for path in bg_paths:
+            bsrc = RasterSource(path, bands=cfg.bands)
+            bg_sources.append(bsrc)
+            if bsrc.count != sources[0].count:
+                raise BandError(
+                    f"background {path} has {bsrc.count} selected band(s) but the scenes have {sources[0].count} "
+                    f"({sources[0].paths[0]}); give backgrounds with the same bands or select them with --bands"
+                )
+        all_sources = sources + bg_sources
+        windows: list[BackgroundWindow] = []
+        if cfg.mine_backgrounds:
+            for i, (src, gdf) in enumerate(zip(sources, frames)):
+                windows += mine_windows(src, i, gdf, cfg)
+        for j, bsrc in enumerate(bg_sources):
+            windows += mine_windows(bsrc, len(sources) + j, None, cfg)
+        if not windows:
+            raise EmptyDataError(
+                f"no label-free background window of {cfg.scene_size} px found in "
+                f"{', '.join(str(s.paths[0]) for s in all_sources)} (buffer {cfg.background_buffer} px, "
+                f"min valid {cfg.min_valid_fraction:g}); give --backgrounds, a smaller --scene-size, "
+                "a smaller background_buffer or a max_label_fraction above 0"
+            )
+        return _write_scenes(all_sources, frames, bank, windows, mapping, n, Path(output), cfg, seed, image_paths, bg_paths, labels, contact_sheet)
+    finally:
+        for src in sources + bg_sources:
+            src.close()
+
+
+def _cast(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(image), info.min, info.max).astype(dtype)
+    return image.astype(dtype)
+
+
+def _write_scenes(sources, frames, bank, windows, mapping, n, output, cfg, seed, image_paths, bg_paths, labels, contact_sheet):
+    import pandas as pd
+    from rasterio.windows import Window
+
+    from geotool.config import write_sidecar
+    from geotool.io.files import write_json, write_table
+    from geotool.io.raster import write_raster
+    from geotool.io.vector import rasterize, vectorize, write_vector
+    from geotool.progress import progress_bar
+
+    master = np.random.default_rng(seed)
+    class_index = bank.by_class()
+    names = {v: k for k, v in mapping.items()} if mapping else {1: "object"}
+    rows: list[dict[str, Any]] = []
+    previews = []
+    skipped = 0
+    output.mkdir(parents=True, exist_ok=True)
+    with progress_bar("oba-augment", total=n) as bar:
+        for k in range(n):
+            bw = windows[int(master.integers(len(windows)))]
+            scene_seed = int(master.integers(2**63 - 1))
+            rng = np.random.default_rng(scene_seed)
+            src = sources[bw.source]
+            window = Window(bw.col, bw.row, bw.width, bw.height)
+            grid = src.grid.window_grid(window)
+            data, valid = src.read(window)
+            existing = None
+            if bw.source < len(frames) and len(frames[bw.source]):
+                gdf = frames[bw.source]
+                existing = rasterize(gdf, src.grid, window=window, values=gdf["_class"].to_numpy(), dtype="uint8").astype(np.int64)
+            comp = compose_scene(data, valid, existing, bank, rng, cfg, float(np.mean(grid.res)), class_index)
+            skipped += comp.skipped
+            stem = f"scene_{k:04d}"
+            nodata = src.nodata[0]
+            write_raster(output / f"{stem}.tif", _cast(comp.image, src.dtype), grid, nodata=nodata, band_names=src.band_names)
+            write_raster(output / f"{stem}_mask.tif", comp.mask.astype(np.uint8), grid, nodata=cfg.ignore_index)
+            polys = _polygons(comp, grid, names, vectorize)
+            write_vector(polys, output / f"{stem}_objects.gpkg")
+            for p in comp.placements:
+                rows.append({"scene": stem, "scene_seed": scene_seed, "background": str(src.paths[0]),
+                             "window_col": bw.col, "window_row": bw.row, "crs": str(grid.crs), **p})
+            if contact_sheet and len(previews) < 16:
+                previews.append((stem, comp.image, comp.mask, valid))
+            bar.advance()
+    frame = pd.DataFrame(rows)
+    write_table(output / "manifest.csv", frame)
+    write_json(output / "manifest.json", {"seed": seed, "class_ids": {str(k): v for k, v in mapping.items()}, "objects": rows})
+    if contact_sheet:
+        from geotool.oba.preview import contact_sheet as sheet
+
+        sheet(previews, output / "contact_sheet.png", cfg.ignore_index)
+    result = OBAResult(output, n, len(rows), skipped, len(bank), len(windows))
+    write_sidecar(
+        output, "oba-augment", cfg, inputs=[*image_paths, *bg_paths, labels], seed=seed,
+        results={"scenes": n, "objects_pasted": len(rows), "objects_skipped": skipped, "bank_size": len(bank),
+                 "bank_megabytes": round(bank.nbytes / 2**20, 3), "background_windows": len(windows)},
+    )
+    return result
+
+
+def _polygons(comp: Composite, grid, names: dict[int, Any], vectorize):
+    gdf = vectorize(comp.instances, grid, background=0)
+    gdf = gdf.rename(columns={"class_id": "instance"})
+    by_inst = {p["instance"]: p for p in comp.placements}
+    gdf["class_id"] = [by_inst[i]["class_id"] for i in gdf["instance"]]
+    gdf["class_name"] = [str(names.get(c, c)) for c in gdf["class_id"]]
+    gdf["source"] = [by_inst[i]["source"] for i in gdf["instance"]]
+    gdf["object_id"] = [by_inst[i]["object_id"] for i in gdf["instance"]]
+    return gdf
