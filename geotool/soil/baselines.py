@@ -99,10 +99,12 @@ def clhs_design(
     def corr_term(idx: np.ndarray) -> float:
         if k < 2:
             return 0.0
-        sample = np.vstack([fixedZ, Z[idx]])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            c = np.nan_to_num(np.corrcoef(sample, rowvar=False))
-        return float(np.abs(c - corr_all).sum())
+        sample = Z[idx] if L == 0 else np.vstack([fixedZ, Z[idx]])
+        centred = sample - sample.mean(axis=0)
+        cov = centred.T @ centred
+        d = np.sqrt(np.diag(cov))
+        d[d == 0] = np.inf  # a constant column in the sample: correlation 0, finite objective
+        return float(np.abs(cov / np.outer(d, d) - corr_all).sum())
 
     def objective(cnt: np.ndarray, idx: np.ndarray) -> float:
         return weights[0] * float(np.abs(cnt - 1).sum()) + weights[1] * corr_term(idx)

@@ -66,4 +66,4 @@ class SoilEvaluateConfig(FeatureConfig):
     seed: int = Field(0, description="Base random seed; repeat i uses seed + i.")
     output: Optional[Path] = Field(None, description="CSV table of the per-property results.")
     plot: Optional[Path] = Field(None, description="PNG plot of the metrics against N.")
-    clhs_iterations: int = Field(2000, ge=1, description="Simulated-annealing iterations of clhs.")
+    clhs_iterations: int = Field(1000, ge=1, description="Simulated-annealing iterations of clhs.")

@@ -23,15 +23,27 @@ _OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)
 
 
 def _neighbourhood(dem: np.ndarray, valid: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
-    """The 3x3 neighbours of every cell; missing neighbours (edge, nodata) take the centre value."""
+    """The 3x3 neighbours of every cell, with missing ones (raster edge, nodata) filled as on a plane.
+
+    A missing side neighbour is extrapolated through the centre from the opposite side (``2 z -
+    z_opposite``, or the centre value when that is missing too); a missing diagonal neighbour is
+    ``z_side_row + z_side_col - z``. Planes therefore stay exact up to the field edge.
+    """
     z = np.where(valid, dem, np.nan).astype(np.float64)
     pad = np.pad(z, 1, constant_values=np.nan)
     rows, cols = z.shape
-    out = {}
-    for dr in (-1, 0, 1):
-        for dc in (-1, 0, 1):
-            nb = pad[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols]
-            out[(dr, dc)] = np.where(np.isnan(nb), z, nb)
+    raw = {
+        (dr, dc): pad[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols] for dr in (-1, 0, 1) for dc in (-1, 0, 1)
+    }
+    out = {(0, 0): z}
+    for side in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        nb = raw[side]
+        filled = np.where(np.isnan(nb), 2 * z - raw[(-side[0], -side[1])], nb)
+        out[side] = np.where(np.isnan(filled), z, filled)
+    for dr in (-1, 1):
+        for dc in (-1, 1):
+            nb = raw[(dr, dc)]
+            out[(dr, dc)] = np.where(np.isnan(nb), out[(dr, 0)] + out[(0, dc)] - z, nb)
     return out
 
 
