@@ -226,3 +226,33 @@ def require_features(gdf, path: str | os.PathLike, what: str = "features") -> No
     """Raise EmptyDataError when a vector file holds no usable geometry."""
     if len(gdf) == 0:
         raise EmptyDataError(f"{path} holds no {what}; give a file with at least one geometry")
+
+
+def rasterize_geometries(
+    geometries: Sequence[Any],
+    grid: Grid,
+    window=None,
+    values: Sequence[float] | None = None,
+    fill: float = 0,
+    dtype: str = "uint8",
+    all_touched: bool = False,
+) -> np.ndarray:
+    """Burn a few shapely geometries (in ``grid``'s CRS) into a ``(rows, cols)`` array for ``window``.
+
+    The light sibling of :func:`rasterize` for per-object work (no GeoDataFrame, no spatial index): the
+    caller passes only the geometries that matter. ``values`` defaults to 1 for each.
+    """
+    from rasterio import features
+    from rasterio.windows import Window
+
+    if window is None:
+        window = Window(0, 0, grid.width, grid.height)
+    sub = grid.window_grid(window)
+    out = np.full(sub.shape, fill, dtype=dtype)
+    vals = [1] * len(geometries) if values is None else list(values)
+    shapes = [(g, v) for g, v in zip(geometries, vals) if g is not None and not g.is_empty]
+    if not shapes:
+        return out
+    return features.rasterize(
+        shapes, out_shape=sub.shape, transform=sub.transform, fill=fill, dtype=dtype, all_touched=all_touched, out=out
+    )

@@ -99,10 +99,9 @@ def extract_objects(
         region_geometry: optional shapely geometry in ``src``'s CRS with the same role.
         min_pixels: smaller objects (after clipping to valid pixels) are skipped.
     """
-    import geopandas as gpd
     from rasterio.windows import Window
 
-    from geotool.io.vector import rasterize
+    from geotool.io.vector import rasterize_geometries
 
     bank = bank if bank is not None else ObjectBank()
     grid = src.grid
@@ -122,8 +121,7 @@ def extract_objects(
         if c1 <= c0 or r1 <= r0:
             continue
         window = Window(c0, r0, c1 - c0, r1 - r0)
-        one = gpd.GeoDataFrame(geometry=[geom], crs=gdf.crs)
-        burn = rasterize(one, grid, window=window, dtype="uint8").astype(bool)
+        burn = rasterize_geometries([geom], grid, window=window).astype(bool)
         if region is not None:
             inside = region[r0:r1, c0:c1]
             if (burn & ~inside).any():

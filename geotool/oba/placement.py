@@ -28,7 +28,8 @@ def dilate(mask: np.ndarray, gap: int) -> np.ndarray:
     """Square (Chebyshev) dilation by ``gap`` pixels (a copy when ``gap`` is 0)."""
     if gap <= 0:
         return mask.copy()
-    return ndimage.binary_dilation(mask, structure=np.ones((2 * gap + 1, 2 * gap + 1), bool))
+    # a square structuring element is separable: two 1-D running maxima, much faster than binary_dilation
+    return ndimage.maximum_filter(mask.view(np.uint8), size=2 * gap + 1, mode="constant", cval=0) > 0
 
 
 def find_position(

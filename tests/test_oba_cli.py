@@ -1,0 +1,126 @@
+"""`geotool oba-augment` end to end: outputs, georeference, polygons vs mask, reproducibility, clean errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rasterio.crs import CRS
+from rasterio.windows import Window
+from typer.testing import CliRunner
+
+from geotool.cli.main import app
+from geotool.io.files import read_json, read_table
+from geotool.io.raster import RasterSource
+from geotool.io.vector import rasterize, read_vector
+from tests.oba_helpers import BOXES, CLASSES, box_labels, make_scene, write_labels
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def scene(tmp_path):
+    path, grid = make_scene(tmp_path)
+    # labels in WGS84 with class names: reprojected to the scene and mapped to ids
+    gdf = box_labels(grid, BOXES, ["roof" if c == 1 else "tank" for c in CLASSES], crs=CRS.from_epsg(4326))
+    labels = write_labels(gdf, tmp_path / "labels.gpkg")
+    return path, grid, labels
+
+
+def _run(args):
+    return runner.invoke(app, ["--quiet", "oba-augment", *map(str, args)])
+
+
+BASE = ["--class-attribute", "cls", "--scene-size", "64", "-n", "3", "--min-gap", "2", "--seed", "7"]
+
+
+def test_outputs_georeference_polygons_and_reproducibility(scene, tmp_path):
+    path, grid, labels = scene
+    out = tmp_path / "out"
+    res = _run(["--images", path, "--labels", labels, "--output", out, *BASE, "--blend", "hard"])
+    assert res.exit_code == 0, res.output
+    manifest = read_table(out / "manifest.csv")
+    assert len(manifest) > 0
+    assert set(manifest["class_id"]) <= {1, 2}
+    assert read_json(out / "manifest.json")["class_ids"] == {"roof": 1, "tank": 2}
+    assert (out / "contact_sheet.png").stat().st_size > 1000
+    assert (out / "geotool.json").exists()
+    with RasterSource(path) as bg:
+        full, _ = bg.read()
+    for k in range(3):
+        stem = f"scene_{k:04d}"
+        rows = manifest[manifest["scene"] == stem]
+        with RasterSource(out / f"{stem}.tif") as img, RasterSource(out / f"{stem}_mask.tif") as msk:
+            data, valid = img.read()
+            mask, _ = msk.read()
+            assert img.count == 3 and img.dtypes == ["uint16"] * 3 and img.nodata == [0.0] * 3
+            assert msk.dtypes == ["uint8"]
+            if len(rows):
+                col, row = int(rows["window_col"].iloc[0]), int(rows["window_row"].iloc[0])
+                expected = grid.window_grid(Window(col, row, 64, 64))
+                assert img.grid.same_as(expected) and msk.grid.same_as(expected)
+                # background pixels outside pasted objects are the source window's pixels
+                src = full[:, row:row + 64, col:col + 64]
+                outside = mask[0] == 0
+                np.testing.assert_array_equal(data[:, outside], src[:, outside])
+        polys = read_vector(out / f"{stem}_objects.gpkg", target=img.grid, require_overlap=False)
+        assert len(polys) == len(rows)
+        for cls in (1, 2):
+            burnt = rasterize(polys[polys["class_id"] == cls], img.grid).astype(bool)
+            truth = mask[0] == cls
+            if truth.any() or burnt.any():
+                iou = (burnt & truth).sum() / (burnt | truth).sum()
+                assert iou >= 0.95
+    again = tmp_path / "again"
+    res = _run(["--images", path, "--labels", labels, "--output", again, *BASE, "--blend", "hard"])
+    assert res.exit_code == 0, res.output
+    assert (out / "manifest.csv").read_bytes() == (again / "manifest.csv").read_bytes()
+    for k in range(3):
+        for suffix in (".tif", "_mask.tif"):
+            with RasterSource(out / f"scene_{k:04d}{suffix}") as a, RasterSource(again / f"scene_{k:04d}{suffix}") as b:
+                np.testing.assert_array_equal(a.read()[0], b.read()[0])
+    other = tmp_path / "other"
+    assert _run(["--images", path, "--labels", labels, "--output", other, *BASE[:-1], "8"]).exit_code == 0
+    assert (out / "manifest.csv").read_bytes() != (other / "manifest.csv").read_bytes()
+
+
+def test_separate_backgrounds_of_another_pixel_size(scene, tmp_path):
+    path, grid, labels = scene
+    bg, bg_grid = make_scene(tmp_path, "bg.tif", size=(80, 80), res=0.5, origin=(600000.0, 5100000.0), seed=4, nodata_cols=0)
+    out = tmp_path / "out"
+    args = ["--images", path, "--labels", labels, "--backgrounds", bg, "--output", out, *BASE, "--config", tmp_path / "c.yaml"]
+    (tmp_path / "c.yaml").write_text("mine_backgrounds: false\nscale_range: [1.0, 1.0]\nrot90: false\n")
+    res = _run(args)
+    assert res.exit_code == 0, res.output
+    manifest = read_table(out / "manifest.csv")
+    assert (manifest["background"] == str(bg)).all()
+    assert np.allclose(manifest["zoom"], 2.0)
+    with RasterSource(out / "scene_0000.tif") as img:
+        assert img.grid.res == (0.5, 0.5)
+        assert bg_grid.bounds[0] <= img.grid.bounds[0] and img.grid.bounds[2] <= bg_grid.bounds[2]
+
+
+def test_bad_inputs_fail_cleanly_without_output(scene, tmp_path):
+    path, grid, labels = scene
+    out = tmp_path / "out"
+    far = box_labels(grid, [(0, 0, 5, 5)])
+    far["geometry"] = far.geometry.translate(1e5, 1e5)
+    far_path = write_labels(far, tmp_path / "far.gpkg")
+    res = _run(["--images", path, "--labels", far_path, "--output", out, "-n", "2"])
+    assert res.exit_code == 2 and "does not overlap" in res.output
+    assert not out.exists()
+    # labels everywhere: no label-free background
+    dense = box_labels(grid, [(r, c, 6, 6) for r in range(0, 160, 20) for c in range(0, 200, 20)])
+    dense_path = write_labels(dense, tmp_path / "dense.gpkg")
+    res = _run(["--images", path, "--labels", dense_path, "--output", out, "-n", "2", "--scene-size", "64"])
+    assert res.exit_code == 2 and "no label-free background" in res.output
+    assert not out.exists()
+    # band mismatch between scenes and backgrounds
+    bg, _ = make_scene(tmp_path, "bg4.tif", bands=4, size=(80, 80), seed=2)
+    res = _run(["--images", path, "--labels", labels, "--backgrounds", bg, "--output", out, "-n", "2"])
+    assert res.exit_code == 2 and "band" in res.output
+    assert not out.exists()
+    res = _run(["--images", path, "--labels", labels, "--output", out, "--class-attribute", "nope"])
+    assert res.exit_code == 2 and "nope" in res.output
+    res = _run(["--images", path, "--labels", labels, "--output", out, "--blend", "soft"])
+    assert res.exit_code == 2 and "blend" in res.output
+    assert not out.exists()
