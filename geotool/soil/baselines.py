@@ -20,9 +20,7 @@ def _exclusion(xy: np.ndarray, min_distance: float, fixed_xy: np.ndarray | None)
 
 
 def _block(excl: _Exclusion, j: int) -> np.ndarray:
-    idx = excl.near(excl.x[j], excl.y[j])
-    if j not in idx:
-        idx = np.append(idx, j)
+    idx = excl.near_cell(j)
     excl.add(idx)
     return idx
 

@@ -16,8 +16,8 @@ features, ``sqrt(det(A_S A_S^T))`` when ``k <= r`` and ``sqrt(det(A_S^T A_S))`` 
    leverage), only the ``r x r`` inverse Gram matrix and the vector of leverages are kept and updated by
    Sherman-Morrison: ``O(cells * r)`` time per added row, and no ``cells x N`` matrix is ever re-stacked.
 
-Memory: the float32 feature matrix plus ``B`` (cells x r, float32) and a few vectors of length ``cells``,
-which is within ``O(cells * N)`` float32 for ``N >= r``.
+Memory: the float32 feature matrix plus ``B`` (r x cells, float32, square phase only) and a few vectors of
+length ``cells``, which is within ``O(cells * N)`` float32 for ``N >= r``.
 
 A minimum distance ``D`` (ground metres) is honoured throughout: a candidate closer than ``D`` to any
 chosen or fixed point is never chosen, including during square-maxvol swaps (where the point being
@@ -58,7 +58,19 @@ class _Exclusion:
 
     def near(self, x0: float, y0: float) -> np.ndarray:
         """Indices of candidates closer than the minimum distance to (x0, y0)."""
-        return np.flatnonzero((self.x - x0) ** 2 + (self.y - y0) ** 2 < self.d2)
+        d = self.x - x0
+        np.multiply(d, d, out=d)
+        e = self.y - y0
+        np.multiply(e, e, out=e)
+        d += e
+        return np.flatnonzero(d < self.d2)
+
+    def near_cell(self, j: int) -> np.ndarray:
+        """Candidates to exclude once candidate ``j`` is chosen (always including ``j`` itself)."""
+        if self.d2 <= _SAME_CELL_M**2:
+            return np.array([j], dtype=np.int64)  # no minimum distance: only the cell itself
+        idx = self.near(self.x[j], self.y[j])
+        return idx if j in idx else np.append(idx, j)
 
     def add(self, idx: np.ndarray) -> None:
         self.blocked[idx] += 1
@@ -114,11 +126,13 @@ def maxvol_select(
     chosen: list[int] = []
     near_of: list[np.ndarray] = []
 
+    score: np.ndarray | None = None  # the current phase's criterion, -inf where excluded
+
     def take(j: int) -> None:
-        idx = excl.near(excl.x[j], excl.y[j])
-        if j not in idx:  # min_distance 0: make sure the cell itself is excluded
-            idx = np.append(idx, j)
+        idx = excl.near_cell(j)
         excl.add(idx)
+        if score is not None:
+            score[idx] = -np.inf
         chosen.append(j)
         near_of.append(idx)
 
@@ -144,8 +158,9 @@ def maxvol_select(
     for row in fixed_rows:
         if len(basis) < r:
             add_to_basis(row)
+    score = resid  # residuals double as the phase-1 score: excluded cells are set to -inf
+    score[~excl.free()] = -np.inf
     while len(basis) < r and len(chosen) < n_points:
-        score = np.where(excl.free(), resid, -np.inf)
         j = int(np.argmax(score))
         if not np.isfinite(score[j]):
             raise _infeasible(len(chosen), n_points, min_distance, L)
@@ -153,6 +168,7 @@ def maxvol_select(
             break  # the feasible candidates span fewer than r dimensions: continue regularised below
         take(j)
         add_to_basis(A[j])
+    score = None
     phases = {"greedy_start": len(chosen)}
 
     # -- phase 2: square maxvol swaps ------------------------------------------------------------------
@@ -168,18 +184,22 @@ def maxvol_select(
         if len(basis) < r:  # rank-deficient so far: a tiny ridge keeps the Gram matrix invertible
             G += np.eye(r) * 1e-8 * max(np.trace(G), 1.0)
         M = np.linalg.inv(G)
-        lev = np.einsum("ij,ij->i", A @ M.astype(A.dtype), A, dtype=np.float64)
+        # leverages ||c_i||^2 = a_i^T M a_i; excluded cells are -inf and stay so under the updates
+        score = np.einsum("ij,ij->i", A @ M.astype(A.dtype), A).astype(A.dtype)
+        score[~excl.free()] = -np.inf
         while len(chosen) < n_points:
-            score = np.where(excl.free(), lev, -np.inf)
             j = int(np.argmax(score))
             if not np.isfinite(score[j]):
                 raise _infeasible(len(chosen), n_points, min_distance, L)
             u = M @ A[j].astype(np.float64)
-            w = (A @ u.astype(A.dtype)).astype(np.float64)
-            denom = 1.0 + lev[j]
-            lev -= w * w / denom
+            denom = 1.0 + score[j]
+            w = A @ u.astype(A.dtype)  # c-update of every cell: one pass over A
+            np.multiply(w, w, out=w)
+            w /= A.dtype.type(denom)
+            score -= w
             M -= np.outer(u, u) / denom
             take(j)
+        score = None
         phases["rectangular"] = n_points - phases["greedy_start"]
     S = np.vstack([fixed_rows.astype(np.float64), A[chosen].astype(np.float64)])
     return Selection(np.asarray(chosen, dtype=np.int64), swaps, log_volume(S), phases)
@@ -197,35 +217,38 @@ def _square_swaps(
     """Square maxvol on the r chosen rows (fixed rows first, never swapped); edits ``chosen`` in place."""
     L = len(fixed_rows)
     sq = np.vstack([fixed_rows.astype(np.float64), A[chosen].astype(np.float64)])
-    B = (A @ np.linalg.inv(sq).astype(A.dtype)).astype(A.dtype)  # cells x r
+    # B = A A_sq^{-1} is kept transposed (r x cells) so that each column of B is contiguous
+    Bt = np.ascontiguousarray((np.linalg.inv(sq).T.astype(A.dtype)) @ A.T)
+    r = Bt.shape[0]
     swaps = 0
     while swaps < max_swaps:
-        free = excl.free()
-        absB = np.abs(B[:, L:])
+        freef = excl.free().astype(A.dtype)
         best_val, best_i, best_k = 1.0 + tol, -1, -1
-        masked = np.where(free[:, None], absB, 0)
-        cand_i = masked.argmax(axis=0)
-        for k in range(absB.shape[1]):
-            i, v = int(cand_i[k]), float(masked[cand_i[k], k])
+        for k in range(len(chosen)):
+            col = np.abs(Bt[L + k])
+            masked = col * freef
+            i = int(np.argmax(masked))
+            v = float(masked[i])
             # cells blocked only by the point being swapped out are allowed for this position
             alone = near_of[k][excl.blocked[near_of[k]] == 1]
             if len(alone):
-                a = int(alone[np.argmax(absB[alone, k])])
-                if absB[a, k] > v and a != chosen[k]:
-                    i, v = a, float(absB[a, k])
+                a = int(alone[np.argmax(col[alone])])
+                if col[a] > v and a != chosen[k]:
+                    i, v = a, float(col[a])
             if v > best_val:
                 best_val, best_i, best_k = v, i, k
         if best_i < 0:
             break
-        k = best_k + L  # column of B
-        row = B[best_i].astype(np.float64).copy()
-        row[k] -= 1.0
-        col = B[:, k].astype(np.float64)
-        B -= (np.outer(col, row) / B[best_i, k]).astype(A.dtype)
+        kk = best_k + L  # row of Bt
+        row = Bt[:, best_i].astype(np.float64)  # B[i, :]
+        pivot = row[kk]
+        row[kk] -= 1.0
+        colk = Bt[kk].copy()  # B[:, k]
+        for t in range(r):  # B -= B[:, k] (B[i, :] - e_k) / B[i, k], one contiguous row at a time
+            if row[t] != 0.0:
+                Bt[t] -= A.dtype.type(row[t] / pivot) * colk
         excl.remove(near_of[best_k])
-        idx = excl.near(excl.x[best_i], excl.y[best_i])
-        if best_i not in idx:
-            idx = np.append(idx, best_i)
+        idx = excl.near_cell(best_i)
         excl.add(idx)
         chosen[best_k] = best_i
         near_of[best_k] = idx
