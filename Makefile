@@ -42,6 +42,17 @@ clean:
 # ---- demo: each command on data_samples/, outputs and PNG previews in $(DEMO_OUT)/ -------------
 GEOTOOL := $(BIN)/geotool
 
-demo: install
+demo: install demo-oba
 	@mkdir -p $(DEMO_OUT)
 	@echo "demo outputs and PNG previews are in $(DEMO_OUT)/"
+
+demo-oba: install
+	@mkdir -p $(DEMO_OUT)/oba
+	$(GEOTOOL) --quiet oba-augment --images data_samples/buildings/SN7_mosaic_clipped.tif \
+		--labels data_samples/buildings/SN7_buildings.geojson --bands 1,2,3 --scene-size 128 -n 8 \
+		--shadows --sun-azimuth 135 --sun-elevation 50 --seed 0 --output $(DEMO_OUT)/oba/buildings
+	$(GEOTOOL) --quiet oba-augment --images data_samples/forest/nb_23322E759967N_clipped_1m_1of2.tif \
+		--labels data_samples/forest/nb_BakerLake_2017_clipped.gpkg --class-attribute Niveau_3 \
+		--paste-classes Building --max-label-fraction 0.5 --scene-size 128 -n 8 --seed 0 \
+		--output $(DEMO_OUT)/oba/nb_buildings
+	@echo "OBA contact sheets: $(DEMO_OUT)/oba/*/contact_sheet.png"

@@ -124,3 +124,41 @@ def test_bad_inputs_fail_cleanly_without_output(scene, tmp_path):
     res = _run(["--images", path, "--labels", labels, "--output", out, "--blend", "soft"])
     assert res.exit_code == 2 and "blend" in res.output
     assert not out.exists()
+
+
+def test_real_buildings_sample_with_shadows(tmp_path):
+    out = tmp_path / "sn7"
+    res = _run([
+        "--images", "data_samples/buildings/SN7_mosaic_clipped.tif", "--labels", "data_samples/buildings/SN7_buildings.geojson",
+        "--bands", "1,2,3", "--scene-size", "128", "-n", "2", "--shadows", "--output", out,
+    ])
+    assert res.exit_code == 0, res.output
+    manifest = read_table(out / "manifest.csv")
+    assert len(manifest) >= 6 and (manifest["shadow_length_px"] > 0).all()
+    with RasterSource(out / "scene_0000.tif") as img:
+        assert img.dtypes == ["int16"] * 3 and img.grid.crs.to_epsg() == 3857
+
+
+def test_class_mask_raster_as_labels_and_ignore_ring(tmp_path):
+    path, grid = make_scene(tmp_path)
+    from geotool.io.raster import write_raster
+
+    mask = np.zeros(grid.shape, np.uint8)
+    for (r, c, h, w), cls in zip(BOXES, CLASSES):
+        mask[r:r + h, c:c + w] = cls
+    mask_path = write_raster(tmp_path / "mask.tif", mask, grid)
+    out = tmp_path / "out"
+    res = _run(["--images", path, "--labels", mask_path, "--output", out, "--scene-size", "64", "-n", "2", "--ignore-ring", "1", "--blend", "hard"])
+    assert res.exit_code == 0, res.output
+    manifest = read_table(out / "manifest.csv")
+    assert set(manifest["class_id"]) <= {1, 2} and len(manifest) > 0
+    with RasterSource(out / "scene_0000_mask.tif") as msk:
+        m = msk.read()[0][0]
+    objects = (m == 1) | (m == 2)
+    ring = m == 255
+    assert ring.any()
+    from scipy import ndimage
+
+    # every object pixel next to the background lies in the ring: objects are enclosed by ignore pixels
+    edge = objects & ndimage.binary_dilation(m == 0)
+    assert not edge.any()

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from geotool.cli._common import STATE, handle_errors, parse_band_list
+from geotool.cli._common import STATE, handle_errors, parse_band_list, parse_str_list
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +26,7 @@ def oba_augment(
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same files).")] = 0,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML config (configs/oba.yaml).")] = None,
     class_attribute: Annotated[Optional[str], typer.Option("--class-attribute", help="Label attribute with the class.")] = None,
+    paste_classes: Annotated[Optional[str], typer.Option("--paste-classes", help="Classes to paste, comma-separated ids or names (default all).")] = None,
     scene_size: Annotated[Optional[int], typer.Option("--scene-size", help="Output scene size in pixels.")] = None,
     min_objects: Annotated[Optional[int], typer.Option("--min-objects", help="Fewest objects per scene.")] = None,
     max_objects: Annotated[Optional[int], typer.Option("--max-objects", help="Most objects per scene.")] = None,
@@ -47,6 +48,7 @@ def oba_augment(
     overrides = {
         "bands": parse_band_list(bands),
         "class_attribute": class_attribute,
+        "paste_classes": [int(c) if c.isdigit() else c for c in parse_str_list(paste_classes)] if paste_classes else None,
         "scene_size": scene_size,
         "min_gap": min_gap,
         "blend": blend,

@@ -45,6 +45,9 @@ class OBAConfig(GeotoolConfig):
     class_attribute: Optional[str] = Field(
         None, description="Label attribute holding the class (integers 1..254, or names mapped to 1.. in sorted order); none: every object is class 1."
     )
+    paste_classes: Optional[list[int | str]] = Field(
+        None, description="Classes to paste (ids or attribute values); none = every class. Other labels stay in the mask."
+    )
     scene_size: int = Field(256, ge=16, description="Output scene size in pixels (square).")
     n_objects: tuple[int, int] = Field((3, 10), description="Objects pasted per scene: [min, max] (uniform).")
     min_gap: int = Field(2, ge=0, description="Minimum gap in pixels between a pasted object and any other object.")

@@ -115,6 +115,22 @@ def validate_label_columns(labels: Path, cfg: OBAConfig):
     return class_mapping(gdf[attr].tolist(), attr, labels) if attr else {}
 
 
+def resolve_classes(classes, mapping: dict, labels) -> set[int]:
+    """Class ids for ``paste_classes`` entries given as ids or as attribute values (names)."""
+    ids = set(mapping.values()) if mapping else {1}
+    by_name = {str(k): v for k, v in mapping.items()}
+    out = set()
+    for c in classes:
+        if str(c) in by_name:
+            out.add(by_name[str(c)])
+        elif isinstance(c, int) and c in ids:
+            out.add(c)
+        else:
+            known = ", ".join(sorted(by_name)) or "1"
+            raise ConfigError(f"paste class {c!r} does not occur in {labels}; known classes: {known}")
+    return out
+
+
 def build_scene_bank(images: Sequence[Path], labels: Path, cfg: OBAConfig):
     """Open every scene, read its labels and bank its objects. Returns (sources, label frames, bank, mapping)."""
     from geotool.io.raster import RasterSource
@@ -144,6 +160,9 @@ def build_scene_bank(images: Sequence[Path], labels: Path, cfg: OBAConfig):
         if not any(len(g) for g in frames):
             names = ", ".join(str(p) for p in images)
             raise NoOverlapError(f"{labels} does not overlap {names} after reprojection; check that they cover the same area")
+        if cfg.paste_classes is not None:
+            wanted = resolve_classes(cfg.paste_classes, mapping, labels)
+            bank.objects = [o for o in bank.objects if o.class_id in wanted]
         require_objects(bank, ", ".join(str(p) for p in images))
     except BaseException:
         for src in sources:
@@ -214,11 +233,20 @@ def run_oba_augment(
             src.close()
 
 
-def _cast(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def _cast(image: np.ndarray, dtype: np.dtype, valid: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Round/clip to ``dtype``; a valid pixel that jitter or a shadow turned into ``nodata`` is nudged by one."""
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
-        return np.clip(np.rint(image), info.min, info.max).astype(dtype)
-    return image.astype(dtype)
+        out = np.clip(np.rint(image), info.min, info.max).astype(dtype)
+    else:
+        out = image.astype(dtype)
+    if nodata is not None and np.isfinite(nodata):
+        clash = (out == np.asarray(nodata, dtype=dtype)) & valid[None]
+        if clash.any():
+            step = 1 if dtype.kind in "iu" else max(abs(float(nodata)) * 1e-6, 1e-6)
+            up = dtype.kind not in "iu" or nodata + 1 <= np.iinfo(dtype).max
+            out[clash] = np.asarray(nodata + step if up else nodata - step, dtype=dtype)
+    return out
 
 
 def _write_scenes(sources, frames, bank, windows, mapping, n, output, cfg, seed, image_paths, bg_paths, labels, contact_sheet):
@@ -255,7 +283,7 @@ def _write_scenes(sources, frames, bank, windows, mapping, n, output, cfg, seed,
             skipped += comp.skipped
             stem = f"scene_{k:04d}"
             nodata = src.nodata[0]
-            write_raster(output / f"{stem}.tif", _cast(comp.image, src.dtype), grid, nodata=nodata, band_names=src.band_names)
+            write_raster(output / f"{stem}.tif", _cast(comp.image, src.dtype, valid, nodata), grid, nodata=nodata, band_names=src.band_names)
             write_raster(output / f"{stem}_mask.tif", comp.mask.astype(np.uint8), grid, nodata=cfg.ignore_index)
             polys = _polygons(comp, grid, names, vectorize)
             write_vector(polys, output / f"{stem}_objects.gpkg")
@@ -263,7 +291,7 @@ def _write_scenes(sources, frames, bank, windows, mapping, n, output, cfg, seed,
                 rows.append({"scene": stem, "scene_seed": scene_seed, "background": str(src.paths[0]),
                              "window_col": bw.col, "window_row": bw.row, "crs": str(grid.crs), **p})
             if contact_sheet and len(previews) < 16:
-                previews.append((stem, comp.image, comp.mask, valid))
+                previews.append((stem, comp.image, comp.mask, valid, comp.instances))
             bar.advance()
     frame = pd.DataFrame(rows)
     write_table(output / "manifest.csv", frame)

@@ -21,7 +21,10 @@ def stretch(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def contact_sheet(scenes, path: Path, ignore_index: int = 255) -> Path:
-    """Write a PNG grid of ``(name, image, mask, valid)`` scenes with object outlines in yellow."""
+    """Write a PNG grid of ``(name, image, mask, valid, instances)`` scenes.
+
+    Pasted objects are outlined in yellow, labels the background already had in cyan.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,11 +38,13 @@ def contact_sheet(scenes, path: Path, ignore_index: int = 255) -> Path:
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, (name, image, mask, valid) in zip(axes.ravel(), scenes):
+    for ax, (name, image, mask, valid, instances) in zip(axes.ravel(), scenes):
         ax.imshow(stretch(image, valid), interpolation="nearest")
-        objects = ((mask > 0) & (mask != ignore_index)).astype(float)
-        if objects.any():
-            ax.contour(objects, levels=[0.5], colors="yellow", linewidths=0.6)
+        pasted = instances > 0
+        existing = (mask > 0) & (mask != ignore_index) & ~pasted
+        for layer, colour in ((existing, "cyan"), (pasted, "yellow")):
+            if layer.any():
+                ax.contour(layer.astype(float), levels=[0.5], colors=colour, linewidths=0.6)
         ax.set_title(name, fontsize=8)
-    fig.suptitle("OBA composites (yellow: object outlines)", fontsize=9)
+    fig.suptitle("OBA composites (yellow: pasted objects, cyan: labels already there)", fontsize=9)
     return save_figure(fig, path)
