@@ -162,3 +162,20 @@ def test_class_mask_raster_as_labels_and_ignore_ring(tmp_path):
     # every object pixel next to the background lies in the ring: objects are enclosed by ignore pixels
     edge = objects & ndimage.binary_dilation(m == 0)
     assert not edge.any()
+
+
+def test_height_attribute_drives_shadow_length_and_object_count_flags(tmp_path):
+    path, grid = make_scene(tmp_path)
+    gdf = box_labels(grid, BOXES, CLASSES)
+    gdf["h"] = [4.0, 6.0, 8.0, 10.0, 12.0, 14.0]
+    labels = write_labels(gdf, tmp_path / "labels.geojson")
+    (tmp_path / "c.yaml").write_text("shadows:\n  enabled: true\n  sun_elevation: 45\n  height_attribute: h\nscale_range: [1, 1]\n")
+    out = tmp_path / "out"
+    res = _run(["--images", path, "--labels", labels, "--output", out, "--config", tmp_path / "c.yaml",
+                "--scene-size", "64", "-n", "3", "--min-objects", "2", "--max-objects", "2"])
+    assert res.exit_code == 0, res.output
+    manifest = read_table(out / "manifest.csv")
+    assert manifest.groupby("scene").size().max() <= 2 and len(manifest) >= 4
+    expected = gdf["h"].to_numpy()[manifest["object_id"].to_numpy()]
+    np.testing.assert_allclose(manifest["shadow_height_m"], expected)
+    np.testing.assert_allclose(manifest["shadow_length_px"], expected, rtol=1e-3)  # tan(45) = 1, 1 m pixels
