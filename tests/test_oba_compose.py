@@ -191,3 +191,26 @@ def test_online_hook_is_picklable_respects_probability_and_labels(tmp_path):
     assert a is img and m is mask
     again = hook.sample_transform(img.copy(), mask.copy(), valid, np.random.default_rng(0))
     np.testing.assert_array_equal(again[0], out_img)
+
+
+def test_online_hook_from_files_uses_only_the_training_region(tmp_path):
+    from geotool.io.vector import write_vector
+    from geotool.oba.online import build_online_oba_from_files
+
+    path, grid = make_scene(tmp_path)
+    labels = write_vector(box_labels(grid, BOXES, ["a" if c == 1 else "b" for c in CLASSES]), tmp_path / "l.gpkg")
+    region = np.zeros(grid.shape, bool)
+    region[:, :25] = True
+    hook = build_online_oba_from_files([path], labels, OBAConfig(class_attribute="cls"), regions=[region])
+    assert sorted(o.object_id for o in hook.bank.objects) == [0, 1, 4]
+    assert {o.class_id for o in hook.bank.objects} == {1}
+    assert hook.cfg.probability == 0.6 and hook.res == 1.0
+
+
+def test_online_probability_is_honoured():
+    hook = OnlineOBA(_bank(), OBAConfig(probability=0.6, n_objects=(1, 2)), 1.0)
+    img, valid = _background((32, 32))
+    mask = np.zeros(valid.shape, np.int64)
+    rng = np.random.default_rng(0)
+    changed = sum(hook(img, mask, valid, rng)[1] is not mask for _ in range(300))
+    assert 150 <= changed <= 210  # 180 expected

@@ -123,3 +123,42 @@ def build_online_oba(scenes: Sequence[TrainingScene], cfg: OBAConfig, bands: Seq
 
                 raise BandError(f"{src.paths[0]} has {src.count} band(s), other training scenes {bank.band_count}")
     return OnlineOBA(bank, cfg, res if res is not None else 1.0)
+
+
+def build_online_oba_from_files(
+    images: Sequence[str | os.PathLike],
+    labels: str | os.PathLike,
+    cfg: OBAConfig,
+    regions: Sequence[Any] | None = None,
+) -> OnlineOBA:
+    """The hook from files, as ``train-segmentation --oba`` needs it.
+
+    Args:
+        images: training scenes (GeoTIFF), each with its own grid.
+        labels: polygons in any CRS with ``cfg.class_attribute`` (reprojected per scene), or a class mask
+            GeoTIFF; class ids are resolved as in ``oba-augment`` (see :func:`geotool.oba.pipeline.class_mapping`).
+        regions: per scene, the training split (boolean array on the scene grid, train polygons in the
+            scene CRS, or None for the whole scene). Objects crossing the split boundary are left out, so
+            nothing from validation blocks reaches the bank.
+    """
+    from pathlib import Path
+
+    from geotool.io.raster import read_grid
+    from geotool.oba.pipeline import read_labels, resolve_classes, validate_label_columns
+
+    labels = Path(labels)
+    mapping = validate_label_columns(labels, cfg)
+    regions = list(regions) if regions is not None else [None] * len(images)
+    if len(regions) != len(images):
+        from geotool.errors import ConfigError
+
+        raise ConfigError(f"{len(regions)} training regions for {len(images)} scenes; give one per scene")
+    scenes = []
+    for image, region in zip(images, regions):
+        gdf = read_labels(labels, read_grid(image), cfg, mapping, str(image))
+        if cfg.paste_classes is not None:
+            gdf = gdf[gdf["_class"].isin(resolve_classes(cfg.paste_classes, mapping, labels))].reset_index(drop=True)
+        if cfg.shadows.height_attribute and cfg.shadows.enabled:
+            gdf[cfg.shadows.height_attribute] = gdf["_height"]
+        scenes.append(TrainingScene(image, gdf, "_class", region))
+    return build_online_oba(scenes, cfg)
