@@ -179,3 +179,19 @@ def test_height_attribute_drives_shadow_length_and_object_count_flags(tmp_path):
     expected = gdf["h"].to_numpy()[manifest["object_id"].to_numpy()]
     np.testing.assert_allclose(manifest["shadow_height_m"], expected)
     np.testing.assert_allclose(manifest["shadow_length_px"], expected, rtol=1e-3)  # tan(45) = 1, 1 m pixels
+
+
+def test_geographic_scene_with_shadows_is_refused(tmp_path):
+    from affine import Affine
+
+    from geotool.io.raster import Grid, write_raster
+
+    grid = Grid(CRS.from_epsg(4326), Affine(1e-5, 0, 10.0, 0, -1e-5, 50.0), 120, 120)
+    data = np.random.default_rng(0).integers(1, 255, size=(3, 120, 120)).astype(np.uint8)
+    path = write_raster(tmp_path / "geo.tif", data, grid)
+    labels = write_labels(box_labels(grid, BOXES), tmp_path / "l.gpkg")
+    out = tmp_path / "out"
+    res = _run(["--images", path, "--labels", labels, "--output", out, "--scene-size", "48", "--shadows"])
+    assert res.exit_code == 2 and "metres" in res.output and not out.exists()
+    res = _run(["--images", path, "--labels", labels, "--output", out, "--scene-size", "48", "-n", "1"])
+    assert res.exit_code == 0, res.output

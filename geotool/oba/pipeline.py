@@ -214,6 +214,7 @@ def run_oba_augment(
                     f"({sources[0].paths[0]}); give backgrounds with the same bands or select them with --bands"
                 )
         all_sources = sources + bg_sources
+        _check_units(all_sources, cfg)
         windows: list[BackgroundWindow] = []
         if cfg.mine_backgrounds:
             for i, (src, gdf) in enumerate(zip(sources, frames)):
@@ -231,6 +232,23 @@ def run_oba_augment(
     finally:
         for src in sources + bg_sources:
             src.close()
+
+
+def _check_units(sources, cfg: OBAConfig) -> None:
+    """Pixel sizes are compared across scenes (resampling) and shadows need metres: refuse mixed units."""
+    from geotool.errors import CRSError
+
+    geographic = [s for s in sources if s.grid.crs is not None and s.grid.crs.is_geographic]
+    if geographic and len(geographic) != len(sources):
+        raise CRSError(
+            f"{geographic[0].paths[0]} is in degrees while other scenes are projected, so pixel sizes cannot be "
+            "compared for resampling; reproject every scene to one projected CRS (e.g. its UTM zone)"
+        )
+    if geographic and cfg.shadows.enabled:
+        raise CRSError(
+            f"{geographic[0].paths[0]} is in a geographic CRS (degrees); shadow lengths need metres: reproject "
+            "it to a projected CRS or turn shadows off"
+        )
 
 
 def _cast(image: np.ndarray, dtype: np.dtype, valid: np.ndarray, nodata: float | None) -> np.ndarray:
