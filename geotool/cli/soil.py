@@ -39,7 +39,7 @@ ResampleOpt = Annotated[
 ]
 NodataOpt = Annotated[Optional[float], typer.Option("--nodata", help="Nodata value overriding the files' own.")]
 ExpansionOpt = Annotated[
-    Optional[str], typer.Option("--expansion", help="Feature expansion: linear, quadratic (default) or cubic.")
+    Optional[str], typer.Option("--expansion", help="Feature expansion: linear (default), quadratic or cubic.")
 ]
 CoordsOpt = Annotated[Optional[bool], typer.Option("--coords/--no-coords", help="Add cell coordinates as features.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML config (flags override it).")]

@@ -28,9 +28,9 @@ class FeatureConfig(GeotoolConfig):
     resample: Optional[Resampling] = Field(None, description="Resample layers that are not on the reference grid (else they are an error).")
     nodata: Optional[float] = Field(None, description="Nodata value overriding the files' own.")
     expansion: Expansion = Field(
-        "quadratic",
+        "linear",
         description="Feature expansion of the standardised covariates: linear, quadratic (squares and pairwise "
-        "products) or cubic. Quadratic is the measured best default (BENCHMARKS.md, Soil design quality).",
+        "products) or cubic. Linear ranked best of the maxvol options on the Kshen field (BENCHMARKS.md, Soil).",
     )
     coords: bool = Field(False, description="Add the cell coordinates (ground metres, standardised) as features.")
 
