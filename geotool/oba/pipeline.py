@@ -58,8 +58,6 @@ def class_mapping(values, attribute: str | None, path) -> dict[Any, int]:
 
 def read_labels(labels: Path, grid, cfg: OBAConfig, mapping: dict | None, raster_name: str):
     """Labels of one scene in its CRS with ``_class`` (1..254) and ``_height`` columns."""
-    from geotool.io.vector import read_vector
-
     gdf = _label_frame(labels, cfg, grid)
     if gdf.crs != grid.crs:
         gdf = gdf.to_crs(grid.crs)
@@ -228,6 +226,7 @@ def run_oba_augment(
                 f"min valid {cfg.min_valid_fraction:g}); give --backgrounds, a smaller --scene-size, "
                 "a smaller background_buffer or a max_label_fraction above 0"
             )
+        log.info("object bank: %d objects (%.2f MiB); %d background windows", len(bank), bank.nbytes / 2**20, len(windows))
         return _write_scenes(all_sources, frames, bank, windows, mapping, n, Path(output), cfg, seed, image_paths, bg_paths, labels, contact_sheet)
     finally:
         for src in sources + bg_sources:
