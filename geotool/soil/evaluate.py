@@ -156,11 +156,13 @@ def run_soil_evaluate(cfg: SoilEvaluateConfig) -> EvaluateResult:
 
     records = []
     runs: list[tuple[str, int, int, np.ndarray]] = []
-    for method in cfg.methods:
-        for n in cfg.sizes:
-            reps = 1 if method == "maxvol" else cfg.repeats
-            for i in range(reps):
-                runs.append((method, n, i, choose(method, n, A, Z, xy, cfg.seed + i, cfg.clhs_iterations)))
+    from geotool.progress import progress_bar
+
+    jobs = [(m, n, i) for m in cfg.methods for n in cfg.sizes for i in range(1 if m == "maxvol" else cfg.repeats)]
+    with progress_bar("soil-evaluate designs", total=len(jobs)) as bar:
+        for method, n, i in jobs:
+            runs.append((method, n, i, choose(method, n, A, Z, xy, cfg.seed + i, cfg.clhs_iterations)))
+            bar.advance()
     for path in cfg.designs:
         runs.append((path.stem, *_match_design(path, gdf)))
     for method, n, rep, idx in runs:
