@@ -13,7 +13,7 @@ each reported as the design's percentile among ``--random`` simple random design
 (100 = better than every random design, 50 = the random median). One cLHS and one k-means design per N
 are scored the same way for context.
 
-    python bench/bench_soil_design_quality.py [--data data_samples/soil] [--random 200]
+    python bench/bench_soil_design_quality.py [--data data_samples/soil] [--random 200] [--extra-seeds 1,2,3]
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ OPTIONS = {
     "cubic": ("cubic", False),
     "linear+coords": ("linear", True),
     "quadratic+coords": ("quadratic", True),
+    "kernel": ("kernel", False),
+    "kernel+coords": ("kernel", True),
 }
 
 
@@ -86,6 +88,7 @@ def main() -> None:
     ap.add_argument("--random", type=int, default=200)
     ap.add_argument("--sizes", default="10,20,30,40,50")
     ap.add_argument("--clhs-iterations", type=int, default=5000)
+    ap.add_argument("--extra-seeds", default="", help="more landmark seeds for kernel+coords, e.g. 1,2,3")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     X, names, ndvi, xy = load(args.data)
@@ -104,6 +107,9 @@ def main() -> None:
             space = FeatureSpace.fit(X, names, expansion, xy if coords else None)
             A = space.transform(X, xy if coords else None)
             designs[f"maxvol {label} ({A.shape[1]} f.)"] = maxvol_select(A, n, xy).indices
+        for seed in [int(v) for v in args.extra_seeds.split(",") if v.strip()]:
+            space = FeatureSpace.fit(X, names, "kernel", xy, seed=seed)
+            designs[f"maxvol kernel+coords, seed {seed}"] = maxvol_select(space.transform(X, xy), n, xy).indices
         Z = sc.Z.astype(np.float32)
         designs["clhs (seed 0)"] = clhs_design(Z, n, xy, 0.0, None, None, 0, args.clhs_iterations)
         designs["kmeans (seed 0)"] = kmeans_design(Z, n, xy, 0.0, None, 0)
@@ -112,7 +118,7 @@ def main() -> None:
             rows.append((label, n, rep, percentile(rep, rep_r), pred, percentile(pred, pred_r)))
             print(f"  {label:<32} W1 {rep:.4f} ({rows[-1][3]:5.1f} pct)  RMSE {pred:.4f} ({rows[-1][5]:5.1f} pct)")
         print(f"  ({time.perf_counter() - t:.1f} s)")
-    maxvol_labels = [lab for lab in dict.fromkeys(r[0] for r in rows) if lab.startswith("maxvol")]
+    maxvol_labels = [lab for lab in dict.fromkeys(r[0] for r in rows) if lab.startswith("maxvol") and "seed" not in lab]
     print("\nMaxvol feature options ranked on the raw metrics (1 = best of the options) over every N and both criteria:")
     ranks = {lab: [] for lab in maxvol_labels}
     for n in sizes:

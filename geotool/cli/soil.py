@@ -39,9 +39,9 @@ ResampleOpt = Annotated[
 ]
 NodataOpt = Annotated[Optional[float], typer.Option("--nodata", help="Nodata value overriding the files' own.")]
 ExpansionOpt = Annotated[
-    Optional[str], typer.Option("--expansion", help="Feature expansion: linear (default), quadratic or cubic.")
+    Optional[str], typer.Option("--expansion", help="Features: kernel (default, kernel maxvol), linear, quadratic or cubic.")
 ]
-CoordsOpt = Annotated[Optional[bool], typer.Option("--coords/--no-coords", help="Add cell coordinates as features.")]
+CoordsOpt = Annotated[Optional[bool], typer.Option("--coords/--no-coords", help="Add cell coordinates as features (default on).")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML config (flags override it).")]
 
 
@@ -56,7 +56,7 @@ def soil_sample(
     existing: Annotated[Optional[Path], typer.Option("--existing", help="Existing points kept in the design (vector, or CSV x,y in the raster CRS).")] = None,
     min_distance: Annotated[Optional[float], typer.Option("--min-distance", help="Minimum ground distance between points, metres.")] = None,
     method: Annotated[Optional[str], typer.Option("--method", help="maxvol (default), random, clhs or kmeans.")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (random, clhs, kmeans).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (kernel landmarks, random, clhs, kmeans).")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG map of the points over a hillshade.")] = None,
     resample: ResampleOpt = None,
     nodata: NodataOpt = None,

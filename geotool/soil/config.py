@@ -11,7 +11,7 @@ from geotool.config import GeotoolConfig
 
 Method = Literal["maxvol", "random", "clhs", "kmeans"]
 TerrainName = Literal["slope", "aspect", "curvature", "twi"]
-Expansion = Literal["linear", "quadratic", "cubic"]
+Expansion = Literal["linear", "quadratic", "cubic", "kernel"]
 Resampling = Literal["nearest", "bilinear", "cubic", "average", "mode"]
 
 
@@ -28,11 +28,14 @@ class FeatureConfig(GeotoolConfig):
     resample: Optional[Resampling] = Field(None, description="Resample layers that are not on the reference grid (else they are an error).")
     nodata: Optional[float] = Field(None, description="Nodata value overriding the files' own.")
     expansion: Expansion = Field(
-        "linear",
-        description="Feature expansion of the standardised covariates: linear, quadratic (squares and pairwise "
-        "products) or cubic. Linear ranked best of the maxvol options on the Kshen field (BENCHMARKS.md, Soil).",
+        "kernel",
+        description="Features from the standardised covariates: linear, quadratic (squares and pairwise products), "
+        "cubic, or kernel (Gaussian features against landmark cells: kernel maxvol). kernel with coords was the "
+        "measured best on the Kshen field (BENCHMARKS.md, Soil).",
     )
-    coords: bool = Field(False, description="Add the cell coordinates (ground metres, standardised) as features.")
+    coords: bool = Field(True, description="Add the cell coordinates (ground metres, standardised) as features.")
+    kernel_landmarks: int = Field(1000, ge=1, description="expansion=kernel: landmark cells drawn at random (seeded) from the candidates.")
+    kernel_scale: float = Field(0.45, gt=0, description="expansion=kernel: Gaussian bandwidth = kernel_scale * sqrt(number of covariates), standardised units.")
 
 
 class SoilSampleConfig(FeatureConfig):
@@ -44,7 +47,7 @@ class SoilSampleConfig(FeatureConfig):
     existing: Optional[Path] = Field(None, description="Existing (legacy) points kept in the design (vector, or CSV with x,y in the raster CRS).")
     min_distance: float = Field(0.0, ge=0, description="Minimum ground distance between any two points, metres.")
     method: Method = Field("maxvol", description="Selection method.")
-    seed: int = Field(0, description="Random seed (random, clhs, kmeans; maxvol is deterministic).")
+    seed: int = Field(0, description="Random seed: landmarks of kernel maxvol, random, clhs, kmeans (same seed, same output).")
     plot: Optional[Path] = Field(None, description="PNG map of the points over a hillshade.")
     clhs_iterations: int = Field(10000, ge=1, description="Simulated-annealing iterations of clhs.")
     tol: float = Field(0.05, gt=0, description="Square maxvol stops when no coefficient exceeds 1 + tol.")

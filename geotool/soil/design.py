@@ -103,7 +103,7 @@ def select(cfg: SoilSampleConfig, A: np.ndarray, Z: np.ndarray, xy: np.ndarray, 
     if cfg.method == "maxvol":
         return maxvol_select(A, n, xy, cfg.min_distance, fixed_A, fixed_xy, tol=cfg.tol).indices
     if cfg.method == "random":
-        return baselines.random_design(len(A), n, xy, cfg.min_distance, fixed_xy, cfg.seed)
+        return baselines.random_design(len(Z), n, xy, cfg.min_distance, fixed_xy, cfg.seed)
     if cfg.method == "clhs":
         return baselines.clhs_design(Z, n, xy, cfg.min_distance, fixed_Z, fixed_xy, cfg.seed, cfg.clhs_iterations)
     return baselines.kmeans_design(Z, n, xy, cfg.min_distance, fixed_xy, cfg.seed)
@@ -148,8 +148,11 @@ def run_soil_sample(cfg: SoilSampleConfig) -> SampleResult:
     values = values[:, keep]
     x, y = grid.xy(rows, cols)
     xy = np.column_stack(ground_xy(grid, x, y))
-    space = FeatureSpace.fit(values, report.kept, cfg.expansion, xy if cfg.coords else None)
-    A = space.transform(values, xy if cfg.coords else None)
+    space = FeatureSpace.fit(
+        values, report.kept, cfg.expansion, xy if cfg.coords else None, cfg.kernel_landmarks, cfg.kernel_scale, cfg.seed
+    )
+    # the (possibly large) feature matrix is only needed by maxvol; baselines work on Z
+    A = space.transform(values, xy if cfg.coords else None) if cfg.method == "maxvol" else None
     Z = ((values - space.mean) / space.std).astype(np.float32)
     fixed_A = fixed_Z = fixed_xy = None
     n_ex = 0
@@ -160,11 +163,12 @@ def run_soil_sample(cfg: SoilSampleConfig) -> SampleResult:
         fixed_xy = np.column_stack(ground_xy(grid, ex_x, ex_y))
         fixed_A = space.transform(ex_vals, fixed_xy if cfg.coords else None)
         fixed_Z = ((ex_vals - space.mean) / space.std).astype(np.float32)
-    n_feat = A.shape[1]
-    if cfg.n_points + n_ex > len(A) + n_ex:
-        raise ConfigError(f"-n {cfg.n_points} is more than the {len(A)} candidate cells")
+    n_feat = len(space.columns())
+    if cfg.n_points > len(values):
+        raise ConfigError(f"-n {cfg.n_points} is more than the {len(values)} candidate cells")
     t_sel = time.perf_counter()
     picked = select(cfg, A, Z, xy, fixed_A, fixed_Z, fixed_xy)
+    design_rows = A[picked] if A is not None else space.transform(values[picked], xy[picked] if cfg.coords else None)
     t_sel = time.perf_counter() - t_sel
 
     # -- assemble the output table: existing points first, then new ones in pick order ---------------
@@ -191,12 +195,12 @@ def run_soil_sample(cfg: SoilSampleConfig) -> SampleResult:
     for w in warnings:
         log.warning(w)
     results = {
-        "candidates": int(len(A)),
+        "candidates": int(len(values)),
         "features": space.columns(),
         "dropped_covariates": report.dropped,
         "new_points": int(len(picked)),
         "existing_points": n_ex,
-        "log_det_design": _log_det(np.vstack([fixed_A, A[picked]]) if fixed_A is not None else A[picked]),
+        "log_det_design": _log_det(np.vstack([fixed_A, design_rows]) if fixed_A is not None else design_rows),
         "min_nearest_m": float(np.nanmin(table["nearest_m"])) if len(gdf) > 1 else None,
         "pixel_ground_m": list(cov.pixel_m),
         "selection_seconds": round(t_sel, 4),
@@ -214,7 +218,7 @@ def run_soil_sample(cfg: SoilSampleConfig) -> SampleResult:
         from geotool.io.figures import save_figure
 
         save_figure(fig, cfg.plot)
-    return SampleResult(cfg.output, len(picked), n_ex, int(len(A)), space.columns(), warnings, results)
+    return SampleResult(cfg.output, len(picked), n_ex, int(len(values)), space.columns(), warnings, results)
 
 
 def _log_det(S: np.ndarray) -> float:

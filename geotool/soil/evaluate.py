@@ -143,7 +143,9 @@ def run_soil_evaluate(cfg: SoilEvaluateConfig) -> EvaluateResult:
     report = check_columns(values, names)
     warnings += report.warnings()
     values = values[:, [names.index(n) for n in report.kept]]
-    space = FeatureSpace.fit(values, report.kept, cfg.expansion, xy if cfg.coords else None)
+    space = FeatureSpace.fit(
+        values, report.kept, cfg.expansion, xy if cfg.coords else None, cfg.kernel_landmarks, cfg.kernel_scale, cfg.seed
+    )
     A = space.transform(values, xy if cfg.coords else None, dtype=np.float64)
     Z = (values - space.mean) / space.std
     A_lin = np.hstack([np.ones((len(Z), 1)), Z])  # the D-criterion's basis, whatever the expansion

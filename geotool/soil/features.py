@@ -5,6 +5,11 @@ no information for a design and make the maxvol volume zero; they are detected, 
 Features are standardised over the candidates (mean 0, std 1), optionally expanded (quadratic / cubic
 terms, cell coordinates), and a column of ones (the intercept) is put first, so the design does not
 depend on offsets of the covariates.
+
+``expansion="kernel"`` (kernel maxvol) replaces them by Gaussian kernel features against landmarks drawn
+at random from the candidates: a row's norm then grows with the density of candidates around it in
+covariate space, so maxvol's greedy picks follow the covariate distribution instead of its extremes
+(measured in BENCHMARKS.md, Soil).
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-Expansion = Literal["linear", "quadratic", "cubic"]
+Expansion = Literal["linear", "quadratic", "cubic", "kernel"]
+
+KERNEL_MEMORY_BYTES = 1 << 30  # cap on the cells x landmarks float32 kernel matrix
 
 
 @dataclass
@@ -74,6 +81,8 @@ class FeatureSpace:
     coord_std: float = 1.0
     poly_mean: np.ndarray | None = None
     poly_std: np.ndarray | None = None
+    landmarks: np.ndarray | None = None
+    bandwidth: float = 1.0
 
     @classmethod
     def fit(
@@ -82,12 +91,21 @@ class FeatureSpace:
         names: Sequence[str],
         expansion: Expansion = "linear",
         coords: np.ndarray | None = None,
+        kernel_landmarks: int = 1000,
+        kernel_scale: float = 0.45,
+        seed: int = 0,
     ) -> "FeatureSpace":
         """Standardisation constants from the candidates ``values`` (cells x covariates).
 
         Args:
             coords: ground coordinates (cells x 2, metres) when cell coordinates are to be features;
                 they are centred and scaled by one common std so distances stay isotropic.
+            kernel_landmarks: for ``expansion="kernel"``, how many candidate cells (a seeded random
+                subset, so they follow the covariates' distribution) serve as landmarks; capped so the
+                cells x landmarks float32 matrix stays under 1 GiB.
+            kernel_scale: Gaussian bandwidth ``h = kernel_scale * sqrt(d)`` in standardised units
+                (``d`` = number of standardised features).
+            seed: seeds the landmark draw.
         """
         mean = values.mean(axis=0)
         std = values.std(axis=0)
@@ -97,7 +115,14 @@ class FeatureSpace:
             cm = coords.mean(axis=0)
             cs = float(np.sqrt(((coords - cm) ** 2).sum(axis=1).mean() / 2)) or 1.0
             space = cls(list(names), mean, std, expansion, True, cm, cs)
-        if expansion != "linear":
+        if expansion == "kernel":
+            z = space._linear(values, coords)
+            cap = max(1, KERNEL_MEMORY_BYTES // (4 * max(len(z), 1)))
+            m = int(min(kernel_landmarks, len(z), cap))
+            pick = np.sort(np.random.default_rng(seed).choice(len(z), m, replace=False))
+            space.landmarks = z[pick]
+            space.bandwidth = float(kernel_scale * np.sqrt(z.shape[1]))
+        elif expansion != "linear":
             poly = space._products(space._linear(values, coords))
             space.poly_mean = poly.mean(axis=0)
             sd = poly.std(axis=0)
@@ -108,6 +133,8 @@ class FeatureSpace:
     def columns(self) -> list[str]:
         """Names of the feature columns, intercept first."""
         base = list(self.names) + (["x", "y"] if self.coords else [])
+        if self.expansion == "kernel":
+            return [f"rbf{i + 1}" for i in range(len(self.landmarks))]
         cols = ["intercept"] + base
         for degree in (2, 3)[: {"linear": 0, "quadratic": 1, "cubic": 2}[self.expansion]]:
             cols += ["*".join(base[i] for i in combo) for combo in combinations_with_replacement(range(len(base)), degree)]
@@ -116,11 +143,31 @@ class FeatureSpace:
     def transform(self, values: np.ndarray, coords: np.ndarray | None = None, dtype=np.float32) -> np.ndarray:
         """Feature matrix (cells x features) in ``dtype``: intercept, standardised covariates, expansions."""
         z = self._linear(values, coords)
+        if self.expansion == "kernel":
+            return self._kernel(z, dtype)
         blocks = [np.ones((len(z), 1)), z]
         if self.expansion != "linear":
             # products standardised with the candidates' statistics, so no term dominates by scale alone
             blocks.append((self._products(z) - self.poly_mean) / self.poly_std)
         return np.hstack(blocks).astype(dtype)
+
+    def _kernel(self, z: np.ndarray, dtype, block: int = 65536) -> np.ndarray:
+        """Gaussian kernel features exp(-|z - l|^2 / (2 h^2)) against every landmark l, block by block."""
+        L = self.landmarks.astype(np.float32)
+        out = np.empty((len(z), len(L)), dtype=dtype)
+        l2 = (L**2).sum(axis=1)
+        g = np.float32(-1.0 / (2.0 * self.bandwidth**2))
+        for start in range(0, len(z), block):
+            zb = z[start : start + block].astype(np.float32)
+            d2 = zb @ L.T  # float32 is plenty for a kernel value
+            d2 *= -2.0
+            d2 += (zb**2).sum(axis=1)[:, None]
+            d2 += l2[None, :]
+            np.maximum(d2, 0.0, out=d2)
+            d2 *= g
+            np.exp(d2, out=d2)
+            out[start : start + block] = d2
+        return out
 
     def _linear(self, values: np.ndarray, coords: np.ndarray | None) -> np.ndarray:
         z = (np.asarray(values, np.float64) - self.mean) / self.std
