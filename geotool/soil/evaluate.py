@@ -215,7 +215,14 @@ def _match_design(path: Path, measured) -> tuple[int, int, np.ndarray]:
 
     from geotool.io.vector import read_vector
 
-    gdf = read_vector(path, require_overlap=False, csv_crs=measured.crs)
+    csv_crs = measured.crs
+    if path.suffix.lower() == ".csv":  # geotool's CSV outputs carry their CRS in a "crs" column
+        from geotool.io.files import read_table
+
+        frame = read_table(path)
+        if "crs" in frame.columns and len(frame):
+            csv_crs = str(frame["crs"].iloc[0])
+    gdf = read_vector(path, require_overlap=False, csv_crs=csv_crs)
     gdf = gdf.to_crs(measured.crs)
     if len(gdf) == 0:
         raise EmptyDataError(f"{path} holds no points")
