@@ -154,3 +154,21 @@ def test_soil_commands_do_not_import_torch(tmp_path):
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
+
+
+def test_shapefile_output_feeds_existing_and_evaluate_errors(field, tmp_path):
+    first = tmp_path / "first.shp"
+    assert sample(field, first, "-n", "4", "--min-distance", "25").exit_code == 0
+    out = tmp_path / "second.gpkg"
+    res = sample(field, out, "-n", "5", "--existing", str(first), "--min-distance", "25")
+    assert res.exit_code == 0, res.output
+    gdf = read_points(out)
+    assert len(gdf) == 9 and gdf["legacy"].sum() == 4
+    assert gdf["nearest_m"].min() >= 25 * 0.999
+    table = tmp_path / "eval.csv"
+    res = runner.invoke(app, ["soil-evaluate", str(tmp_path / "nope.csv"), "--crs", "EPSG:32637", "-o", str(table)])
+    _assert_clean_error(res, table, "no such")
+    measured = tmp_path / "m.csv"
+    measured.write_text("x,y,clay\n416010,5751990,1\n416050,5751950,2\n416090,5751910,3\n")
+    res = runner.invoke(app, ["soil-evaluate", str(measured), "--crs", "EPSG:32637", "--sizes", "9", "-o", str(table)])
+    _assert_clean_error(res, table, "more than the 3 usable measured points")

@@ -31,7 +31,13 @@ class EvaluateResult:
 
 
 def default_properties(frame, exclude: set[str]) -> list[str]:
-    """Numeric columns except coordinates and identifiers (integer columns with all-distinct values)."""
+    """Numeric columns except coordinates and identifiers.
+
+    An identifier is an integer column named like one (id, fid, point, no, number, index, sample) or
+    holding a run of consecutive distinct integers over at least 10 rows (like Kshen's ``Point`` 1..51).
+    """
+    import re
+
     import pandas as pd
 
     props = []
@@ -40,7 +46,10 @@ def default_properties(frame, exclude: set[str]) -> list[str]:
             continue
         values = frame[col].dropna()
         if pd.api.types.is_integer_dtype(values) and values.is_unique:
-            continue  # an id column such as "Point"
+            named = re.fullmatch(r"(?i)(f?id|point|pt|no|num|number|index|sample)(_?id)?", str(col)) is not None
+            run = len(values) >= 10 and int(values.max()) - int(values.min()) + 1 == len(values)
+            if named or run:
+                continue
         props.append(col)
     return props
 
