@@ -1,0 +1,123 @@
+"""``geotool soil-sample`` and ``geotool soil-evaluate``: maxvol soil-sampling design and its evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from geotool.cli._common import STATE, handle_errors, parse_int_list, parse_str_list
+
+PANEL = "Soil"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the soil commands to ``app``."""
+    app.command("soil-sample", rich_help_panel=PANEL)(soil_sample)
+    app.command("soil-evaluate", rich_help_panel=PANEL)(soil_evaluate)
+
+
+@handle_errors
+def soil_sample(
+    covariates: Annotated[Optional[list[Path]], typer.Argument(help="Covariate GeoTIFFs on one grid (or folders of them).", show_default=False)] = None,
+    n: Annotated[Optional[int], typer.Option("-n", "--n", help="Number of points, existing ones included.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Points file: .gpkg, .geojson, .shp or .csv.")] = None,
+    dem: Annotated[Optional[Path], typer.Option(help="DEM (m) on the same grid; elevation becomes a covariate.")] = None,
+    terrain: Annotated[Optional[str], typer.Option(help="Terrain covariates from --dem: slope,aspect,curvature,twi.")] = None,
+    flow: Annotated[Optional[str], typer.Option(help="Flow routing for the TWI: mfd or d8.")] = None,
+    boundary: Annotated[Optional[Path], typer.Option(help="Field polygon(s); only cells inside are candidates.")] = None,
+    existing: Annotated[Optional[Path], typer.Option(help="Legacy points to keep (vector, or CSV with --existing-x/-y).")] = None,
+    existing_x: Annotated[Optional[str], typer.Option(help="X column of a CSV --existing.")] = None,
+    existing_y: Annotated[Optional[str], typer.Option(help="Y column of a CSV --existing.")] = None,
+    existing_crs: Annotated[Optional[str], typer.Option(help="CRS of a CSV --existing, e.g. EPSG:32637.")] = None,
+    min_distance: Annotated[Optional[float], typer.Option(help="Minimum distance between points, ground metres.")] = None,
+    method: Annotated[Optional[str], typer.Option(help="maxvol, random, clhs or kmeans.")] = None,
+    features: Annotated[Optional[str], typer.Option(help="Feature expansion for maxvol: linear, quadratic or cubic.")] = None,
+    coordinates: Annotated[Optional[bool], typer.Option("--coordinates/--no-coordinates", help="Use cell coordinates as features too.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    nodata: Annotated[Optional[float], typer.Option(help="Nodata value overriding the files' own.")] = None,
+    resample: Annotated[Optional[str], typer.Option(help="Resample misaligned layers onto the first: nearest, bilinear, cubic.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="PNG map of the points over a hillshade.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML file with any of these settings (flags override it).")] = None,
+) -> None:
+    """Choose N soil-sampling locations from covariate rasters by maxvol (or a baseline)."""
+    from geotool.config import load_config
+    from geotool.soil.design import SoilSampleConfig, run_soil_sample
+
+    cfg = load_config(
+        SoilSampleConfig,
+        config,
+        {
+            "covariates": [str(p) for p in covariates] if covariates else None,
+            "n": n,
+            "output": output,
+            "dem": dem,
+            "terrain": parse_str_list(terrain),
+            "flow": flow,
+            "boundary": boundary,
+            "existing": existing,
+            "existing_x": existing_x,
+            "existing_y": existing_y,
+            "existing_crs": existing_crs,
+            "min_distance": min_distance,
+            "method": method,
+            "features": features,
+            "coordinates": coordinates,
+            "seed": seed,
+            "nodata": nodata,
+            "resample": resample,
+            "plot": plot,
+        },
+    )
+    result = run_soil_sample(cfg)
+    if not STATE.quiet:
+        for line in result.report.warnings():
+            typer.echo(f"warning: {line}", err=True)
+        typer.echo(
+            f"{len(result.points)} points ({cfg.method}, {result.n_candidates} candidate cells, "
+            f"{len(result.feature_names)} features, log det {result.log_det:.3f}) -> "
+            + ", ".join(str(p) for p in result.written)
+        )
+
+
+@handle_errors
+def soil_evaluate(
+    measured: Annotated[Path, typer.Argument(help="Measured points: CSV (x, y, properties) or a vector file.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV table of the metrics (a .png plot is written beside it).")],
+    x_column: Annotated[str, typer.Option(help="X (easting) column of a CSV.")] = "x",
+    y_column: Annotated[str, typer.Option(help="Y (northing) column of a CSV.")] = "y",
+    crs: Annotated[Optional[str], typer.Option(help="CRS of a CSV's x/y, e.g. EPSG:32637.")] = None,
+    properties: Annotated[Optional[str], typer.Option(help="Property columns to compare (default: every numeric column).")] = None,
+    covariates: Annotated[Optional[list[Path]], typer.Option("--covariate", help="Covariate raster(s) sampled at the points for the selection (repeatable); default: the properties themselves.")] = None,
+    design: Annotated[Optional[list[Path]], typer.Option("--design", help="Point files of designs to score; each point is matched to the nearest measured point (repeatable).")] = None,
+    methods: Annotated[str, typer.Option(help="Methods that select k of the measured points: maxvol,clhs,random,kmeans.")] = "maxvol,clhs,random",
+    k: Annotated[str, typer.Option("-k", help="Subset sizes, comma-separated.")] = "10,15,20,25,30",
+    repeats: Annotated[int, typer.Option(help="Repeats for the random methods (random, clhs, kmeans).")] = 100,
+    features: Annotated[str, typer.Option(help="Feature expansion for maxvol: linear, quadratic or cubic.")] = "linear",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    plot: Annotated[Optional[Path], typer.Option(help="PNG chart (default: the output name with .png).")] = None,
+) -> None:
+    """Compare sampling designs on measured soil data: Wasserstein, KS and D-criterion per property."""
+    from geotool.config import load_config
+    from geotool.soil.evaluate import SoilEvaluateConfig, print_table, run_soil_evaluate
+
+    cfg = load_config(SoilEvaluateConfig, None, dict(
+        measured=measured,
+        output=output,
+        x_column=x_column,
+        y_column=y_column,
+        crs=crs,
+        properties=parse_str_list(properties),
+        covariates=covariates or [],
+        designs=design or [],
+        methods=parse_str_list(methods) or [],
+        k=parse_int_list(k, "-k") or [],
+        repeats=repeats,
+        features=features,
+        seed=seed,
+        plot=plot,
+    ))
+    summary = run_soil_evaluate(cfg)
+    if not STATE.quiet:
+        print_table(summary)
