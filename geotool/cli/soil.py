@@ -33,7 +33,7 @@ def soil_sample(
     existing_crs: Annotated[Optional[str], typer.Option(help="CRS of a CSV --existing, e.g. EPSG:32637.")] = None,
     min_distance: Annotated[Optional[float], typer.Option(help="Minimum distance between points, ground metres.")] = None,
     method: Annotated[Optional[str], typer.Option(help="maxvol, random, clhs or kmeans.")] = None,
-    features: Annotated[Optional[str], typer.Option(help="Feature expansion for maxvol: linear, quadratic or cubic.")] = None,
+    features: Annotated[Optional[str], typer.Option(help="maxvol features: kernel (default, measured best), linear, quadratic or cubic.")] = None,
     coordinates: Annotated[Optional[bool], typer.Option("--coordinates/--no-coordinates", help="Use cell coordinates as features too.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
     nodata: Annotated[Optional[float], typer.Option(help="Nodata value overriding the files' own.")] = None,

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 
 from geotool.config import GeotoolConfig
 from geotool.errors import ConfigError, InfeasibleError, NoOverlapError
-from geotool.soil.features import Candidates, Expansion, FeatureReport, candidate_cells, design_matrix
+from geotool.soil.features import Candidates, FeatureMode, FeatureReport, candidate_cells, design_matrix, kernel_features
 
 log = logging.getLogger("geotool.soil")
 
@@ -43,7 +43,12 @@ class SoilSampleConfig(GeotoolConfig):
     existing_crs: Optional[str] = Field(None, description="CRS of a CSV --existing (default: the rasters' CRS).")
     min_distance: float = Field(0.0, ge=0, description="Minimum distance between any two points, ground metres.")
     method: Method = Field("maxvol", description="Selection method.")
-    features: Expansion = Field("quadratic", description="Feature expansion for maxvol (chosen by bench/bench_soil_design.py).")
+    features: FeatureMode = Field(
+        "kernel",
+        description="maxvol features: kernel (RBF on rank-uniformised covariates, the measured best; see "
+        "BENCHMARKS.md), or the paper's linear/quadratic/cubic polynomial features.",
+    )
+    kernel_landmarks: Optional[int] = Field(None, ge=1, description="Kernel landmarks (default 2 x n).")
     coordinates: bool = Field(False, description="Add the cell coordinates as features (spreads points in space).")
     seed: int = Field(0, description="Random seed (random, clhs, kmeans; maxvol is deterministic).")
     nodata: Optional[float] = Field(None, description="Nodata value overriding the files' own.")
@@ -104,16 +109,22 @@ def run_soil_sample(cfg: SoilSampleConfig) -> SoilSampleResult:
             f"asked for {cfg.n} points but only {n_new_possible} candidate cells are valid"
             f"{' inside ' + str(cfg.boundary) if cfg.boundary else ''}; ask for fewer"
         )
-    A, report, feat_names = design_matrix(
-        cand.values, cand.names, expansion=cfg.features if cfg.method == "maxvol" else "linear",
-        coords=cand.coords_m if cfg.coordinates else None,
-    )
+    coords = cand.coords_m if cfg.coordinates else None
+    A, report, feat_names = design_matrix(cand.values, cand.names, "linear", coords=coords)
     for line in report.warnings():
         log.warning(line)
-    rows = select_rows(cfg, A, cand, fixed, allowed)
+    if cfg.method == "maxvol" and cfg.features == "kernel":
+        landmarks = cfg.kernel_landmarks or 2 * cfg.n
+        selection_matrix = kernel_features(A[:, 1:], landmarks, seed=cfg.seed)
+        feat_names = [f"rbf_{i}" for i in range(selection_matrix.shape[1])]
+    elif cfg.method == "maxvol" and cfg.features != "linear":
+        selection_matrix, _, feat_names = design_matrix(cand.values, cand.names, cfg.features, coords=coords)
+    else:
+        selection_matrix = A
+    rows = select_rows(cfg, selection_matrix, cand, fixed, allowed)
     from geotool.soil.maxvol import design_log_det
 
-    log_det = design_log_det(A, rows)
+    log_det = design_log_det(A, rows)  # D-criterion of the linear design, comparable across methods
     points = _points_frame(cand, rows, len(fixed), grid, pixel_m)
     write_vector(points, cfg.output)
     written = [cfg.output]
@@ -146,7 +157,7 @@ def select_rows(cfg: SoilSampleConfig, A: np.ndarray, cand: Candidates, fixed: n
     coords = cand.coords_m
     if cfg.method == "maxvol":
         return maxvol_select(A, cfg.n, fixed=fixed, coords=coords, min_distance=cfg.min_distance, allowed=allowed).rows
-    # baselines work on the allowed cells plus the fixed ones; map their indices back
+    # baselines work on the standardised linear features of the allowed cells plus the fixed ones
     pool = np.flatnonzero(allowed | np.isin(np.arange(len(allowed)), fixed))
     local_fixed = np.searchsorted(pool, fixed)
     X = A[pool, 1:]

@@ -9,8 +9,9 @@ Algorithm (written from scratch; Goreinov et al. 2010, Mikhalev & Oseledets 2018
 2. Square maxvol (when the start has r rows): with B = A A_S^-1, swap row i into position k while
    |B[i, k]| > tol; each swap multiplies the volume by |B[i, k]| and updates B by a rank-1 correction.
 3. Greedy rectangular maxvol (N > r): add the row with the largest leverage l_i = a_i (A_S^T A_S)^-1 a_i^T
-   (each addition multiplies det(A_S^T A_S) by 1 + l_i); G = A (A_S^T A_S)^-1 and l are updated by rank-1
-   corrections, never re-stacked, so memory is O(cells x r) float32 and each step O(cells x r).
+   (each addition multiplies det(A_S^T A_S) by 1 + l_i); (A_S^T A_S)^-1 and the leverages are updated by
+   rank-1 corrections, never re-stacked: each step is one product of A with an r-vector, O(cells x r)
+   time and O(cells) extra memory besides A itself (float32).
 
 Constraints: fixed rows are always kept and never swapped out; a candidate closer than ``min_distance``
 (metres, isotropic, from ``coords``) to any chosen row is never chosen, and square-maxvol swaps check the
@@ -142,7 +143,7 @@ def maxvol_select(
 
     # 1. greedy start by pivoted Gram-Schmidt, up to min(n, r) rows
     target = min(n, r)
-    residual = np.einsum("ij,ij->i", A, A, dtype=np.float64)
+    residual = np.einsum("ij,ij->i", A, A)
     basis: list[np.ndarray] = []
 
     def project_out(row: int) -> None:
@@ -153,7 +154,9 @@ def maxvol_select(
         if norm > 1e-8 * max(1.0, np.linalg.norm(A[row])):
             q = v / norm
             basis.append(q)
-            residual[:] -= (A @ q.astype(np.float32)).astype(np.float64) ** 2
+            proj = A @ q.astype(np.float32)
+            np.square(proj, out=proj)
+            np.subtract(residual, proj, out=residual)
             np.maximum(residual, 0.0, out=residual)
 
     for row in order:
@@ -205,11 +208,12 @@ def _square_maxvol(
     """Swap rows into the r x r submatrix while some |B[i, k]| > tol; positions < n_fixed never move."""
     r = A.shape[1]
     sub = A[order].astype(np.float64)
-    B = (A.astype(np.float64) @ np.linalg.inv(sub)).astype(np.float32)  # cells x r; B[order] = I
+    B = A @ np.linalg.inv(sub).astype(np.float32)  # cells x r; B[order] = I
     movable = np.arange(r) >= n_fixed
+    absB = np.empty_like(B)
     swaps = 0
     while swaps < max_swaps:
-        absB = np.abs(B)
+        np.abs(B, out=absB)
         absB[:, ~movable] = 0.0
         absB[chosen | blocked] = 0.0
         if guard.active:
@@ -246,27 +250,31 @@ def _square_maxvol(
 def _rect_maxvol(
     A: np.ndarray, order: list[int], n: int, chosen: np.ndarray, blocked: np.ndarray, guard: _DistanceGuard, min_distance: float
 ) -> None:
-    """Add rows by largest leverage with rank-1 updates of G = A (A_S^T A_S)^-1 and of the leverages."""
-    from scipy.linalg.blas import sger
+    """Add rows by largest leverage l_i = a_i M a_i^T, M = (A_S^T A_S)^-1.
 
+    Adding row a (leverage l) updates M by Sherman-Morrison and every leverage by
+    l_j -= (a_j M a^T)^2 / (1 + l): one matrix-vector product A (M a^T) per step, and only the r x r
+    matrix M is kept besides the leverages, so the extra memory is O(cells).
+    """
     r = A.shape[1]
     sub = A[order].astype(np.float64)
     gram = sub.T @ sub
     # a ridge keeps the start well defined when the chosen rows do not span every feature yet
     ridge = 1e-8 * max(np.trace(gram) / r, 1.0) if np.linalg.matrix_rank(gram) < r else 0.0
     M = np.linalg.inv(gram + ridge * np.eye(r))
-    G = np.asfortranarray((A @ M.astype(np.float32)).T)  # r x cells, Fortran order: G.T = A M
-    lev = np.einsum("ji,ij->i", G, A, dtype=np.float64)
+    lev = np.einsum("ij,ij->i", A @ M.astype(np.float32), A)  # float32, like A
     lev[chosen | blocked | ~guard.feasible()] = -np.inf  # stays -inf through the updates below
     while len(order) < n:
         i = int(np.argmax(lev))
         if not np.isfinite(lev[i]):
             raise _infeasible(len(order), n, min_distance)
-        gi = G[:, i].copy()  # = M a_i^T
-        v = A @ gi  # = A M a_i^T, one value per cell
-        denom = 1.0 + lev[i]
-        G = sger(-1.0 / denom, gi, v, a=G, overwrite_a=True)  # in-place rank-1 update
-        lev -= np.square(v, dtype=np.float64) / denom
+        u = M @ A[i].astype(np.float64)  # M a_i^T
+        denom = 1.0 + float(A[i].astype(np.float64) @ u)
+        v = A @ u.astype(np.float32)  # a_j M a_i^T for every cell j
+        np.square(v, out=v)
+        v *= np.float32(1.0 / denom)
+        lev -= v
+        M -= np.outer(u, u) / denom
         order.append(i)
         chosen[i] = True
         lev[i] = -np.inf
