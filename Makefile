@@ -42,6 +42,19 @@ clean:
 # ---- demo: each command on data_samples/, outputs and PNG previews in $(DEMO_OUT)/ -------------
 GEOTOOL := $(BIN)/geotool
 
-demo: install
-	@mkdir -p $(DEMO_OUT)
+demo: install demo-soil
 	@echo "demo outputs and PNG previews are in $(DEMO_OUT)/"
+
+SOIL := data_samples/soil
+demo-soil: install
+	@mkdir -p $(DEMO_OUT)/soil
+	$(GEOTOOL) soil-sample $(SOIL)/slope.tif $(SOIL)/ndvi.tif --resample bilinear --dem $(SOIL)/dem.tif \
+		--terrain aspect,curvature,twi -n 20 --min-distance 40 --seed 0 \
+		--output $(DEMO_OUT)/soil/points_maxvol.gpkg --plot $(DEMO_OUT)/soil/points_maxvol.png
+	$(GEOTOOL) soil-sample $(SOIL)/slope.tif $(SOIL)/ndvi.tif --resample bilinear --dem $(SOIL)/dem.tif \
+		--terrain aspect,curvature,twi -n 20 --min-distance 40 --method clhs --seed 0 \
+		--output $(DEMO_OUT)/soil/points_clhs.csv --plot $(DEMO_OUT)/soil/points_clhs.png
+	$(GEOTOOL) soil-evaluate $(SOIL)/kshen_data.csv --x-column LON --y-column LAT --crs EPSG:32637 \
+		--covariate $(SOIL)/dem.tif --covariate $(SOIL)/slope.tif --covariate $(SOIL)/aspect.tif \
+		--covariate $(SOIL)/wetnessindex.tif -k 10,15,20,25,30 --repeats 20 --seed 0 \
+		--output $(DEMO_OUT)/soil/kshen_evaluation.csv

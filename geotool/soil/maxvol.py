@@ -176,13 +176,14 @@ def maxvol_select(
         project_out(best)
 
     swaps = 0
+    B = None
     # 2. square maxvol on the r x r submatrix (only when it is nonsingular)
     if len(order) == r and len(basis) == r:
-        swaps = _square_maxvol(A, order, len(fixed), chosen_mask, blocked, guard, tol, max_swaps or 20 * r)
+        swaps, B = _square_maxvol(A, order, len(fixed), chosen_mask, blocked, guard, tol, max_swaps or 20 * r)
 
     # 3. greedy rectangular maxvol for the rest
     if len(order) < n:
-        _rect_maxvol(A, order, n, chosen_mask, blocked, guard, min_distance)
+        _rect_maxvol(A, order, n, chosen_mask, blocked, guard, min_distance, B)
 
     rows = np.asarray(order, dtype=np.int64)
     return Selection(rows=rows, n_fixed=len(fixed), swaps=swaps, log_det=design_log_det(A, rows))
@@ -204,8 +205,11 @@ def _square_maxvol(
     guard: _DistanceGuard,
     tol: float,
     max_swaps: int,
-) -> int:
-    """Swap rows into the r x r submatrix while some |B[i, k]| > tol; positions < n_fixed never move."""
+) -> tuple[int, np.ndarray]:
+    """Swap rows into the r x r submatrix while some |B[i, k]| > tol; positions < n_fixed never move.
+
+    Returns the number of swaps and the final B = A A_S^-1.
+    """
     r = A.shape[1]
     sub = A[order].astype(np.float64)
     B = A @ np.linalg.inv(sub).astype(np.float32)  # cells x r; B[order] = I
@@ -244,17 +248,25 @@ def _square_maxvol(
         chosen[i] = True
         guard.add(i)
         swaps += 1
-    return swaps
+    return swaps, B
 
 
 def _rect_maxvol(
-    A: np.ndarray, order: list[int], n: int, chosen: np.ndarray, blocked: np.ndarray, guard: _DistanceGuard, min_distance: float
+    A: np.ndarray,
+    order: list[int],
+    n: int,
+    chosen: np.ndarray,
+    blocked: np.ndarray,
+    guard: _DistanceGuard,
+    min_distance: float,
+    B: np.ndarray | None = None,
 ) -> None:
     """Add rows by largest leverage l_i = a_i M a_i^T, M = (A_S^T A_S)^-1.
 
     Adding row a (leverage l) updates M by Sherman-Morrison and every leverage by
     l_j -= (a_j M a^T)^2 / (1 + l): one matrix-vector product A (M a^T) per step, and only the r x r
-    matrix M is kept besides the leverages, so the extra memory is O(cells).
+    matrix M is kept besides the leverages, so the extra memory is O(cells). When the square-maxvol B =
+    A A_S^-1 is given, the starting leverages are its squared row norms (no further pass over A).
     """
     r = A.shape[1]
     sub = A[order].astype(np.float64)
@@ -262,7 +274,10 @@ def _rect_maxvol(
     # a ridge keeps the start well defined when the chosen rows do not span every feature yet
     ridge = 1e-8 * max(np.trace(gram) / r, 1.0) if np.linalg.matrix_rank(gram) < r else 0.0
     M = np.linalg.inv(gram + ridge * np.eye(r))
-    lev = np.einsum("ij,ij->i", A @ M.astype(np.float32), A)  # float32, like A
+    if B is not None and ridge == 0.0:
+        lev = np.einsum("ij,ij->i", B, B)  # a_i (A_S^T A_S)^-1 a_i^T = |a_i A_S^-1|^2
+    else:
+        lev = np.einsum("ij,ij->i", A @ M.astype(np.float32), A)  # float32, like A
     lev[chosen | blocked | ~guard.feasible()] = -np.inf  # stays -inf through the updates below
     while len(order) < n:
         i = int(np.argmax(lev))
