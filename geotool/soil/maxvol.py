@@ -9,9 +9,10 @@ Algorithm (written from scratch; Goreinov et al. 2010, Mikhalev & Oseledets 2018
 2. Square maxvol (when the start has r rows): with B = A A_S^-1, swap row i into position k while
    |B[i, k]| > tol; each swap multiplies the volume by |B[i, k]| and updates B by a rank-1 correction.
 3. Greedy rectangular maxvol (N > r): add the row with the largest leverage l_i = a_i (A_S^T A_S)^-1 a_i^T
-   (each addition multiplies det(A_S^T A_S) by 1 + l_i); (A_S^T A_S)^-1 and the leverages are updated by
-   rank-1 corrections, never re-stacked: each step is one product of A with an r-vector, O(cells x r)
-   time and O(cells) extra memory besides A itself (float32).
+   (each addition multiplies det(A_S^T A_S) by 1 + l_i); (A_S^T A_S)^-1 is updated by rank-1 corrections,
+   never re-stacked, and since leverages only decrease a lazy greedy evaluates them exactly for a small
+   pool of candidates, with a full O(cells x r) pass only when the pool cannot prove its best is the
+   maximum. Extra memory besides A (float32) is O(cells).
 
 Constraints: fixed rows are always kept and never swapped out; a candidate closer than ``min_distance``
 (metres, isotropic, from ``coords``) to any chosen row is never chosen, and square-maxvol swaps check the
@@ -260,13 +261,16 @@ def _rect_maxvol(
     guard: _DistanceGuard,
     min_distance: float,
     B: np.ndarray | None = None,
+    pool_size: int = 2048,
 ) -> None:
-    """Add rows by largest leverage l_i = a_i M a_i^T, M = (A_S^T A_S)^-1.
+    """Add rows by largest leverage l_i = a_i M a_i^T, M = (A_S^T A_S)^-1 (updated by Sherman-Morrison).
 
-    Adding row a (leverage l) updates M by Sherman-Morrison and every leverage by
-    l_j -= (a_j M a^T)^2 / (1 + l): one matrix-vector product A (M a^T) per step, and only the r x r
-    matrix M is kept besides the leverages, so the extra memory is O(cells). When the square-maxvol B =
-    A A_S^-1 is given, the starting leverages are its squared row norms (no further pass over A).
+    Leverages only decrease as rows are added, so a lazy greedy is exact: the leverages of a full pass
+    are upper bounds for later steps. Each step computes exact leverages only for a pool of the cells with
+    the largest bounds (O(pool x r^2)) and accepts the pool's best when it is at least the largest bound
+    outside the pool; otherwise one full pass (O(cells x r)) refreshes the bounds and the pool. Besides A
+    only M, the pool and one vector of bounds are kept: O(cells) extra memory. When the square-maxvol B =
+    A A_S^-1 is given, the first bounds are its squared row norms (no extra pass over A).
     """
     r = A.shape[1]
     sub = A[order].astype(np.float64)
@@ -274,28 +278,43 @@ def _rect_maxvol(
     # a ridge keeps the start well defined when the chosen rows do not span every feature yet
     ridge = 1e-8 * max(np.trace(gram) / r, 1.0) if np.linalg.matrix_rank(gram) < r else 0.0
     M = np.linalg.inv(gram + ridge * np.eye(r))
-    if B is not None and ridge == 0.0:
-        lev = np.einsum("ij,ij->i", B, B)  # a_i (A_S^T A_S)^-1 a_i^T = |a_i A_S^-1|^2
-    else:
-        lev = np.einsum("ij,ij->i", A @ M.astype(np.float32), A)  # float32, like A
-    lev[chosen | blocked | ~guard.feasible()] = -np.inf  # stays -inf through the updates below
+    excluded = chosen | blocked | ~guard.feasible()
+
+    def full_pass() -> tuple[np.ndarray, float]:
+        if B is not None and ridge == 0.0 and len(order) == r:
+            lev = np.einsum("ij,ij->i", B, B)  # a_i (A_S^T A_S)^-1 a_i^T = |a_i A_S^-1|^2
+        else:
+            lev = np.einsum("ij,ij->i", A @ M.astype(np.float32), A)
+        lev[excluded] = -np.inf
+        k = min(pool_size, len(lev) - 1)
+        if k <= 0:
+            return np.flatnonzero(np.isfinite(lev)), -np.inf
+        part = np.argpartition(-lev, k)
+        return part[:k], float(lev[part[k]])  # pool, largest bound outside it
+
+    pool, outside = full_pass()
     while len(order) < n:
-        i = int(np.argmax(lev))
-        if not np.isfinite(lev[i]):
-            raise _infeasible(len(order), n, min_distance)
+        pool = pool[~excluded[pool]]
+        if len(pool):
+            P = A[pool].astype(np.float64)
+            exact = np.einsum("ij,ij->i", P @ M, P)
+            best = int(np.argmax(exact))
+        if not len(pool) or exact[best] < outside:
+            if not np.isfinite(outside) and not len(pool):
+                raise _infeasible(len(order), n, min_distance)
+            B = None
+            pool_size *= 2  # the bounds went stale quickly: keep more candidates next time
+            pool, outside = full_pass()
+            continue
+        i = int(pool[best])
         u = M @ A[i].astype(np.float64)  # M a_i^T
-        denom = 1.0 + float(A[i].astype(np.float64) @ u)
-        v = A @ u.astype(np.float32)  # a_j M a_i^T for every cell j
-        np.square(v, out=v)
-        v *= np.float32(1.0 / denom)
-        lev -= v
-        M -= np.outer(u, u) / denom
+        M -= np.outer(u, u) / (1.0 + float(exact[best]))
         order.append(i)
         chosen[i] = True
-        lev[i] = -np.inf
+        excluded[i] = True
         if guard.active:
             guard.add(i)
-            lev[guard.neighbours(i)] = -np.inf
+            excluded[guard.neighbours(i)] = True
 
 
 def design_log_det(A: np.ndarray, rows: np.ndarray) -> float:
