@@ -42,9 +42,24 @@ clean:
 # ---- demo: each command on data_samples/, outputs and PNG previews in $(DEMO_OUT)/ -------------
 GEOTOOL := $(BIN)/geotool
 
-demo: install demo-oba demo-soil
-	@mkdir -p $(DEMO_OUT)
+demo: install demo-soil demo-oba
 	@echo "demo outputs and PNG previews are in $(DEMO_OUT)/"
+
+# soil-sample (maxvol and cLHS) and soil-evaluate on the Kshen field, with PNG maps and chart
+SOIL := data_samples/soil
+demo-soil: install
+	@mkdir -p $(DEMO_OUT)/soil
+	$(GEOTOOL) soil-sample $(SOIL)/slope.tif $(SOIL)/ndvi.tif --resample bilinear --dem $(SOIL)/dem.tif \
+		--terrain aspect,curvature,twi -n 20 --min-distance 40 --seed 0 \
+		--output $(DEMO_OUT)/soil/points_maxvol.gpkg --plot $(DEMO_OUT)/soil/points_maxvol.png
+	$(GEOTOOL) soil-sample $(SOIL)/slope.tif $(SOIL)/ndvi.tif --resample bilinear --dem $(SOIL)/dem.tif \
+		--terrain aspect,curvature,twi -n 20 --min-distance 40 --method clhs --seed 0 \
+		--output $(DEMO_OUT)/soil/points_clhs.csv --plot $(DEMO_OUT)/soil/points_clhs.png
+	$(GEOTOOL) soil-evaluate $(SOIL)/kshen_data.csv --x-column LON --y-column LAT --crs EPSG:32637 \
+		--covariate $(SOIL)/dem.tif --covariate $(SOIL)/slope.tif --covariate $(SOIL)/aspect.tif \
+		--covariate $(SOIL)/wetnessindex.tif -k 10,15,20,25,30 --repeats 20 --seed 0 \
+		--output $(DEMO_OUT)/soil/kshen_evaluation.csv
+	@echo "soil maps and evaluation chart: $(DEMO_OUT)/soil/*.png"
 
 demo-oba: install
 	@mkdir -p $(DEMO_OUT)/oba
@@ -56,15 +71,3 @@ demo-oba: install
 		--paste-classes Building --max-label-fraction 0.5 --scene-size 128 -n 8 --seed 0 \
 		--output $(DEMO_OUT)/oba/nb_buildings
 	@echo "OBA contact sheets: $(DEMO_OUT)/oba/*/contact_sheet.png"
-
-# soil-sample and soil-evaluate on the Kshen field (data_samples/soil) with PNG previews
-demo-soil: install
-	@mkdir -p $(DEMO_OUT)/soil
-	$(GEOTOOL) --quiet soil-sample data_samples/soil/ndvi.tif --dem data_samples/soil/dem.tif --resample bilinear \
-		-n 20 --min-distance 30 --output $(DEMO_OUT)/soil/maxvol_points.gpkg --plot $(DEMO_OUT)/soil/maxvol_points.png
-	$(GEOTOOL) --quiet soil-sample data_samples/soil/ndvi.tif --dem data_samples/soil/dem.tif --resample bilinear \
-		-n 20 --min-distance 30 --method clhs --seed 0 --output $(DEMO_OUT)/soil/clhs_points.gpkg --plot $(DEMO_OUT)/soil/clhs_points.png
-	$(GEOTOOL) soil-evaluate data_samples/soil/kshen_data.csv --dem data_samples/soil/dem.tif \
-		--x-column LON --y-column LAT --crs EPSG:32637 --methods maxvol,clhs,random --sizes 10,15,20,25,30 --repeats 20 \
-		--output $(DEMO_OUT)/soil/kshen_evaluation.csv --plot $(DEMO_OUT)/soil/kshen_evaluation.png
-	@echo "soil maps and evaluation plot: $(DEMO_OUT)/soil/*.png"

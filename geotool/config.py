@@ -74,8 +74,11 @@ def load_config(
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "config"
+        if err["type"] == "missing":
+            raise ConfigError(f"missing setting {where}: give it as a flag (--{where.replace('_', '-')}) or in the config file") from None
         origin = f" (from {', '.join(sources)} and flags)" if sources else ""
-        raise ConfigError(f"invalid setting {where}{origin}: {err['msg']}") from None
+        message = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting {where}{origin}: {message}") from None
 
 
 def _deep_update(base: dict[str, Any], new: Mapping[str, Any]) -> None:

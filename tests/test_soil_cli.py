@@ -1,174 +1,219 @@
-"""soil-sample / soil-evaluate end to end through the CLI, on fixtures in tmp_path and data_samples/."""
+"""`geotool soil-sample` and `geotool soil-evaluate` end to end, including every bad input."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
+import rasterio
+from affine import Affine
+from scipy.spatial.distance import pdist
+from shapely.geometry import Point, box
 from typer.testing import CliRunner
 
 from geotool.cli.main import app
-from soil_helpers import CRS, NODATA, TRANSFORM, boundary_polygon, write_field
 
 runner = CliRunner()
+T = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5100000.0)  # UTM 33N, 10 m
 
 
 @pytest.fixture
-def field(tmp_path, raster_factory):
-    from conftest import make_raster
+def field(raster_factory):
+    """Three 40x50 covariates on one grid with a nodata hole and a nodata corner."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:40, 0:50]
+    dem = (100 + 0.3 * yy + 0.1 * xx + rng.normal(0, 0.2, (40, 50))).astype(np.float32)
+    ndvi = (0.5 + 0.3 * np.sin(xx / 7) + rng.normal(0, 0.02, (40, 50))).astype(np.float32)
+    clay = (20 + 5 * np.cos(yy / 5) + rng.normal(0, 0.5, (40, 50))).astype(np.float32)
+    for arr in (dem, ndvi, clay):
+        arr[10:15, 20:30] = -9999
+    ndvi[:5, :5] = -9999
+    return {
+        "dem": raster_factory("dem.tif", dem, nodata=-9999),
+        "ndvi": raster_factory("ndvi.tif", ndvi, nodata=-9999),
+        "clay": raster_factory("clay.tif", clay, nodata=-9999),
+    }
 
-    return write_field(tmp_path, make_raster)
+
+def _run(*args):
+    return runner.invoke(app, [str(a) for a in args])
 
 
-def sample(field, out: Path, *extra: str):
-    args = ["soil-sample", str(field["ndvi"]), "--dem", str(field["dem"]), "-o", str(out), *extra]
-    return runner.invoke(app, args)
+def _read(path):
+    return gpd.read_file(path)
 
 
-def read_points(path: Path):
-    from geotool.io.vector import read_vector
-
-    return read_vector(path)
-
-
-def test_exact_n_on_valid_cells_coordinates_round_trip(field, tmp_path):
+def test_exact_n_points_on_valid_cells_with_georeference(field, tmp_path):
     out = tmp_path / "pts.gpkg"
-    res = sample(field, out, "-n", "12", "--min-distance", "20")
-    assert res.exit_code == 0, res.output
-    gdf = read_points(out)
-    assert len(gdf) == 12 and not gdf["legacy"].any()
-    assert sorted(gdf["order"]) == list(range(1, 13))
-    from geotool.io.raster import read_grid, read_stack
-
-    grid = read_grid(field["dem"])
-    rows, cols = grid.rowcol(gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy())
-    assert np.array_equal(rows, gdf["row"]) and np.array_equal(cols, gdf["col"])
-    cx, cy = grid.xy(rows, cols)
-    assert np.allclose(cx, gdf["x"]) and np.allclose(cy, gdf["y"])  # cell centres
-    stack = read_stack([field["dem"], field["ndvi"]])
-    assert stack.valid[rows, cols].all()  # never a nodata cell of any layer
-    assert len(set(zip(rows, cols))) == 12
-    assert (gdf["nearest_m"] >= 20).all()
-    side = json.loads(Path(str(out) + ".json").read_text())
-    assert side["command"] == "soil-sample" and side["config"]["n_points"] == 12
-    assert any("dem.tif" in k for k in side["inputs"])
-    assert np.allclose(gdf["lon"], 37.7, atol=0.1) and np.allclose(gdf["lat"], 51.9, atol=0.1)
-
-
-def test_many_points_boundary_and_legacy(field, tmp_path):
-    bnd = boundary_polygon(tmp_path)  # EPSG:4326, reprojected to the raster's UTM
-    legacy = tmp_path / "old.csv"
-    legacy.write_text("x,y\n416012.5,5751987.5\n416182.5,5751877.5\n")  # raster CRS, one outside the boundary
-    out = tmp_path / "pts.geojson"
-    res = sample(field, out, "-n", "60", "--boundary", str(bnd), "--existing", str(legacy), "--min-distance", "6")
-    assert res.exit_code == 0, res.output
-    gdf = read_points(out)
-    assert len(gdf) == 62 and gdf["legacy"].sum() == 2
-    new = gdf[~gdf["legacy"]]
-    # boundary: left + 20 .. left + 100 m, top - 150 .. top - 20 m
-    assert (new["x"] > TRANSFORM.c + 20).all() and (new["x"] < TRANSFORM.c + 100).all()
-    assert (new["y"] < TRANSFORM.f - 20).all() and (new["y"] > TRANSFORM.f - 150).all()
-    assert np.allclose(sorted(gdf[gdf["legacy"]]["x"]), [416012.5, 416182.5])
-    xy = np.column_stack([gdf["x"], gdf["y"]])
-    d = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1))
-    np.fill_diagonal(d, np.inf)
-    assert d[2:].min() >= 6.0 * 0.999  # new points vs everything (UTM scale ~1)
+    result = _run("soil-sample", field["ndvi"], field["clay"], "--dem", field["dem"], "--terrain", "slope,aspect,twi",
+                  "-n", 25, "--output", out, "--plot", tmp_path / "map.png")
+    assert result.exit_code == 0, result.output
+    pts = _read(out)
+    assert len(pts) == 25 and pts.crs.to_epsg() == 32633
+    assert len(set(zip(pts["row"], pts["col"]))) == 25
+    # points land on the cells they claim: coordinates round-trip to row/col
+    inv = ~T
+    cols, rows = inv * (pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy())
+    assert np.array_equal(np.floor(rows).astype(int), pts["row"]) and np.array_equal(np.floor(cols).astype(int), pts["col"])
+    assert np.allclose(pts["x"], pts.geometry.x) and np.allclose(pts["y"], pts.geometry.y)
+    # never on nodata: not in the hole, not in the ndvi corner
+    assert not ((pts["row"].between(10, 14)) & (pts["col"].between(20, 29))).any()
+    assert not ((pts["row"] < 5) & (pts["col"] < 5)).any()
+    with rasterio.open(field["ndvi"]) as ds:
+        values = ds.read(1)[pts["row"], pts["col"]]
+    assert np.allclose(values, pts["ndvi"]) and (values != -9999).all()
+    assert {"lon", "lat", "order", "nearest_m", "elevation", "slope", "aspect_sin", "twi"} <= set(pts.columns)
+    assert pts["order"].tolist() == list(range(1, 26))
+    assert (tmp_path / "map.png").stat().st_size > 10_000
+    side = json.loads((tmp_path / "pts.gpkg.json").read_text())
+    assert side["command"] == "soil-sample" and side["results"]["n_points"] == 25
+    assert set(side["inputs"]) == {str(field["ndvi"]), str(field["clay"]), str(field["dem"])}
 
 
-@pytest.mark.parametrize("method", ["random", "clhs", "kmeans", "maxvol"])
-def test_same_seed_same_file(field, tmp_path, method):
-    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
-    cfg = tmp_path / "soil.yaml"
-    cfg.write_text("clhs_iterations: 500\nmin_distance: 10\n")  # a user YAML; flags override it
-    for out in (a, b):
-        res = sample(field, out, "-n", "8", "--method", method, "--seed", "4", "--config", str(cfg))
-        assert res.exit_code == 0, res.output
-    assert a.read_bytes() == b.read_bytes()
+@pytest.mark.parametrize("method", ["maxvol", "random", "clhs", "kmeans"])
+def test_min_distance_boundary_and_legacy_for_every_method(field, tmp_path, method):
+    boundary = tmp_path / "field.geojson"
+    gpd.GeoDataFrame(geometry=[box(500050, 5099650, 500450, 5099950)], crs=32633).to_crs(4326).to_file(boundary)
+    legacy = tmp_path / "old.gpkg"
+    gpd.GeoDataFrame({"id": [1, 2]}, geometry=[Point(500065, 5099985), Point(500255, 5099705)], crs=32633).to_file(legacy)
+    out = tmp_path / f"{method}.csv"
+    result = _run("soil-sample", field["ndvi"], field["clay"], "--dem", field["dem"], "-n", 15, "--output", out,
+                  "--boundary", boundary, "--existing", legacy, "--min-distance", 45, "--method", method,
+                  "--seed", 3)
+    assert result.exit_code == 0, result.output
+    pts = pd.read_csv(out)
+    assert len(pts) == 15 and pts["crs"].iloc[0] == "EPSG:32633"
+    assert pts["legacy"].tolist()[:2] == [True, True] and not pts["legacy"][2:].any()
+    assert sorted(zip(pts["row"][:2], pts["col"][:2])) == [(1, 6), (29, 25)]
+    new = pts[~pts["legacy"]]
+    assert new["x"].between(500050, 500450).all() and new["y"].between(5099650, 5099950).all()
+    # distances are ground metres: UTM map metres x 1/0.9996 at the central meridian
+    assert pts["nearest_m"].min() >= 45 and pdist(pts[["x", "y"]].to_numpy()).min() >= 45 * 0.9996
+    xy = pts[["x", "y"]].to_numpy()
+    map_nearest = np.sort(np.hypot(*(xy[:, None] - xy[None]).transpose(2, 0, 1)), axis=1)[:, 1]
+    assert np.allclose(pts["nearest_m"], map_nearest / 0.9996, rtol=2e-4)
 
 
-def _assert_clean_error(res, out: Path, pattern: str):
-    assert res.exit_code == 2, res.output
-    lines = [line for line in res.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and pattern in lines[0], res.output
-    assert not out.exists() and not Path(str(out) + ".json").exists()
+def test_same_seed_same_file(field, tmp_path):
+    outs = []
+    for run in ("a", "b"):
+        out = tmp_path / run / "pts.geojson"  # same name: GeoJSON stores the layer name
+        assert _run("soil-sample", field["ndvi"], field["clay"], "-n", 12, "--method", "clhs", "--seed", 11,
+                    "--output", out).exit_code == 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    other = tmp_path / "c" / "pts.geojson"
+    _run("soil-sample", field["ndvi"], field["clay"], "-n", 12, "--method", "clhs", "--seed", 12, "--output", other)
+    assert other.read_bytes() != outs[0]
 
 
-def test_bad_inputs_exit_2_one_line_no_output(field, tmp_path):
-    from conftest import make_raster
-
-    out = tmp_path / "pts.gpkg"
-    _assert_clean_error(runner.invoke(app, ["soil-sample", str(tmp_path / "missing.tif"), "-n", "3", "-o", str(out)]), out, "no such")
-    notraster = tmp_path / "notes.tif"
-    notraster.write_text("hello")
-    _assert_clean_error(runner.invoke(app, ["soil-sample", str(notraster), "-n", "3", "-o", str(out)]), out, "not a readable raster")
-    other = make_raster(tmp_path / "other.tif", np.ones((36, 44), np.float32), crs="EPSG:32636", transform=TRANSFORM)
-    _assert_clean_error(sample(field, out, str(other), "-n", "3"), out, "EPSG:32636")
-    far = boundary_polygon(tmp_path, "far.gpkg", shift_deg=5.0)
-    _assert_clean_error(sample(field, out, "-n", "3", "--boundary", str(far)), out, "does not overlap")
-    _assert_clean_error(sample(field, out, "-n", "400", "--min-distance", "40"), out, "could be placed")
-    _assert_clean_error(sample(field, out, "-n", "3", "--method", "nope"), out, "method")
-    _assert_clean_error(sample(field, tmp_path / "pts.txt", "-n", "3"), tmp_path / "pts.txt", "extension")
+def test_shapefile_output(field, tmp_path):
+    out = tmp_path / "pts.shp"
+    assert _run("soil-sample", field["ndvi"], "-n", 5, "--output", out).exit_code == 0
+    assert len(_read(out)) == 5 and _read(out).crs.to_epsg() == 32633
 
 
-def test_constant_covariate_is_reported_and_dropped(field, tmp_path):
-    from conftest import make_raster
-
-    const = make_raster(tmp_path / "flat.tif", np.full((36, 44), 7.0, np.float32), crs=CRS, transform=TRANSFORM, nodata=NODATA)
-    out = tmp_path / "pts.gpkg"
-    res = sample(field, out, str(const), "-n", "5")
-    assert res.exit_code == 0, res.output
-    assert "warning: covariate flat dropped: constant" in res.output
-    side = json.loads(Path(str(out) + ".json").read_text())
-    assert "flat" in side["results"]["dropped_covariates"]
+def _assert_clean_failure(result, tmp_path, *needles):
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    for needle in needles:
+        assert needle in lines[0]
+    assert not list(tmp_path.glob("out*")), "a failed run left output behind"
 
 
-def test_data_samples_sample_and_evaluate_with_plots(data_samples, tmp_path):
+def test_missing_file(field, tmp_path):
+    _assert_clean_failure(_run("soil-sample", tmp_path / "nope.tif", "-n", 5, "--output", tmp_path / "out.gpkg"),
+                          tmp_path, "nope.tif", "no such raster")
+
+
+def test_non_raster_file(field, tmp_path):
+    fake = tmp_path / "fake.tif"
+    fake.write_text("not a raster")
+    _assert_clean_failure(_run("soil-sample", field["ndvi"], fake, "-n", 5, "--output", tmp_path / "out.gpkg"),
+                          tmp_path, "fake.tif", "not a readable raster")
+
+
+def test_crs_mismatch_between_layers(field, raster_factory, tmp_path):
+    other = raster_factory("utm34.tif", np.ones((40, 50), np.float32), crs="EPSG:32634")
+    _assert_clean_failure(_run("soil-sample", field["ndvi"], other, "-n", 5, "--output", tmp_path / "out.gpkg"),
+                          tmp_path, "utm34.tif", "EPSG:32634 instead of EPSG:32633", "--resample")
+
+
+def test_boundary_not_overlapping(field, tmp_path):
+    far = tmp_path / "far.gpkg"
+    gpd.GeoDataFrame(geometry=[box(10, 10, 11, 11)], crs=4326).to_file(far)
+    _assert_clean_failure(_run("soil-sample", field["ndvi"], "-n", 5, "--boundary", far, "--output", tmp_path / "out.gpkg"),
+                          tmp_path, "far.gpkg", "does not overlap")
+
+
+def test_n_larger_than_feasible(field, tmp_path):
+    _assert_clean_failure(_run("soil-sample", field["ndvi"], "-n", 500, "--min-distance", 100,
+                               "--output", tmp_path / "out.gpkg"), tmp_path, "could be placed", "of 500")
+    _assert_clean_failure(_run("soil-sample", field["ndvi"], "-n", 5000, "--output", tmp_path / "out.gpkg"),
+                          tmp_path, "5000", "valid")
+
+
+def test_legacy_point_on_nodata(field, tmp_path):
+    legacy = tmp_path / "old.gpkg"
+    gpd.GeoDataFrame(geometry=[Point(500015, 5099985)], crs=32633).to_file(legacy)  # the ndvi nodata corner
+    _assert_clean_failure(_run("soil-sample", field["ndvi"], "-n", 5, "--existing", legacy,
+                               "--output", tmp_path / "out.gpkg"), tmp_path, "old.gpkg", "nodata")
+
+
+def test_bad_options_are_clean(field, tmp_path):
+    _assert_clean_failure(_run("soil-sample", field["ndvi"], "-n", 5, "--output", tmp_path / "out.txt"), tmp_path, "out.txt")
+    _assert_clean_failure(_run("soil-sample", field["ndvi"], "-n", 5, "--method", "best", "--output", tmp_path / "out.gpkg"),
+                          tmp_path, "method")
+    _assert_clean_failure(_run("soil-sample", field["ndvi"], "--output", tmp_path / "out.gpkg"), tmp_path, "missing setting n")
+
+
+def test_real_field_with_resampled_ndvi(data_samples, tmp_path):
     soil = data_samples / "soil"
-    out, png = tmp_path / "kshen.gpkg", tmp_path / "kshen.png"
-    res = runner.invoke(app, ["soil-sample", str(soil / "ndvi.tif"), "--dem", str(soil / "dem.tif"), "--resample", "bilinear",
-                              "-n", "20", "--min-distance", "30", "-o", str(out), "--plot", str(png)])
-    assert res.exit_code == 0, res.output
-    assert len(read_points(out)) == 20 and png.read_bytes()[:4] == b"\x89PNG"
-    table, png2 = tmp_path / "eval.csv", tmp_path / "eval.png"
-    res = runner.invoke(app, ["soil-evaluate", str(soil / "kshen_data.csv"), "--dem", str(soil / "dem.tif"), "--x-column", "LON",
-                              "--y-column", "LAT", "--crs", "EPSG:32637", "--sizes", "10,20", "--repeats", "3",
-                              "--methods", "maxvol,random,clhs", "--design", str(out), "-o", str(table), "--plot", str(png2)])
-    assert res.exit_code == 0, res.output
-    import pandas as pd
-
-    t = pd.read_csv(table)
-    assert {"maxvol", "random", "clhs", "kshen"} <= set(t["method"])
-    assert "Moisture_perc_10" in set(t["property"]) and "Point" not in set(t["property"])
-    assert ((t["ks"] >= 0) & (t["ks"] <= 1)).all() and (t["wasserstein"] >= 0).all()
-    assert png2.read_bytes()[:4] == b"\x89PNG"
+    out = tmp_path / "pts.gpkg"
+    result = _run("soil-sample", soil / "slope.tif", soil / "ndvi.tif", "--dem", soil / "dem.tif", "--terrain", "twi",
+                  "-n", 15, "--output", out, "--min-distance", 50)
+    assert result.exit_code == 2 and "ndvi.tif is not on the grid" in result.output
+    result = _run("soil-sample", soil / "slope.tif", soil / "ndvi.tif", "--dem", soil / "dem.tif", "--terrain", "twi",
+                  "-n", 15, "--output", out, "--min-distance", 50, "--resample", "bilinear")
+    assert result.exit_code == 0, result.output
+    pts = _read(out)
+    assert len(pts) == 15 and pts.crs.to_epsg() == 3857 and pts["nearest_m"].min() >= 50
 
 
-def test_soil_commands_do_not_import_torch(tmp_path):
-    code = (
-        "import sys; from typer.testing import CliRunner; from geotool.cli.main import app; "
-        "r = CliRunner().invoke(app, ['soil-sample', '--help']); assert r.exit_code == 0; "
-        "assert 'torch' not in sys.modules, 'torch imported'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
+def test_soil_evaluate_on_kshen(data_samples, tmp_path):
+    out = tmp_path / "eval.csv"
+    result = _run("soil-evaluate", data_samples / "soil" / "kshen_data.csv", "--x-column", "LON", "--y-column", "LAT",
+                  "--crs", "EPSG:32637", "--covariate", data_samples / "soil" / "dem.tif", "--covariate",
+                  data_samples / "soil" / "slope.tif", "-k", "10,20", "--repeats", 3, "--output", out)
+    assert result.exit_code == 0, result.output
+    summary = pd.read_csv(out)
+    assert set(summary["method"]) == {"maxvol", "clhs", "random"}
+    assert "Moisture_perc_10" in set(summary["property"]) and "Point" not in set(summary["property"])
+    assert (summary["ks"].between(0, 1)).all() and (summary["wasserstein"] >= 0).all()
+    designs = pd.read_csv(tmp_path / "eval_designs.csv")
+    assert designs.groupby("method")["repeat"].nunique().to_dict() == {"maxvol": 1, "clhs": 3, "random": 3}
+    assert (tmp_path / "eval.png").exists() and "maxvol" in result.output
 
 
-def test_shapefile_output_feeds_existing_and_evaluate_errors(field, tmp_path):
-    first = tmp_path / "first.shp"
-    assert sample(field, first, "-n", "4", "--min-distance", "25").exit_code == 0
-    out = tmp_path / "second.gpkg"
-    res = sample(field, out, "-n", "5", "--existing", str(first), "--min-distance", "25")
-    assert res.exit_code == 0, res.output
-    gdf = read_points(out)
-    assert len(gdf) == 9 and gdf["legacy"].sum() == 4
-    assert gdf["nearest_m"].min() >= 25 * 0.999
-    table = tmp_path / "eval.csv"
-    res = runner.invoke(app, ["soil-evaluate", str(tmp_path / "nope.csv"), "--crs", "EPSG:32637", "-o", str(table)])
-    _assert_clean_error(res, table, "no such")
-    measured = tmp_path / "m.csv"
-    measured.write_text("x,y,clay\n416010,5751990,1\n416050,5751950,2\n416090,5751910,3\n")
-    res = runner.invoke(app, ["soil-evaluate", str(measured), "--crs", "EPSG:32637", "--sizes", "9", "-o", str(table)])
-    _assert_clean_error(res, table, "more than the 3 usable measured points")
+def test_soil_evaluate_scores_a_design_file(data_samples, tmp_path):
+    kshen = pd.read_csv(data_samples / "soil" / "kshen_data.csv", encoding="utf-8-sig")
+    chosen = kshen.iloc[[0, 5, 10, 20, 30, 40]]
+    design = tmp_path / "design.gpkg"
+    gpd.GeoDataFrame(geometry=gpd.points_from_xy(chosen["LON"] + 1, chosen["LAT"] - 1), crs=32637).to_file(design)
+    out = tmp_path / "eval.csv"
+    result = _run("soil-evaluate", data_samples / "soil" / "kshen_data.csv", "--x-column", "LON", "--y-column", "LAT",
+                  "--crs", "EPSG:32637", "--methods", "random", "-k", "6", "--repeats", 2, "--design", design,
+                  "--output", out)
+    assert result.exit_code == 0, result.output
+    designs = pd.read_csv(tmp_path / "eval_designs.csv")
+    assert set(designs.loc[designs["method"] == "design", "k"]) == {6}
+
+
+def test_soil_evaluate_csv_needs_crs(data_samples, tmp_path):
+    result = _run("soil-evaluate", data_samples / "soil" / "kshen_data.csv", "--x-column", "LON", "--y-column", "LAT",
+                  "--output", tmp_path / "out.csv")
+    _assert_clean_failure(result, tmp_path, "--crs")

@@ -156,25 +156,16 @@ def rasterize(
     ``values`` gives each geometry's burn value (default 1). Later geometries overwrite earlier ones.
     Only geometries intersecting the window are burnt (spatial index), so this is cheap per window.
     """
-    from rasterio import features
     from rasterio.windows import Window
     from shapely.geometry import box
 
     if window is None:
         window = Window(0, 0, grid.width, grid.height)
-    sub = grid.window_grid(window)
-    out = np.full(sub.shape, fill, dtype=dtype)
     if len(gdf) == 0:
-        return out
+        return rasterize_geometries([], grid, window, fill=fill, dtype=dtype)
     vals = np.ones(len(gdf)) if values is None else np.asarray(values)
-    idx = gdf.sindex.query(box(*sub.bounds), predicate="intersects")
-    if len(idx) == 0:
-        return out
-    idx = np.sort(idx)
-    shapes = ((geom, val) for geom, val in zip(gdf.geometry.values[idx], vals[idx]))
-    return features.rasterize(
-        shapes, out_shape=sub.shape, transform=sub.transform, fill=fill, dtype=dtype, all_touched=all_touched, out=out
-    )
+    idx = np.sort(gdf.sindex.query(box(*grid.window_grid(window).bounds), predicate="intersects"))
+    return rasterize_geometries(gdf.geometry.values[idx], grid, window, vals[idx], fill, dtype, all_touched)
 
 
 def vectorize(
@@ -191,11 +182,12 @@ def vectorize(
     Args:
         grid: georeference of ``classes``; polygons are in its CRS.
         valid: pixels to consider (nodata excluded); background class ``background`` is skipped.
-        min_area: drop polygons smaller than this, in squared CRS units (m^2 for projected CRSs).
+        min_area: drop polygons smaller than this, in squared CRS units (m^2 for metric CRSs).
         simplify: Douglas-Peucker tolerance in CRS units (0 = none); topology preserved per polygon.
 
     Returns:
-        GeoDataFrame with ``class_id``, ``class_name`` (if names given), ``area`` and geometry.
+        GeoDataFrame with ``class_id``, ``class_name`` (if names given), ``area`` (m^2 when the CRS is
+        geographic, else squared CRS units) and geometry.
     """
     import geopandas as gpd
     from rasterio import features
@@ -218,8 +210,17 @@ def vectorize(
     if class_names:
         frame["class_name"] = [class_names.get(i, str(i)) for i in ids]
     gdf = gpd.GeoDataFrame(frame, geometry=[r[1] for r in records], crs=grid.crs)
-    gdf["area"] = gdf.geometry.area
+    gdf["area"] = polygon_areas(gdf)
     return gdf
+
+
+def polygon_areas(gdf) -> np.ndarray:
+    """Polygon areas in m^2 for geographic CRSs (via the local UTM zone), else in squared CRS units."""
+    if len(gdf) == 0:
+        return np.zeros(0)
+    if gdf.crs is not None and gdf.crs.is_geographic:
+        return gdf.to_crs(gdf.estimate_utm_crs()).geometry.area.to_numpy()
+    return gdf.geometry.area.to_numpy()
 
 
 def require_features(gdf, path: str | os.PathLike, what: str = "features") -> None:

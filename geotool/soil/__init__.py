@@ -2,11 +2,12 @@
 
 Modules (each with one job):
 
-- :mod:`geotool.soil.geometry`: ground metres for any CRS (EPSG:3857 pixels are not metres on the ground).
-- :mod:`geotool.soil.terrain`: slope, aspect, curvature, priority-flood filling, D8 flow accumulation, TWI.
-- :mod:`geotool.soil.features`: candidate matrix, constant/collinear checks, standardisation, expansions.
+- :mod:`geotool.soil.terrain`: ground pixel size, slope, aspect, curvature, priority-flood filling, MFD/D8
+  flow accumulation, TWI.
+- :mod:`geotool.soil.features`: candidate cells, constant/collinear checks, standardisation, polynomial
+  and kernel features.
 - :mod:`geotool.soil.maxvol`: square and greedy rectangular maxvol with fixed rows and a minimum distance.
 - :mod:`geotool.soil.baselines`: random, conditioned Latin hypercube and k-means designs.
 - :mod:`geotool.soil.design`: the ``soil-sample`` pipeline. :mod:`geotool.soil.evaluate`: ``soil-evaluate``.
-- :mod:`geotool.soil.plot`: PNG previews.
+- :mod:`geotool.soil.plots`: PNG maps and charts.
 """

@@ -1,174 +1,193 @@
-"""Baseline designs behind ``--method``: simple random, conditioned Latin hypercube, k-means.
+"""Baseline sampling designs to compare maxvol against: simple random, cLHS and k-means.
 
-All take the candidates' standardised covariates ``Z`` (cells x k, no intercept), their ground
-positions ``xy`` (metres) and honour the same minimum distance and fixed (legacy) points as maxvol:
-exactly ``N`` new distinct cells, or :class:`InfeasibleError` saying how many could be placed.
+All take the standardised features (no intercept column), keep fixed (legacy) rows, honour the minimum
+distance in metres, are reproducible for a seed, and return exactly ``n`` distinct rows or raise
+:class:`~geotool.errors.InfeasibleError`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from geotool.soil.maxvol import _Exclusion, _infeasible
+from geotool.errors import InfeasibleError
 
 
-def _exclusion(xy: np.ndarray, min_distance: float, fixed_xy: np.ndarray | None) -> _Exclusion:
-    excl = _Exclusion(xy, min_distance)
-    for fx, fy in (fixed_xy if fixed_xy is not None else np.zeros((0, 2))):
-        excl.add(excl.near(fx, fy))
-    return excl
+def _too_close(coords: np.ndarray | None, chosen: list[int], j: int, min_distance: float, skip: int = -1) -> bool:
+    if coords is None or min_distance <= 0 or not chosen:
+        return False
+    others = [c for c in chosen if c != skip]
+    if not others:
+        return False
+    d = np.hypot(*(coords[others] - coords[j]).T)
+    return bool((d < min_distance * (1 - 1e-9)).any())
 
 
-def _block(excl: _Exclusion, j: int) -> np.ndarray:
-    idx = excl.near_cell(j)
-    excl.add(idx)
-    return idx
+def _infeasible(placed: int, n: int, min_distance: float) -> InfeasibleError:
+    return InfeasibleError(
+        f"only {placed} of {n} points could be placed with --min-distance {min_distance:g} m; "
+        "lower --min-distance or -n, or widen the boundary"
+    )
+
+
+def _start(n_cells: int, n: int, fixed: np.ndarray | None) -> list[int]:
+    fixed_list = [] if fixed is None else [int(f) for f in np.unique(fixed)]
+    if n < len(fixed_list):
+        raise InfeasibleError(f"asked for {n} points but {len(fixed_list)} existing points are kept; ask for more")
+    if n > n_cells:
+        raise InfeasibleError(f"asked for {n} points but only {n_cells} candidate cells exist")
+    return fixed_list
 
 
 def random_design(
-    n_cells: int, n_points: int, xy: np.ndarray, min_distance: float, fixed_xy: np.ndarray | None, seed: int
+    n_cells: int, n: int, rng: np.random.Generator, fixed=None, coords=None, min_distance: float = 0.0
 ) -> np.ndarray:
-    """Simple random sampling without replacement, rejecting cells too close to earlier points."""
-    rng = np.random.default_rng(seed)
-    excl = _exclusion(xy, min_distance, fixed_xy)
-    chosen: list[int] = []
+    """Simple random sampling without replacement (sequential rejection for the minimum distance)."""
+    chosen = _start(n_cells, n, fixed)
+    taken = set(chosen)
     for j in rng.permutation(n_cells):
-        if len(chosen) == n_points:
+        if len(chosen) == n:
             break
-        if excl.blocked[j] == 0:
-            _block(excl, int(j))
-            chosen.append(int(j))
-    if len(chosen) < n_points:
-        raise _infeasible(len(chosen), n_points, min_distance, 0 if fixed_xy is None else len(fixed_xy))
+        j = int(j)
+        if j in taken or _too_close(coords, chosen, j, min_distance):
+            continue
+        chosen.append(j)
+        taken.add(j)
+    if len(chosen) < n:
+        raise _infeasible(len(chosen), n, min_distance)
     return np.asarray(chosen, dtype=np.int64)
 
 
-def _strata(Z: np.ndarray, n_total: int) -> np.ndarray:
-    """Latin-hypercube stratum (0..n_total-1) of every cell for every column, by empirical quantiles.
-
-    Strata come from ranks (ties share their average rank), so a constant or heavily tied column gives a
-    well-defined stratum and a finite objective instead of empty quantile bins.
-    """
-    from scipy.stats import rankdata
-
-    frac = (rankdata(Z, axis=0, method="average") - 0.5) / len(Z)
-    return np.minimum((frac * n_total).astype(np.int64), n_total - 1)
-
-
 def clhs_design(
-    Z: np.ndarray,
-    n_points: int,
-    xy: np.ndarray,
-    min_distance: float,
-    fixed_Z: np.ndarray | None,
-    fixed_xy: np.ndarray | None,
-    seed: int,
-    iterations: int = 10000,
+    X: np.ndarray,
+    n: int,
+    rng: np.random.Generator,
+    fixed=None,
+    coords=None,
+    min_distance: float = 0.0,
+    iterations: int = 5000,
     temperature: float = 1.0,
-    cooling: float = 0.95,
-    weights: tuple[float, float] = (1.0, 1.0),
+    cooling: float = 0.999,
+    correlation_weight: float = 1.0,
 ) -> np.ndarray:
-    """Conditioned Latin hypercube sampling (Minasny and McBratney 2006) by simulated annealing.
+    """Conditioned Latin hypercube sampling (Minasny & McBratney 2006) by simulated annealing.
 
-    Objective: ``w1 * sum_j sum_s |eta_js - 1| + w2 * sum |corr(sample) - corr(all)|`` where ``eta_js``
-    counts the sample's cells (fixed points included) in the ``s``-th quantile stratum of column ``j``.
-    Each iteration swaps one new point for a random feasible cell (half the time the worst-placed point,
-    as in the original algorithm) and accepts it with the Metropolis rule; the temperature is multiplied
-    by ``cooling`` every ``iterations / 100`` steps. Constant columns give a constant, finite term.
+    Objective: sum over variables and quantile strata of |count - 1| (each of the ``n`` strata of every
+    variable should hold one sample) plus ``correlation_weight`` x the summed absolute difference between
+    the sample's and the population's correlation matrices. Columns that are constant over the
+    candidates carry no information and are excluded, so the objective stays finite (a constant column
+    would make correlations NaN and stop every swap).
+
+    Args:
+        X: ``(cells, variables)`` features.
+        n: sample size, fixed rows included.
     """
-    rng = np.random.default_rng(seed)
-    n, k = Z.shape
-    L = 0 if fixed_Z is None else len(fixed_Z)
-    n_total = n_points + L
-    allZ = Z if fixed_Z is None or L == 0 else np.vstack([Z, fixed_Z])
-    strata_all = _strata(allZ, n_total)
-    strata, fixed_strata = strata_all[:n], strata_all[n:]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr_all = np.nan_to_num(np.corrcoef(Z, rowvar=False)) if k > 1 else np.zeros((1, 1))
-    chosen = random_design(n, n_points, xy, min_distance, fixed_xy, int(rng.integers(2**31)))
-    excl = _exclusion(xy, min_distance, fixed_xy)
-    near_of = [_block(excl, int(j)) for j in chosen]
-    counts = np.zeros((k, n_total), dtype=np.int64)
-    cols = np.arange(k)
-    for s in list(fixed_strata) + [strata[j] for j in chosen]:
-        counts[cols, s] += 1
-    fixedZ = np.zeros((0, k)) if L == 0 else fixed_Z
+    X = np.asarray(X, dtype=np.float64)
+    cells = len(X)
+    chosen = random_design(cells, n, rng, fixed, coords, min_distance)
+    n_fixed = 0 if fixed is None else len(np.unique(fixed))
+    spread = X.std(axis=0)
+    X = X[:, spread > 1e-12 * np.maximum(1.0, np.abs(X).mean(axis=0))]
+    k = X.shape[1]
+    if k == 0 or n - n_fixed == 0:
+        return chosen
+    edges = np.quantile(X, np.linspace(0, 1, n + 1)[1:-1], axis=0)  # (n-1, k) inner edges
+    strata = np.stack([np.searchsorted(edges[:, v], X[:, v], side="right") for v in range(k)], axis=1)
+    pop_corr = np.corrcoef(X, rowvar=False) if k > 1 else np.ones((1, 1))
+    pop_corr = np.nan_to_num(pop_corr)
 
-    def corr_term(idx: np.ndarray) -> float:
+    sample = list(chosen)
+    in_sample = np.zeros(cells, dtype=bool)
+    in_sample[sample] = True
+    counts = np.zeros((k, n), dtype=np.int64)
+    for s in sample:
+        counts[np.arange(k), strata[s]] += 1
+    sums = X[sample].sum(axis=0)
+    cross = X[sample].T @ X[sample]
+
+    def corr_error(sums: np.ndarray, cross: np.ndarray) -> float:
         if k < 2:
             return 0.0
-        sample = Z[idx] if L == 0 else np.vstack([fixedZ, Z[idx]])
-        centred = sample - sample.mean(axis=0)
-        cov = centred.T @ centred
-        d = np.sqrt(np.diag(cov))
-        d[d == 0] = np.inf  # a constant column in the sample: correlation 0, finite objective
-        return float(np.abs(cov / np.outer(d, d) - corr_all).sum())
+        mean = sums / n
+        cov = cross / n - np.outer(mean, mean)
+        sd = np.sqrt(np.maximum(np.diag(cov), 1e-300))
+        corr = cov / np.outer(sd, sd)
+        return float(np.abs(corr - pop_corr).sum())
 
-    def objective(cnt: np.ndarray, idx: np.ndarray) -> float:
-        return weights[0] * float(np.abs(cnt - 1).sum()) + weights[1] * corr_term(idx)
-
-    current = objective(counts, chosen)
-    best, best_obj = chosen.copy(), current
+    strata_err = float(np.abs(counts - 1).sum())
+    objective = strata_err + correlation_weight * corr_error(sums, cross)
     temp = temperature
-    step_cool = max(iterations // 100, 1)
-    for it in range(iterations):
-        if it and it % step_cool == 0:
-            temp *= cooling
+    var_idx = np.arange(k)
+    for _ in range(iterations):
+        pos = int(rng.integers(n_fixed, n))
         if rng.random() < 0.5:
-            contrib = np.abs(counts[cols[:, None], strata[chosen].T] - 1).sum(axis=0)
-            pos = int(np.argmax(contrib))
-        else:
-            pos = int(rng.integers(n_points))
-        old = int(chosen[pos])
-        excl.remove(near_of[pos])
-        new = -1
-        for _ in range(50):  # rejection sampling of a feasible cell: O(1) per try, no scan of all cells
-            j = int(rng.integers(n))
-            if excl.blocked[j] == 0:
-                new = j
-                break
-        if new < 0:
-            excl.add(near_of[pos])
+            # replace the point that contributes most to over-filled strata (the "worst" point)
+            contrib = (counts[var_idx[None, :], strata[sample[n_fixed:]]] - 1).sum(axis=1)
+            pos = n_fixed + int(np.argmax(contrib))
+        out = sample[pos]
+        j = int(rng.integers(cells))
+        if in_sample[j] or _too_close(coords, sample, j, min_distance, skip=out):
             continue
-        counts[cols, strata[old]] -= 1
-        counts[cols, strata[new]] += 1
-        chosen[pos] = new
-        obj = objective(counts, chosen)
-        delta = obj - current
+        so, sj = strata[out], strata[j]
+        moved = so != sj  # variables whose stratum changes; the others are unaffected
+        vm, a_, b_ = var_idx[moved], so[moved], sj[moved]
+        before = np.abs(counts[vm, a_] - 1).sum() + np.abs(counts[vm, b_] - 1).sum()
+        counts[vm, a_] -= 1
+        counts[vm, b_] += 1
+        delta_strata = float(np.abs(counts[vm, a_] - 1).sum() + np.abs(counts[vm, b_] - 1).sum() - before)
+        new_sums = sums - X[out] + X[j]
+        new_cross = cross - np.outer(X[out], X[out]) + np.outer(X[j], X[j])
+        new_objective = strata_err + delta_strata + correlation_weight * corr_error(new_sums, new_cross)
+        delta = new_objective - objective
         if delta <= 0 or rng.random() < np.exp(-delta / max(temp, 1e-12)):
-            current = obj
-            near_of[pos] = _block(excl, new)
-            if obj < best_obj:
-                best, best_obj = chosen.copy(), obj
+            sample[pos] = j
+            in_sample[out] = False
+            in_sample[j] = True
+            sums, cross = new_sums, new_cross
+            strata_err += delta_strata
+            objective = new_objective
         else:
-            counts[cols, strata[new]] -= 1
-            counts[cols, strata[old]] += 1
-            chosen[pos] = old
-            excl.add(near_of[pos])
-    return best
+            counts[vm, a_] += 1
+            counts[vm, b_] -= 1
+        temp *= cooling
+    return np.asarray(sample, dtype=np.int64)
 
 
 def kmeans_design(
-    Z: np.ndarray,
-    n_points: int,
-    xy: np.ndarray,
-    min_distance: float,
-    fixed_xy: np.ndarray | None,
-    seed: int,
+    X: np.ndarray, n: int, rng: np.random.Generator, fixed=None, coords=None, min_distance: float = 0.0
 ) -> np.ndarray:
-    """k-means in feature space; each centre snapped to the nearest feasible cell (distinct, spaced)."""
-    from sklearn.cluster import KMeans
+    """k-means in feature space; each centre snapped to the nearest feasible candidate cell.
 
-    km = KMeans(n_clusters=n_points, n_init=3, random_state=seed).fit(Z)
-    excl = _exclusion(xy, min_distance, fixed_xy)
-    chosen: list[int] = []
-    order = np.argsort(-np.bincount(km.labels_, minlength=n_points), kind="stable")  # big clusters first
-    for c in order:
-        d = ((Z - km.cluster_centers_[c]) ** 2).sum(axis=1)
-        d[excl.blocked != 0] = np.inf
-        j = int(np.argmin(d))
-        if not np.isfinite(d[j]):
-            raise _infeasible(len(chosen), n_points, min_distance, 0 if fixed_xy is None else len(fixed_xy))
-        _block(excl, j)
-        chosen.append(j)
+    Centres are snapped in order of cluster size (largest first); a cell already taken or too close to
+    a chosen point is skipped for the next nearest one.
+    """
+    from scipy.spatial import cKDTree
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    X = np.asarray(X, dtype=np.float64)
+    chosen = _start(len(X), n, fixed)
+    k = n - len(chosen)
+    if k == 0:
+        return np.asarray(chosen, dtype=np.int64)
+    seed = int(rng.integers(2**31 - 1))
+    model = (MiniBatchKMeans(k, random_state=seed, n_init=3, batch_size=4096) if len(X) > 20_000
+             else KMeans(k, random_state=seed, n_init=4))
+    labels = model.fit_predict(X)
+    sizes = np.bincount(labels, minlength=k)
+    tree = cKDTree(X)
+    taken = set(chosen)
+    for c in np.argsort(-sizes, kind="stable"):
+        placed = False
+        for m in (16, 256, len(X)):
+            _, idx = tree.query(model.cluster_centers_[c], k=min(m, len(X)))
+            for j in np.atleast_1d(idx):
+                j = int(j)
+                if j not in taken and not _too_close(coords, chosen, j, min_distance):
+                    chosen.append(j)
+                    taken.add(j)
+                    placed = True
+                    break
+            if placed:
+                break
+        if not placed:
+            raise _infeasible(len(chosen), n, min_distance)
     return np.asarray(chosen, dtype=np.int64)

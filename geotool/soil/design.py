@@ -1,227 +1,298 @@
-"""The ``soil-sample`` pipeline: covariates -> candidate features -> selection -> points (+ sidecar, plot).
+"""The ``soil-sample`` pipeline: covariate rasters in, N sampling points out.
 
-Callable from Python with the same config as the CLI::
-
-    from geotool.soil.config import SoilSampleConfig
-    from geotool.soil.design import run_soil_sample
-    result = run_soil_sample(SoilSampleConfig(dem="dem.tif", n_points=20, output="points.gpkg"))
+Steps: read and align the covariate layers (and the DEM), derive terrain layers, find candidate cells
+(valid in every layer, inside the boundary), build the standardised design matrix, keep legacy points,
+choose the new points (maxvol or a baseline), and write the points, the JSON sidecar and the map.
+Coordinates: x, y are cell centres in the raster CRS; lon, lat in WGS84; distances in ground metres.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, Optional
 
 import numpy as np
+from pydantic import Field, field_validator
 
-from geotool.errors import ConfigError, EmptyDataError, InputFileError, OutputError
-from geotool.soil.config import SoilSampleConfig
+from geotool.config import GeotoolConfig
+from geotool.errors import ConfigError, InfeasibleError, NoOverlapError
+from geotool.soil.features import Candidates, FeatureMode, FeatureReport, candidate_cells, design_matrix, kernel_features
 
 log = logging.getLogger("geotool.soil")
 
+Method = Literal["maxvol", "random", "clhs", "kmeans"]
+TerrainName = Literal["slope", "aspect", "curvature", "twi"]
+POINT_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".csv")
+
+
+class SoilSampleConfig(GeotoolConfig):
+    """Settings of ``geotool soil-sample``."""
+
+    covariates: list[Path] = Field(default_factory=list, description="Covariate GeoTIFFs (single- or multi-band) on one grid.")
+    n: int = Field(..., ge=1, description="Number of points in the design, existing points included.")
+    output: Path = Field(..., description="Points file: .gpkg, .geojson, .shp or .csv.")
+    dem: Optional[Path] = Field(None, description="DEM (metres) on the covariates' grid; elevation becomes a covariate.")
+    terrain: list[TerrainName] = Field(default_factory=list, description="Terrain covariates derived from the DEM.")
+    flow: Literal["mfd", "d8"] = Field("mfd", description="Flow routing for the TWI.")
+    boundary: Optional[Path] = Field(None, description="Field polygon(s); only cells whose centre is inside are candidates.")
+    existing: Optional[Path] = Field(None, description="Legacy points kept in the design (vector file or CSV).")
+    existing_x: str = Field("x", description="X column when --existing is a CSV.")
+    existing_y: str = Field("y", description="Y column when --existing is a CSV.")
+    existing_crs: Optional[str] = Field(None, description="CRS of a CSV --existing (default: the rasters' CRS).")
+    min_distance: float = Field(0.0, ge=0, description="Minimum distance between any two points, ground metres.")
+    method: Method = Field("maxvol", description="Selection method.")
+    features: FeatureMode = Field(
+        "kernel",
+        description="maxvol features: kernel (RBF on rank-uniformised covariates, the measured best; see "
+        "BENCHMARKS.md), or the paper's linear/quadratic/cubic polynomial features.",
+    )
+    kernel_landmarks: Optional[int] = Field(None, ge=1, description="Kernel landmarks (default 2 x n).")
+    coordinates: bool = Field(False, description="Add the cell coordinates as features (spreads points in space).")
+    seed: int = Field(0, description="Random seed (random, clhs, kmeans; maxvol is deterministic).")
+    nodata: Optional[float] = Field(None, description="Nodata value overriding the files' own.")
+    resample: Optional[Literal["nearest", "bilinear", "cubic"]] = Field(
+        None, description="Resample layers that are not on the first layer's grid instead of refusing them."
+    )
+    clhs_iterations: int = Field(5000, ge=1, description="cLHS annealing iterations.")
+    plot: Optional[Path] = Field(None, description="PNG map of the points over a hillshade.")
+
+    @field_validator("plot")
+    @classmethod
+    def _plot_suffix(cls, value: Optional[Path]) -> Optional[Path]:
+        if value is not None and value.suffix.lower() != ".png":
+            raise ValueError(f"{value}: the plot is a PNG; use a .png file name")
+        return value
+
+    @field_validator("output")
+    @classmethod
+    def _output_suffix(cls, value: Path) -> Path:
+        if value.suffix.lower() not in POINT_SUFFIXES:
+            raise ValueError(f"{value}: use a .gpkg, .geojson, .shp or .csv file name")
+        return value
+
 
 @dataclass
-class Candidates:
-    """Candidate cells and their design features."""
+class SoilSampleResult:
+    """What ``soil-sample`` chose and wrote."""
 
-    rows: np.ndarray
-    cols: np.ndarray
-    values: np.ndarray  # cells x k raw covariate values
-    xy_ground: np.ndarray  # cells x 2, local ground metres
-    names: list[str]
-    dropped: dict[str, str]
-
-
-@dataclass
-class SampleResult:
-    """What ``soil-sample`` produced."""
-
-    output: Path
-    n_new: int
-    n_existing: int
+    points: object  # GeoDataFrame
     n_candidates: int
-    features: list[str]
-    warnings: list[str] = field(default_factory=list)
-    results: dict = field(default_factory=dict)
+    feature_names: list[str]
+    report: FeatureReport
+    log_det: float
+    written: list[Path] = field(default_factory=list)
 
 
-def check_outputs(cfg: SoilSampleConfig) -> None:
-    """Fail early on output paths the writers cannot produce."""
-    from geotool.io.vector import VECTOR_SUFFIXES
-
-    if cfg.output.suffix.lower() not in VECTOR_SUFFIXES:
-        raise OutputError(f"{cfg.output}: unsupported extension; use .gpkg, .geojson, .shp or .csv")
-    if cfg.plot is not None and cfg.plot.suffix.lower() != ".png":
-        raise OutputError(f"{cfg.plot}: --plot writes PNG; give a .png path")
-
-
-def boundary_mask(path: Path, grid, raster_name: str) -> np.ndarray:
-    """Cells whose centre lies inside the boundary polygon(s) (reprojected to the raster CRS)."""
-    from geotool.io.vector import rasterize, read_vector, require_features
-
-    gdf = read_vector(path, target=grid, raster_name=raster_name)
-    require_features(gdf, path, "boundary polygons")
-    polys = gdf[gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
-    if len(polys) == 0:
-        raise InputFileError(f"{path} holds no polygons; --boundary needs the field outline as a polygon")
-    inside = rasterize(polys, grid).astype(bool)
-    if not inside.any():
-        raise EmptyDataError(f"{path} covers no cell centre of {raster_name}; check the boundary")
-    return inside
-
-
-def read_existing(path: Path, grid, valid: np.ndarray, raster_name: str):
-    """Existing points in the raster CRS, with their row/col; each must fall on a valid cell."""
-    from geotool.io.vector import read_vector, require_features
-
-    gdf = read_vector(path, target=grid, raster_name=raster_name, csv_crs=grid.crs)
-    require_features(gdf, path, "points")
-    if not (gdf.geometry.geom_type == "Point").all():
-        raise InputFileError(f"{path}: --existing needs point geometries, found {sorted(set(gdf.geometry.geom_type))}")
-    x, y = gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()
-    rows, cols = grid.rowcol(x, y)
-    inside = (rows >= 0) & (rows < grid.height) & (cols >= 0) & (cols < grid.width)
-    ok = inside.copy()
-    ok[inside] = valid[rows[inside], cols[inside]]
-    if not ok.all():
-        bad = int(np.flatnonzero(~ok)[0])
-        raise InputFileError(
-            f"{path}: point {bad + 1} ({x[bad]:.2f}, {y[bad]:.2f}) lies outside {raster_name} or on a nodata cell, "
-            "so it has no covariate values; remove it or extend the rasters"
-        )
-    return x, y, rows, cols
-
-
-def select(cfg: SoilSampleConfig, A: np.ndarray, Z: np.ndarray, xy: np.ndarray, fixed_A, fixed_Z, fixed_xy):
-    """Run the configured method; returns candidate indices in pick order."""
-    from geotool.soil import baselines
-    from geotool.soil.maxvol import maxvol_select
-
-    n = cfg.n_points
-    if cfg.method == "maxvol":
-        return maxvol_select(A, n, xy, cfg.min_distance, fixed_A, fixed_xy, tol=cfg.tol).indices
-    if cfg.method == "random":
-        return baselines.random_design(len(Z), n, xy, cfg.min_distance, fixed_xy, cfg.seed)
-    if cfg.method == "clhs":
-        return baselines.clhs_design(Z, n, xy, cfg.min_distance, fixed_Z, fixed_xy, cfg.seed, cfg.clhs_iterations)
-    return baselines.kmeans_design(Z, n, xy, cfg.min_distance, fixed_xy, cfg.seed)
-
-
-def nearest_other_distance(xy: np.ndarray) -> np.ndarray:
-    """Ground distance (metres) from each point to its nearest other point (NaN for a single point)."""
-    if len(xy) < 2:
-        return np.full(len(xy), np.nan)
-    from scipy.spatial import cKDTree
-
-    d, _ = cKDTree(xy).query(xy, k=2)
-    return d[:, 1]
-
-
-def run_soil_sample(cfg: SoilSampleConfig) -> SampleResult:
-    """Choose ``cfg.n_points`` sampling locations and write them (all inputs are checked first)."""
-    import geopandas as gpd
-
+def run_soil_sample(cfg: SoilSampleConfig) -> SoilSampleResult:
+    """Run the whole command: validate every input first, then select, then write atomically."""
     from geotool.config import write_sidecar
     from geotool.io.vector import write_vector
-    from geotool.soil.covariates import load_covariates
-    from geotool.soil.features import FeatureSpace, check_columns
-    from geotool.soil.geometry import ground_xy, lonlat
 
-    t0 = time.perf_counter()
-    check_outputs(cfg)
-    cov = load_covariates(cfg)
-    grid = cov.grid
-    ref_name = str(cov.paths[0])
-    candidates = cov.valid.copy()
-    if cfg.boundary is not None:
-        candidates &= boundary_mask(cfg.boundary, grid, ref_name)
-        if not candidates.any():
-            raise EmptyDataError(f"{cfg.boundary} contains no cell that is valid in every covariate layer")
-    ex = read_existing(cfg.existing, grid, cov.valid, ref_name) if cfg.existing is not None else None
+    layers, valid, names, grid, dem = _read_layers(cfg)
+    from geotool.soil.terrain import ground_pixel_size
 
-    rows, cols = np.nonzero(candidates)
-    values = cov.data[:, rows, cols].T
-    report = check_columns(values, cov.names)
-    keep = [cov.names.index(n) for n in report.kept]
-    values = values[:, keep]
-    x, y = grid.xy(rows, cols)
-    xy = np.column_stack(ground_xy(grid, x, y))
-    space = FeatureSpace.fit(
-        values, report.kept, cfg.expansion, xy if cfg.coords else None, cfg.kernel_landmarks, cfg.kernel_scale, cfg.seed
-    )
-    # the (possibly large) feature matrix is only needed by maxvol; baselines work on Z
-    A = space.transform(values, xy if cfg.coords else None) if cfg.method == "maxvol" else None
-    Z = ((values - space.mean) / space.std).astype(np.float32)
-    fixed_A = fixed_Z = fixed_xy = None
-    n_ex = 0
-    if ex is not None:
-        ex_x, ex_y, ex_r, ex_c = ex
-        n_ex = len(ex_x)
-        ex_vals = cov.data[:, ex_r, ex_c].T[:, keep]
-        fixed_xy = np.column_stack(ground_xy(grid, ex_x, ex_y))
-        fixed_A = space.transform(ex_vals, fixed_xy if cfg.coords else None)
-        fixed_Z = ((ex_vals - space.mean) / space.std).astype(np.float32)
-    n_feat = len(space.columns())
-    if cfg.n_points > len(values):
-        raise ConfigError(f"-n {cfg.n_points} is more than the {len(values)} candidate cells")
-    t_sel = time.perf_counter()
-    picked = select(cfg, A, Z, xy, fixed_A, fixed_Z, fixed_xy)
-    design_rows = A[picked] if A is not None else space.transform(values[picked], xy[picked] if cfg.coords else None)
-    t_sel = time.perf_counter() - t_sel
+    pixel_m = ground_pixel_size(grid)
+    inside = _boundary_mask(cfg, grid) if cfg.boundary else None
+    legacy_rc = _legacy_cells(cfg, grid, valid & np.all(np.isfinite(layers), axis=0)) if cfg.existing else np.empty((0, 2), int)
+    pool = inside.copy() if inside is not None else np.ones(grid.shape, bool)
+    pool[legacy_rc[:, 0], legacy_rc[:, 1]] = True
+    cand = candidate_cells(layers, valid, names, pixel_m, inside=pool)
+    allowed = inside[cand.rows, cand.cols] if inside is not None else np.ones(len(cand.rows), bool)
+    if not allowed.any():
+        raise NoOverlapError(f"{cfg.boundary} contains no valid cell of the covariates; check the boundary and the nodata")
+    fixed = _rows_of_cells(cand, legacy_rc)
+    n_new_possible = int(allowed.sum()) + len(fixed)
+    if cfg.n > n_new_possible:
+        raise InfeasibleError(
+            f"asked for {cfg.n} points but only {n_new_possible} candidate cells are valid"
+            f"{' inside ' + str(cfg.boundary) if cfg.boundary else ''}; ask for fewer"
+        )
+    coords = cand.coords_m if cfg.coordinates else None
+    A, report, feat_names = design_matrix(cand.values, cand.names, "linear", coords=coords)
+    for line in report.warnings():
+        log.warning(line)
+    if cfg.method == "maxvol" and cfg.features == "kernel":
+        landmarks = cfg.kernel_landmarks or 2 * cfg.n
+        selection_matrix = kernel_features(A[:, 1:], landmarks, seed=cfg.seed)
+        feat_names = [f"rbf_{i}" for i in range(selection_matrix.shape[1])]
+    elif cfg.method == "maxvol" and cfg.features != "linear":
+        selection_matrix, _, feat_names = design_matrix(cand.values, cand.names, cfg.features, coords=coords)
+    else:
+        selection_matrix = A
+    rows = select_rows(cfg, selection_matrix, cand, fixed, allowed)
+    from geotool.soil.maxvol import design_log_det
 
-    # -- assemble the output table: existing points first, then new ones in pick order ---------------
-    pr, pc = rows[picked], cols[picked]
-    px, py = grid.xy(pr, pc)
-    all_x = np.concatenate([ex[0] if ex else [], px])
-    all_y = np.concatenate([ex[1] if ex else [], py])
-    all_r = np.concatenate([ex[2] if ex else [], pr]).astype(np.int64)
-    all_c = np.concatenate([ex[3] if ex else [], pc]).astype(np.int64)
-    legacy = np.concatenate([np.ones(n_ex, bool), np.zeros(len(picked), bool)])
-    order = np.concatenate([np.zeros(n_ex, np.int64), np.arange(1, len(picked) + 1)])
-    gx, gy = ground_xy(grid, all_x, all_y)
-    lon, lat = lonlat(grid.crs, all_x, all_y)
-    table = {
-        "x": all_x, "y": all_y, "lon": lon, "lat": lat, "row": all_r, "col": all_c,
-        "order": order, "legacy": legacy,
-    }
-    for i, name in enumerate(cov.names):
-        table[name] = cov.data[i, all_r, all_c]
-    table["nearest_m"] = nearest_other_distance(np.column_stack([gx, gy]))
-    gdf = gpd.GeoDataFrame(table, geometry=gpd.points_from_xy(all_x, all_y), crs=grid.crs)
-
-    warnings = report.warnings()
-    for w in warnings:
-        log.warning(w)
+    log_det = design_log_det(A, rows)  # D-criterion of the linear design, comparable across methods
+    points = _points_frame(cand, rows, len(fixed), grid, pixel_m)
+    write_vector(points, cfg.output)
+    written = [cfg.output]
     results = {
-        "candidates": int(len(values)),
-        "features": space.columns(),
-        "dropped_covariates": report.dropped,
-        "new_points": int(len(picked)),
-        "existing_points": n_ex,
-        "log_det_design": _log_det(np.vstack([fixed_A, design_rows]) if fixed_A is not None else design_rows),
-        "min_nearest_m": float(np.nanmin(table["nearest_m"])) if len(gdf) > 1 else None,
-        "pixel_ground_m": list(cov.pixel_m),
-        "selection_seconds": round(t_sel, 4),
-        "total_seconds": round(time.perf_counter() - t0, 4),
+        "n_points": int(len(rows)),
+        "n_existing": int(len(fixed)),
+        "n_candidates": int(allowed.sum()),
+        "features": feat_names,
+        "dropped_columns": report.warnings(),
+        "design_log_det": log_det,
+        "ground_pixel_size_m": list(pixel_m),
+        "crs": grid.crs.to_string(),
     }
-    fig = None
-    if cfg.plot is not None:  # drawn before anything is written, saved after
-        from geotool.soil.plot import design_figure
+    written.append(write_sidecar(cfg.output, "soil-sample", cfg, inputs=_inputs(cfg), seed=cfg.seed, results=results))
+    if cfg.plot:
+        from geotool.soil.plots import plot_design
 
-        fig = design_figure(cov, gdf, candidates, f"{cfg.method}: {len(picked)} new points, {n_feat} features")
-    write_vector(gdf, cfg.output)
-    inputs = [p for p in [cfg.dem, *cov.paths, cfg.boundary, cfg.existing] if p is not None]
-    write_sidecar(cfg.output, "soil-sample", cfg, inputs=list(dict.fromkeys(map(str, inputs))), seed=cfg.seed, results=results)
-    if fig is not None:
-        from geotool.io.figures import save_figure
-
-        save_figure(fig, cfg.plot)
-    return SampleResult(cfg.output, len(picked), n_ex, int(len(values)), space.columns(), warnings, results)
+        background = dem if dem is not None else np.where(valid, layers[0], np.nan)
+        written.append(plot_design(cfg.plot, background, grid, points, pool, title=f"{cfg.method}: {len(rows)} points",
+                                   shaded=dem is not None))
+    return SoilSampleResult(points, int(allowed.sum()), feat_names, report, log_det, written)
 
 
-def _log_det(S: np.ndarray) -> float:
-    from geotool.soil.maxvol import log_volume
+def select_rows(cfg: SoilSampleConfig, A: np.ndarray, cand: Candidates, fixed: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Row indices (into the candidates) of the design, fixed rows first."""
+    from geotool.soil.baselines import clhs_design, kmeans_design, random_design
+    from geotool.soil.maxvol import maxvol_select
 
-    return log_volume(S)
+    rng = np.random.default_rng(cfg.seed)
+    coords = cand.coords_m
+    if cfg.method == "maxvol":
+        return maxvol_select(A, cfg.n, fixed=fixed, coords=coords, min_distance=cfg.min_distance, allowed=allowed).rows
+    # baselines work on the standardised linear features of the allowed cells plus the fixed ones
+    pool = np.flatnonzero(allowed | np.isin(np.arange(len(allowed)), fixed))
+    local_fixed = np.searchsorted(pool, fixed)
+    X = A[pool, 1:]
+    sub_coords = coords[pool]
+    if cfg.method == "random":
+        local = random_design(len(pool), cfg.n, rng, local_fixed, sub_coords, cfg.min_distance)
+    elif cfg.method == "clhs":
+        local = clhs_design(X, cfg.n, rng, local_fixed, sub_coords, cfg.min_distance, iterations=cfg.clhs_iterations)
+    else:
+        local = kmeans_design(X, cfg.n, rng, local_fixed, sub_coords, cfg.min_distance)
+    return pool[local]
+
+
+def _read_layers(cfg: SoilSampleConfig):
+    """Covariates (+ DEM and terrain layers) as float64 ``(layers, rows, cols)`` with NaN for nodata."""
+    from geotool.io.raster import RasterSource
+
+    paths = list(cfg.covariates) + ([cfg.dem] if cfg.dem else [])
+    if not paths:
+        raise ConfigError("give at least one covariate raster or --dem")
+    if cfg.terrain and not cfg.dem:
+        raise ConfigError("--terrain needs --dem: terrain layers are derived from the DEM")
+    with RasterSource(paths, nodata=cfg.nodata, resample=cfg.resample) as src:
+        data, valid = src.read(dtype=np.float64)
+        names = list(src.band_names)
+        grid = src.grid
+        n_dem_band = src.count - 1 if cfg.dem else None
+    if cfg.dem:
+        names[n_dem_band] = "elevation"
+    data[:, ~valid] = np.nan
+    names = _unique(names)
+    dem = data[n_dem_band] if cfg.dem else None
+    if cfg.terrain:
+        from geotool.soil.terrain import terrain_layers
+
+        extra = terrain_layers(dem, grid, list(dict.fromkeys(cfg.terrain)), flow=cfg.flow)
+        data = np.concatenate([data, np.stack(list(extra.values()))])
+        names = _unique(names + list(extra))
+        valid = valid & np.all(np.isfinite(data), axis=0)
+    from geotool.io.raster import require_valid_pixels
+
+    require_valid_pixels(valid, " + ".join(str(p) for p in paths))
+    return data, valid, names, grid, dem
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            out.append(f"{name}_{seen[name]}")
+        else:
+            seen[name] = 0
+            out.append(name)
+    return out
+
+
+def _boundary_mask(cfg: SoilSampleConfig, grid) -> np.ndarray:
+    from geotool.io.vector import rasterize, read_vector, require_features
+
+    polygons = read_vector(cfg.boundary, target=grid, raster_name=str(cfg.covariates[0] if cfg.covariates else cfg.dem))
+    require_features(polygons, cfg.boundary, "polygons")
+    polygons = polygons[polygons.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    require_features(polygons, cfg.boundary, "polygons")
+    mask = rasterize(polygons, grid).astype(bool)
+    if not mask.any():
+        raise NoOverlapError(f"{cfg.boundary} covers no cell centre of the rasters; check the boundary")
+    return mask
+
+
+def _legacy_cells(cfg: SoilSampleConfig, grid, valid: np.ndarray) -> np.ndarray:
+    """Unique (row, col) of the legacy points; every point must fall on a valid cell."""
+    from geotool.errors import EmptyDataError
+    from geotool.io.vector import read_vector, require_features
+
+    pts = read_vector(cfg.existing, target=grid, x_column=cfg.existing_x, y_column=cfg.existing_y,
+                      csv_crs=cfg.existing_crs or grid.crs, raster_name="the covariate rasters")
+    require_features(pts, cfg.existing, "points")
+    if not (pts.geometry.geom_type == "Point").all():
+        raise ConfigError(f"{cfg.existing} must hold points (found {', '.join(sorted(set(pts.geometry.geom_type)))})")
+    rows, cols = grid.rowcol(pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy())
+    outside = (rows < 0) | (rows >= grid.height) | (cols < 0) | (cols >= grid.width)
+    if outside.any():
+        raise NoOverlapError(f"{int(outside.sum())} point(s) of {cfg.existing} fall outside the rasters; remove them")
+    bad = ~valid[rows, cols]
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise EmptyDataError(
+            f"{int(bad.sum())} point(s) of {cfg.existing} fall on cells with nodata in some covariate "
+            f"(first: feature {first} at row {rows[first]}, col {cols[first]}); fix the layers or drop the points"
+        )
+    cells = np.unique(np.column_stack([rows, cols]), axis=0)
+    if len(cells) < len(rows):
+        log.warning("%d existing points share a cell with another one and count once", len(rows) - len(cells))
+    return cells
+
+
+def _rows_of_cells(cand: Candidates, cells: np.ndarray) -> np.ndarray:
+    if len(cells) == 0:
+        return np.empty(0, dtype=np.int64)
+    lookup = {(int(r), int(c)): i for i, (r, c) in enumerate(zip(cand.rows, cand.cols))}
+    return np.asarray([lookup[(int(r), int(c))] for r, c in cells], dtype=np.int64)
+
+
+def _points_frame(cand: Candidates, rows: np.ndarray, n_fixed: int, grid, pixel_m):
+    """GeoDataFrame of the design: pick order, legacy flag, row/col, x/y (cell centres), lon/lat,
+    covariate values and the distance (ground metres) to the nearest other point."""
+    import geopandas as gpd
+    from pyproj import Transformer
+    from scipy.spatial import cKDTree
+
+    r, c = cand.rows[rows], cand.cols[rows]
+    x, y = grid.xy(r, c)
+    lon, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(x, y)
+    if len(rows) > 1:
+        dist, _ = cKDTree(cand.coords_m[rows]).query(cand.coords_m[rows], k=2)
+        nearest = dist[:, 1]
+    else:
+        nearest = np.full(len(rows), np.nan)
+    frame = {
+        "order": np.arange(1, len(rows) + 1),
+        "legacy": np.arange(len(rows)) < n_fixed,
+        "row": r.astype(np.int64),
+        "col": c.astype(np.int64),
+        "x": x,
+        "y": y,
+        "lon": np.asarray(lon),
+        "lat": np.asarray(lat),
+    }
+    for j, name in enumerate(cand.names):
+        frame[name] = cand.values[rows, j]
+    frame["nearest_m"] = nearest
+    return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(x, y), crs=grid.crs)
+
+
+def _inputs(cfg: SoilSampleConfig) -> list[Path]:
+    return [p for p in [*cfg.covariates, cfg.dem, cfg.boundary, cfg.existing] if p is not None]

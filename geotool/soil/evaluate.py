@@ -1,254 +1,235 @@
-"""The ``soil-evaluate`` pipeline: compare sampling designs on measured points, as the maxvol paper does.
+"""``soil-evaluate``: how well do sampling designs represent measured soil properties?
 
-For each method and design size N, a subset of N measured points is chosen (maxvol once: it is
-deterministic; random, clhs and kmeans ``repeats`` times with seeds ``seed + i``), using as features the
-covariates sampled at the points (rasters given) or table columns. For every measured property the
-subset's distribution is compared with that of all points by the 1-D Wasserstein distance (also divided
-by the property's standard deviation, so properties can be averaged) and the Kolmogorov-Smirnov
-statistic; the design's D-criterion is log det of its feature matrix (see
-:func:`geotool.soil.maxvol.log_volume`). Existing design files (``--design``) are evaluated by matching
-each of their points to the nearest measured point.
+As in the maxvol soil-sampling paper, each method selects k of the measured points (from covariates
+sampled at the points, or from the properties themselves), and for every soil property the selected
+subset's distribution is compared with that of all points: the 1-D Wasserstein distance (property
+units; also divided by the property's standard deviation so properties can be averaged) and the
+Kolmogorov-Smirnov statistic. The D-criterion is log det(X_S^T X_S) of the standardised linear features
+with an intercept (higher = more informative design). Random methods are repeated and summarised by
+mean and standard deviation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
 from pathlib import Path
+from typing import Literal, Optional
 
 import numpy as np
+from pydantic import Field, field_validator
 
-from geotool.errors import ConfigError, EmptyDataError, InputFileError, OutputError
-from geotool.soil.config import SoilEvaluateConfig
+from geotool.config import GeotoolConfig
+from geotool.errors import ConfigError, EmptyDataError, InputFileError
+from geotool.soil.features import Expansion, design_matrix
 
+log = logging.getLogger("geotool.soil")
 
-@dataclass
-class EvaluateResult:
-    """Per-property rows (``table``) and per method/N means over properties (``summary``)."""
-
-    table: object
-    summary: object
-    warnings: list[str] = field(default_factory=list)
+EvalMethod = Literal["maxvol", "clhs", "random", "kmeans"]
+DETERMINISTIC = {"maxvol"}
 
 
-def default_properties(frame, exclude: set[str]) -> list[str]:
-    """Numeric columns except coordinates and identifiers.
+class SoilEvaluateConfig(GeotoolConfig):
+    """Settings of ``geotool soil-evaluate``."""
 
-    An identifier is an integer column named like one (id, fid, point, no, number, index, sample) or
-    holding a run of consecutive distinct integers over at least 10 rows (like Kshen's ``Point`` 1..51).
-    """
-    import re
+    measured: Path = Field(..., description="Measured points: CSV with x/y columns or a vector file.")
+    output: Path = Field(..., description="Summary CSV; per-design rows go to <stem>_designs.csv.")
+    x_column: str = Field("x", description="X column of a CSV.")
+    y_column: str = Field("y", description="Y column of a CSV.")
+    crs: Optional[str] = Field(None, description="CRS of a CSV's coordinates.")
+    properties: Optional[list[str]] = Field(None, description="Property columns (default: numeric, non-id, non-coordinate).")
+    covariates: list[Path] = Field(default_factory=list, description="Rasters sampled at the points as selection features.")
+    designs: list[Path] = Field(default_factory=list, description="Design point files to score.")
+    methods: list[EvalMethod] = Field(default_factory=lambda: ["maxvol", "clhs", "random"], description="Selection methods.")
+    k: list[int] = Field(default_factory=lambda: [10, 15, 20, 25, 30], description="Subset sizes.")
+    repeats: int = Field(100, ge=1, description="Repeats of the random methods.")
+    features: Expansion = Field("linear", description="Feature expansion for maxvol.")
+    seed: int = Field(0, description="Random seed.")
+    plot: Optional[Path] = Field(None, description="PNG chart (default: output with .png).")
 
-    import pandas as pd
+    @field_validator("output")
+    @classmethod
+    def _csv(cls, value: Path) -> Path:
+        if value.suffix.lower() != ".csv":
+            raise ValueError(f"{value}: the metrics table is a CSV; use a .csv file name")
+        return value
 
-    props = []
-    for col in frame.columns:
-        if col in exclude or col == "geometry" or not pd.api.types.is_numeric_dtype(frame[col]):
-            continue
-        values = frame[col].dropna()
-        if pd.api.types.is_integer_dtype(values) and values.is_unique:
-            named = re.fullmatch(r"(?i)(f?id|point|pt|no|num|number|index|sample)(_?id)?", str(col)) is not None
-            run = len(values) >= 10 and int(values.max()) - int(values.min()) + 1 == len(values)
-            if named or run:
-                continue
-        props.append(col)
-    return props
-
-
-def design_metrics(idx: np.ndarray, props: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Wasserstein and KS distance per property (columns of ``props``) between rows ``idx`` and all rows.
-
-    The D-criterion is log det of the design's *linear* feature rows ``A`` (intercept + standardised
-    covariates), so it is comparable across methods and feature expansions.
-    """
-    from scipy.stats import ks_2samp, wasserstein_distance
-
-    from geotool.soil.maxvol import log_volume
-
-    w = np.empty(props.shape[1])
-    ks = np.empty(props.shape[1])
-    for j in range(props.shape[1]):
-        col = props[:, j]
-        ok = np.isfinite(col)
-        sub = col[idx][ok[idx]]
-        w[j] = wasserstein_distance(sub, col[ok]) if len(sub) else np.nan
-        ks[j] = ks_2samp(sub, col[ok]).statistic if len(sub) else np.nan
-    return w, ks, log_volume(A[idx])
+    @field_validator("k")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if not value or min(value) < 2:
+            raise ValueError("subset sizes must be at least 2")
+        return sorted(set(value))
 
 
-def choose(method: str, n: int, A: np.ndarray, Z: np.ndarray, xy: np.ndarray, seed: int, clhs_iterations: int) -> np.ndarray:
-    """Indices of ``n`` of the measured points by ``method``."""
-    from geotool.soil import baselines
-    from geotool.soil.maxvol import maxvol_select
-
-    if method == "maxvol":
-        return maxvol_select(A, n, xy).indices
-    if method == "random":
-        return baselines.random_design(len(A), n, xy, 0.0, None, seed)
-    if method == "clhs":
-        return baselines.clhs_design(Z, n, xy, 0.0, None, None, seed, clhs_iterations)
-    return baselines.kmeans_design(Z, n, xy, 0.0, None, seed)
-
-
-def _load_points(cfg: SoilEvaluateConfig, grid):
+def load_measured(cfg: SoilEvaluateConfig):
+    """Measured points as a GeoDataFrame and the list of property columns."""
     from geotool.io.vector import read_vector, require_features
 
-    gdf = read_vector(
-        cfg.measured, target=grid, x_column=cfg.x_column, y_column=cfg.y_column, csv_crs=cfg.crs,
-        raster_name=str(cfg.dem or (cfg.covariates[0] if cfg.covariates else "")) or None,
-    )
-    require_features(gdf, cfg.measured, "measured points")
-    if not (gdf.geometry.geom_type == "Point").all():
-        raise InputFileError(f"{cfg.measured}: measured data must be points")
-    return gdf.reset_index(drop=True)
-
-
-def run_soil_evaluate(cfg: SoilEvaluateConfig) -> EvaluateResult:
-    """Evaluate the configured methods and design files; write the CSV table and plot if asked."""
-    import pandas as pd
-
-    from geotool.soil.features import FeatureSpace, check_columns
-    from geotool.soil.geometry import ground_xy
-
-    if cfg.output is not None and cfg.output.suffix.lower() != ".csv":
-        raise OutputError(f"{cfg.output}: soil-evaluate writes a CSV table; give a .csv path")
-    if cfg.plot is not None and cfg.plot.suffix.lower() != ".png":
-        raise OutputError(f"{cfg.plot}: --plot writes PNG; give a .png path")
-    warnings: list[str] = []
-    cov = None
-    if cfg.dem is not None or cfg.covariates:
-        from geotool.soil.covariates import load_covariates
-
-        cov = load_covariates(cfg)
-    gdf = _load_points(cfg, cov.grid if cov else None)
-    x, y = gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()
-    exclude = {cfg.x_column, cfg.y_column}
-    props = cfg.properties or default_properties(gdf, exclude)
-    missing = [p for p in props if p not in gdf.columns]
-    if missing:
-        raise ConfigError(f"{cfg.measured} has no column {', '.join(missing)}; available: {', '.join(map(str, gdf.columns))}")
-    if not props:
-        raise EmptyDataError(f"{cfg.measured} has no numeric property column to compare; name them with --properties")
-    if cov is not None:
-        rows, cols = cov.grid.rowcol(x, y)
-        inside = (rows >= 0) & (rows < cov.grid.height) & (cols >= 0) & (cols < cov.grid.width)
-        ok = inside.copy()
-        ok[inside] = cov.valid[rows[inside], cols[inside]]
-        if not ok.any():
-            raise EmptyDataError(f"no point of {cfg.measured} falls on a valid covariate cell; check the CRS (--crs)")
-        if not ok.all():
-            warnings.append(f"{int((~ok).sum())} of {len(ok)} measured points lie outside the covariates or on nodata and are left out")
-        gdf, x, y, rows, cols = gdf[ok].reset_index(drop=True), x[ok], y[ok], rows[ok], cols[ok]
-        values, names = cov.data[:, rows, cols].T, cov.names
-        xy = np.column_stack(ground_xy(cov.grid, x, y))
+    if cfg.measured.suffix.lower() == ".csv" and cfg.crs is None:
+        raise ConfigError(f"{cfg.measured} is a CSV: say which CRS its coordinates are in with --crs (e.g. EPSG:32637)")
+    points = read_vector(cfg.measured, x_column=cfg.x_column, y_column=cfg.y_column, csv_crs=cfg.crs)
+    require_features(points, cfg.measured, "points")
+    if cfg.properties:
+        missing = [p for p in cfg.properties if p not in points.columns]
+        if missing:
+            raise InputFileError(f"{cfg.measured} has no column {', '.join(missing)}; available: {', '.join(map(str, points.columns))}")
+        props = list(cfg.properties)
     else:
-        names = cfg.features or props
-        bad = [c for c in names if c not in gdf.columns]
-        if bad:
-            raise ConfigError(f"{cfg.measured} has no feature column {', '.join(bad)}")
-        values = gdf[names].to_numpy(np.float64)
-        keep = np.isfinite(values).all(axis=1)
-        gdf, values, x, y = gdf[keep].reset_index(drop=True), values[keep], x[keep], y[keep]
-        xy = np.column_stack([x, y])
-    report = check_columns(values, names)
-    warnings += report.warnings()
-    values = values[:, [names.index(n) for n in report.kept]]
-    space = FeatureSpace.fit(
-        values, report.kept, cfg.expansion, xy if cfg.coords else None, cfg.kernel_landmarks, cfg.kernel_scale, cfg.seed
-    )
-    A = space.transform(values, xy if cfg.coords else None, dtype=np.float64)
-    Z = (values - space.mean) / space.std
-    A_lin = np.hstack([np.ones((len(Z), 1)), Z])  # the D-criterion's basis, whatever the expansion
-    P = gdf[props].to_numpy(np.float64)
-    sd = np.nanstd(P, axis=0)
-    sd[sd == 0] = 1.0
-    too_big = [n for n in cfg.sizes if n > len(A)]
-    if too_big:
-        raise ConfigError(f"design size {too_big[0]} is more than the {len(A)} usable measured points; lower --sizes")
+        from pandas.api.types import is_numeric_dtype
 
-    records = []
-    runs: list[tuple[str, int, int, np.ndarray]] = []
-    from geotool.progress import progress_bar
-
-    jobs = [(m, n, i) for m in cfg.methods for n in cfg.sizes for i in range(1 if m == "maxvol" else cfg.repeats)]
-    with progress_bar("soil-evaluate designs", total=len(jobs)) as bar:
-        for method, n, i in jobs:
-            runs.append((method, n, i, choose(method, n, A, Z, xy, cfg.seed + i, cfg.clhs_iterations)))
-            bar.advance()
-    for path in cfg.designs:
-        runs.append((path.stem, *_match_design(path, gdf)))
-    for method, n, rep, idx in runs:
-        w, ks, ld = design_metrics(idx, P, A_lin)
-        for j, p in enumerate(props):
-            records.append({"method": method, "n": n, "repeat": rep, "property": p, "wasserstein": w[j],
-                            "wasserstein_norm": w[j] / sd[j], "ks": ks[j], "log_det": ld})
-    raw = pd.DataFrame.from_records(records)
-    table = (
-        raw.groupby(["method", "n", "property"], sort=False)
-        .agg(wasserstein=("wasserstein", "mean"), wasserstein_std=("wasserstein", "std"),
-             wasserstein_norm=("wasserstein_norm", "mean"), ks=("ks", "mean"), ks_std=("ks", "std"),
-             log_det=("log_det", "mean"), repeats=("repeat", "nunique"))
-        .reset_index()
-    )
-    per_run = raw.groupby(["method", "n", "repeat"], sort=False).agg(
-        wasserstein_norm=("wasserstein_norm", "mean"), ks=("ks", "mean"), log_det=("log_det", "first")
-    ).reset_index()
-    summary = (
-        per_run.groupby(["method", "n"], sort=False)
-        .agg(wasserstein_norm=("wasserstein_norm", "mean"), wasserstein_norm_std=("wasserstein_norm", "std"),
-             ks=("ks", "mean"), ks_std=("ks", "std"), log_det=("log_det", "mean"), repeats=("repeat", "nunique"))
-        .reset_index()
-    )
-    fig = None
-    if cfg.plot is not None:
-        from geotool.soil.plot import evaluate_figure
-
-        fig = evaluate_figure(summary, f"{cfg.measured.name}: {len(A)} points, {len(props)} properties")
-    if cfg.output is not None:
-        from geotool.config import write_sidecar
-        from geotool.io.files import write_table
-
-        write_table(cfg.output, table)
-        inputs = [cfg.measured, *(cov.paths if cov else []), *cfg.designs]
-        write_sidecar(cfg.output, "soil-evaluate", cfg, inputs=[str(p) for p in inputs], seed=cfg.seed,
-                      results={"points": len(A), "properties": props, "features": space.columns()})
-    if fig is not None:
-        from geotool.io.figures import save_figure
-
-        save_figure(fig, cfg.plot)
-    return EvaluateResult(table, summary, warnings)
+        skip = {cfg.x_column, cfg.y_column, points.geometry.name}
+        props = []
+        for col in points.columns:
+            if col in skip or not is_numeric_dtype(points[col].dtype) or points[col].dtype == bool:
+                continue
+            values = points[col].to_numpy()
+            if np.issubdtype(values.dtype, np.integer) and len(np.unique(values)) == len(values):
+                continue  # an identifier (e.g. Point = 1..51), not a property
+            props.append(col)
+    if not props:
+        raise EmptyDataError(f"{cfg.measured} has no numeric property column; name them with --properties")
+    complete = points[props].notna().all(axis=1).to_numpy()
+    if not complete.all():
+        log.warning("%d measured points with missing property values are left out", int((~complete).sum()))
+        points = points[complete].reset_index(drop=True)
+    return points, props
 
 
-def _match_design(path: Path, measured) -> tuple[int, int, np.ndarray]:
-    """Indices of the measured points nearest to each point of a design file (duplicates removed)."""
+def selection_features(cfg: SoilEvaluateConfig, points, props: list[str]) -> tuple[np.ndarray, object]:
+    """Features the methods select on: covariates sampled at the points, else the properties."""
+    if not cfg.covariates:
+        return points[props].to_numpy(dtype=np.float64), points
+    from geotool.io.raster import RasterSource
+
+    with RasterSource(cfg.covariates) as src:
+        pts = points.to_crs(src.grid.crs)
+        rows, cols = src.grid.rowcol(pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy())
+        data, valid = src.read(dtype=np.float64)
+    inside = (rows >= 0) & (rows < data.shape[1]) & (cols >= 0) & (cols < data.shape[2])
+    ok = inside.copy()
+    ok[inside] = valid[rows[inside], cols[inside]]
+    if ok.sum() < 3:
+        raise EmptyDataError(f"fewer than 3 measured points of {cfg.measured} fall on valid cells of the covariates")
+    if not ok.all():
+        log.warning("%d measured points outside the covariates or on nodata are left out", int((~ok).sum()))
+    return data[:, rows[ok], cols[ok]].T, points[ok].reset_index(drop=True)
+
+
+def _match_design(path: Path, points) -> np.ndarray:
+    """Indices of the measured points nearest to each point of a design file."""
     from scipy.spatial import cKDTree
 
     from geotool.io.vector import read_vector
 
-    csv_crs = measured.crs
-    if path.suffix.lower() == ".csv":  # geotool's CSV outputs carry their CRS in a "crs" column
-        from geotool.io.files import read_table
+    design = read_vector(path).to_crs(points.crs)
+    tree = cKDTree(np.column_stack([points.geometry.x, points.geometry.y]))
+    _, idx = tree.query(np.column_stack([design.geometry.x, design.geometry.y]))
+    return np.unique(idx)
 
-        frame = read_table(path)
-        if "crs" in frame.columns and len(frame):
-            csv_crs = str(frame["crs"].iloc[0])
-    gdf = read_vector(path, require_overlap=False, csv_crs=csv_crs)
-    gdf = gdf.to_crs(measured.crs)
-    if len(gdf) == 0:
-        raise EmptyDataError(f"{path} holds no points")
-    _, idx = cKDTree(np.column_stack([measured.geometry.x, measured.geometry.y])).query(
-        np.column_stack([gdf.geometry.x, gdf.geometry.y])
+
+def score_subset(values: np.ndarray, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per property: Wasserstein distance and KS statistic between the subset and all points."""
+    from scipy.stats import ks_2samp, wasserstein_distance
+
+    w = np.array([wasserstein_distance(values[subset, j], values[:, j]) for j in range(values.shape[1])])
+    ks = np.array([ks_2samp(values[subset, j], values[:, j]).statistic for j in range(values.shape[1])])
+    return w, ks
+
+
+def run_soil_evaluate(cfg: SoilEvaluateConfig):
+    """Score every method and design; write the summary CSV, per-design CSV, chart and sidecar."""
+    import pandas as pd
+
+    from geotool.config import write_sidecar
+    from geotool.io.files import write_table
+    from geotool.soil.baselines import clhs_design, kmeans_design, random_design
+    from geotool.soil.maxvol import design_log_det, maxvol_select
+
+    points, props = load_measured(cfg)
+    feats, points = selection_features(cfg, points, props)
+    values = points[props].to_numpy(dtype=np.float64)
+    names = [f"f{j}" for j in range(feats.shape[1])]
+    A_lin, _, _ = design_matrix(feats, names, "linear")
+    A_sel, _, _ = design_matrix(feats, names, cfg.features)
+    X = A_lin[:, 1:]
+    n_points = len(points)
+    too_big = [k for k in cfg.k if k >= n_points]
+    if too_big:
+        raise ConfigError(f"-k {','.join(map(str, too_big))} is not smaller than the {n_points} usable measured points")
+    stds = values.std(axis=0)
+    stds[stds == 0] = 1.0
+    seeds = np.random.SeedSequence(cfg.seed)
+    records = []
+
+    def record(method: str, k: int, rep: int, subset: np.ndarray) -> None:
+        w, ks = score_subset(values, subset)
+        log_det = design_log_det(A_lin, subset)
+        for j, prop in enumerate(props):
+            records.append((method, k, rep, prop, w[j], w[j] / stds[j], ks[j], log_det))
+
+    for method in cfg.methods:
+        for k in cfg.k:
+            reps = 1 if method in DETERMINISTIC else cfg.repeats
+            for rep, child in enumerate(seeds.spawn(reps)):
+                rng = np.random.default_rng(child)
+                if method == "maxvol":
+                    subset = maxvol_select(A_sel, k).rows
+                elif method == "random":
+                    subset = random_design(n_points, k, rng)
+                elif method == "clhs":
+                    subset = clhs_design(X, k, rng, iterations=2000)
+                else:
+                    subset = kmeans_design(X, k, rng)
+                record(method, k, rep, subset)
+    for path in cfg.designs:
+        subset = _match_design(path, points)
+        record(path.stem, len(subset), 0, subset)
+
+    table = pd.DataFrame.from_records(
+        records, columns=["method", "k", "repeat", "property", "wasserstein", "wasserstein_per_sd", "ks", "log_det"]
     )
-    idx = np.unique(idx)
-    return len(idx), 0, idx
+    summary = (
+        table.groupby(["method", "k", "property"], sort=False)
+        .agg(wasserstein=("wasserstein", "mean"), wasserstein_sd=("wasserstein", "std"),
+             wasserstein_per_sd=("wasserstein_per_sd", "mean"), ks=("ks", "mean"), ks_sd=("ks", "std"),
+             log_det=("log_det", "mean"), repeats=("repeat", "nunique"))
+        .reset_index()
+    )
+    write_table(cfg.output, summary)
+    designs_csv = cfg.output.with_name(cfg.output.stem + "_designs.csv")
+    write_table(designs_csv, table)
+    plot_path = cfg.plot or cfg.output.with_suffix(".png")
+    from geotool.soil.plots import plot_evaluation
+
+    plot_evaluation(plot_path, table)
+    write_sidecar(cfg.output, "soil-evaluate", cfg, inputs=[cfg.measured, *cfg.covariates, *cfg.designs], seed=cfg.seed,
+                  results={"properties": props, "n_points": n_points, "designs_csv": str(designs_csv),
+                           "plot": str(plot_path)})
+    return overview(table)
 
 
-def format_summary(summary) -> str:
-    """A plain-text table: method, N, repeats, mean W1/std, mean KS, log det."""
-    lines = [f"{'method':<10} {'N':>4} {'reps':>5} {'W1/std':>16} {'KS':>16} {'log det':>9}"]
+def overview(table):
+    """Per method and k: mean over properties and repeats of W/sd and KS, and the mean log det."""
+    per_design = table.groupby(["method", "k", "repeat"], sort=False).agg(
+        w_sd=("wasserstein_per_sd", "mean"), ks=("ks", "mean"), log_det=("log_det", "first"))
+    return per_design.groupby(["method", "k"], sort=False).agg(
+        w_sd_mean=("w_sd", "mean"), w_sd_std=("w_sd", "std"), ks_mean=("ks", "mean"), ks_std=("ks", "std"),
+        log_det=("log_det", "mean"), designs=("w_sd", "size")).reset_index()
+
+
+def print_table(summary) -> None:
+    """Rich table of :func:`overview` on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Design quality (mean over properties; lower W/sd and KS are better, higher log det is better)")
+    for col in ("method", "k", "W/sd mean", "W/sd sd", "KS mean", "KS sd", "log det", "designs"):
+        table.add_column(col, justify="right" if col not in ("method",) else "left")
     for row in summary.itertuples(index=False):
-        wsd = "" if np.isnan(row.wasserstein_norm_std) else f"+-{row.wasserstein_norm_std:.3f}"
-        ksd = "" if np.isnan(row.ks_std) else f"+-{row.ks_std:.3f}"
-        lines.append(
-            f"{row.method:<10} {row.n:>4} {row.repeats:>5} {row.wasserstein_norm:>9.3f}{wsd:<7} {row.ks:>9.3f}{ksd:<7} {row.log_det:>9.2f}"
-        )
-    return "\n".join(lines)
+        table.add_row(row.method, str(row.k), f"{row.w_sd_mean:.3f}", _fmt(row.w_sd_std), f"{row.ks_mean:.3f}",
+                      _fmt(row.ks_std), f"{row.log_det:.2f}", str(row.designs))
+    Console(width=120).print(table)
+
+
+def _fmt(value: float) -> str:
+    return "-" if value != value else f"{value:.3f}"

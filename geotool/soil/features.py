@@ -1,187 +1,191 @@
-"""The candidate-cell x feature matrix: checks, standardisation, intercept and expansions.
+"""Candidate cells and the design matrix for soil sampling.
 
-Columns that are constant over the candidates, or (nearly) linear combinations of other columns, carry
-no information for a design and make the maxvol volume zero; they are detected, reported and dropped.
-Features are standardised over the candidates (mean 0, std 1), optionally expanded (quadratic / cubic
-terms, cell coordinates), and a column of ones (the intercept) is put first, so the design does not
-depend on offsets of the covariates.
-
-``expansion="kernel"`` (kernel maxvol) replaces them by Gaussian kernel features against landmarks drawn
-at random from the candidates: a row's norm then grows with the density of candidates around it in
-covariate space, so maxvol's greedy picks follow the covariate distribution instead of its extremes
-(measured in BENCHMARKS.md, Soil).
+Candidates are the cells valid in every covariate layer (nodata anywhere excludes a cell; nothing is
+filled with 0) and inside the field boundary. Their covariate values become the feature matrix:
+constant and collinear columns are found and dropped (and reported), columns are standardised, an
+intercept column is added (so the design does not depend on offsets), and optionally the features are
+expanded (quadratic terms) or joined by the cell coordinates.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import combinations_with_replacement
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
-Expansion = Literal["linear", "quadratic", "cubic", "kernel"]
+from geotool.errors import EmptyDataError
 
-KERNEL_MEMORY_BYTES = 1 << 30  # cap on the cells x landmarks float32 kernel matrix
+Expansion = Literal["linear", "quadratic", "cubic"]
+FeatureMode = Literal["kernel", "linear", "quadratic", "cubic"]
 
 
 @dataclass
-class ColumnReport:
-    """Which covariate columns were kept and which were dropped, and why."""
+class Candidates:
+    """Candidate cells of a grid with their covariate values.
 
-    kept: list[str]
-    dropped: dict[str, str] = field(default_factory=dict)
+    Attributes:
+        rows, cols: pixel indices of each candidate.
+        values: ``(cells, layers)`` covariate values, float64.
+        names: layer names.
+        coords_m: ``(cells, 2)`` positions in ground metres (for distances).
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    values: np.ndarray
+    names: list[str]
+    coords_m: np.ndarray
+
+
+@dataclass
+class FeatureReport:
+    """What :func:`design_matrix` did to the columns."""
+
+    used: list[str]
+    constant: list[str] = field(default_factory=list)
+    collinear: list[str] = field(default_factory=list)
 
     def warnings(self) -> list[str]:
-        """One message per dropped column."""
-        return [f"covariate {name} dropped: {why}" for name, why in self.dropped.items()]
+        """One line per dropped column, for the CLI and the sidecar."""
+        lines = [f"covariate {name} is constant over the candidate cells and was left out" for name in self.constant]
+        lines += [
+            f"covariate {name} is a linear combination of the other covariates (collinear) and was left out"
+            for name in self.collinear
+        ]
+        return lines
 
 
-def check_columns(values: np.ndarray, names: Sequence[str], rel_tol: float = 1e-6) -> ColumnReport:
-    """Detect constant and collinear columns of ``values`` (cells x covariates).
+def candidate_cells(
+    layers: np.ndarray, valid: np.ndarray, names: list[str], pixel_size_m: tuple[float, float], inside: np.ndarray | None = None
+) -> Candidates:
+    """Cells valid in every layer (and inside ``inside`` when given) with their values.
 
-    A column is constant when its standard deviation is below ``rel_tol`` times its mean magnitude (or
-    exactly zero). A column is collinear when, after standardisation, its part not explained by the
-    columns kept before it (in the given order) has a norm below ``sqrt(rel_tol)`` of its own norm
-    (Gram-Schmidt), i.e. it is a linear combination of earlier columns up to rounding.
+    Args:
+        layers: ``(layers, rows, cols)`` covariates; NaN counts as nodata too.
+        valid: ``(rows, cols)`` True where every layer has data.
+        pixel_size_m: ground pixel width and height in metres (for distances between cells).
+        inside: optional boundary mask.
     """
-    names = list(names)
-    report = ColumnReport(kept=[])
-    basis: list[np.ndarray] = []
-    for j, name in enumerate(names):
-        col = values[:, j].astype(np.float64)
+    ok = valid & np.all(np.isfinite(layers), axis=0)
+    if inside is not None:
+        ok &= inside
+    rows, cols = np.nonzero(ok)
+    if len(rows) == 0:
+        raise EmptyDataError("no cell is valid in every covariate layer (and inside the boundary); check nodata and --boundary")
+    values = layers[:, rows, cols].T.astype(np.float64)
+    coords = np.column_stack([cols * pixel_size_m[0], -rows * pixel_size_m[1]]).astype(np.float64)
+    return Candidates(rows, cols, values, list(names), coords)
+
+
+def design_matrix(
+    values: np.ndarray,
+    names: list[str],
+    expansion: Expansion = "linear",
+    coords: np.ndarray | None = None,
+    rel_tol: float = 1e-9,
+) -> tuple[np.ndarray, FeatureReport, list[str]]:
+    """Standardised features with an intercept, constant/collinear columns dropped.
+
+    Args:
+        values: ``(cells, layers)``.
+        names: layer names.
+        expansion: ``linear``; ``quadratic`` adds squares and pairwise products of the standardised
+            columns; ``cubic`` adds cubes as well.
+        coords: ``(cells, 2)`` metres; when given, the standardised coordinates join the features.
+        rel_tol: a column whose standard deviation is below ``rel_tol`` x its mean magnitude (or 1) is
+            constant; a column whose residual after regression on the previous columns is below
+            1e-6 of its norm is collinear.
+
+    Returns:
+        ``(cells, features)`` float32 matrix (first column the intercept), the report, feature names.
+    """
+    cols = [values[:, j] for j in range(values.shape[1])]
+    col_names = list(names)
+    if coords is not None:
+        cols += [coords[:, 0], coords[:, 1]]
+        col_names += ["coord_x", "coord_y"]
+    report = FeatureReport(used=[])
+    kept: list[np.ndarray] = []
+    for name, col in zip(col_names, cols):
         std = col.std()
-        scale = max(abs(col.mean()), 1.0)
-        if not np.isfinite(std) or std <= rel_tol * scale:
-            report.dropped[name] = f"constant over the candidate cells (value {col.mean():.6g})"
+        if std <= rel_tol * max(1.0, float(np.abs(col).mean())):
+            report.constant.append(name)
             continue
         z = (col - col.mean()) / std
-        resid = z.copy()
-        for q in basis:
-            resid -= (q @ resid) * q
-        norm = np.linalg.norm(resid)
-        if norm <= np.sqrt(rel_tol) * np.linalg.norm(z):
-            report.dropped[name] = "collinear with " + ", ".join(report.kept) + " (a linear combination of them)"
-            continue
-        basis.append(resid / norm)
-        report.kept.append(name)
-    return report
+        if kept:
+            basis = np.column_stack([np.ones_like(z)] + kept)
+            coef, *_ = np.linalg.lstsq(basis, z, rcond=None)
+            if np.linalg.norm(z - basis @ coef) <= 1e-6 * np.linalg.norm(z):
+                report.collinear.append(name)
+                continue
+        kept.append(z)
+        report.used.append(name)
+    if not kept:
+        raise EmptyDataError(
+            "every covariate is constant over the candidate cells; give covariates that vary over the field"
+        )
+    feats = list(kept)
+    feat_names = list(report.used)
+    if expansion in ("quadratic", "cubic"):
+        for i in range(len(kept)):
+            for j in range(i, len(kept)):
+                feats.append(_standardise(kept[i] * kept[j]))
+                feat_names.append(f"{report.used[i]}*{report.used[j]}")
+    if expansion == "cubic":
+        for i in range(len(kept)):
+            feats.append(_standardise(kept[i] ** 3))
+            feat_names.append(f"{report.used[i]}^3")
+    matrix = np.column_stack([np.ones(len(values))] + feats).astype(np.float32)
+    return matrix, report, ["intercept"] + feat_names
 
 
-@dataclass
-class FeatureSpace:
-    """How raw covariates become maxvol features; fitted on the candidate cells, applied to any cells."""
+def _standardise(col: np.ndarray) -> np.ndarray:
+    std = col.std()
+    return (col - col.mean()) / std if std > 0 else col - col.mean()
 
-    names: list[str]
-    mean: np.ndarray
-    std: np.ndarray
-    expansion: Expansion = "linear"
-    coords: bool = False
-    coord_mean: np.ndarray | None = None
-    coord_std: float = 1.0
-    poly_mean: np.ndarray | None = None
-    poly_std: np.ndarray | None = None
-    landmarks: np.ndarray | None = None
-    bandwidth: float = 1.0
 
-    @classmethod
-    def fit(
-        cls,
-        values: np.ndarray,
-        names: Sequence[str],
-        expansion: Expansion = "linear",
-        coords: np.ndarray | None = None,
-        kernel_landmarks: int = 1000,
-        kernel_scale: float = 0.45,
-        seed: int = 0,
-    ) -> "FeatureSpace":
-        """Standardisation constants from the candidates ``values`` (cells x covariates).
+def kernel_features(
+    values: np.ndarray,
+    n_landmarks: int,
+    seed: int = 0,
+    bandwidth: float = 0.5,
+    chunk: int = 200_000,
+) -> np.ndarray:
+    """Kernel maxvol features: RBF similarities to landmarks in rank-uniformised covariate space.
 
-        Args:
-            coords: ground coordinates (cells x 2, metres) when cell coordinates are to be features;
-                they are centred and scaled by one common std so distances stay isotropic.
-            kernel_landmarks: for ``expansion="kernel"``, how many candidate cells (a seeded random
-                subset, so they follow the covariates' distribution) serve as landmarks; capped so the
-                cells x landmarks float32 matrix stays under 1 GiB.
-            kernel_scale: Gaussian bandwidth ``h = kernel_scale * sqrt(d)`` in standardised units
-                (``d`` = number of standardised features).
-            seed: seeds the landmark draw.
-        """
-        mean = values.mean(axis=0)
-        std = values.std(axis=0)
-        std[std == 0] = 1.0
-        space = cls(list(names), mean, std, expansion)
-        if coords is not None:
-            cm = coords.mean(axis=0)
-            cs = float(np.sqrt(((coords - cm) ** 2).sum(axis=1).mean() / 2)) or 1.0
-            space = cls(list(names), mean, std, expansion, True, cm, cs)
-        if expansion == "kernel":
-            z = space._linear(values, coords)
-            cap = max(1, KERNEL_MEMORY_BYTES // (4 * max(len(z), 1)))
-            m = int(min(kernel_landmarks, len(z), cap))
-            pick = np.sort(np.random.default_rng(seed).choice(len(z), m, replace=False))
-            space.landmarks = z[pick]
-            space.bandwidth = float(kernel_scale * np.sqrt(z.shape[1]))
-        elif expansion != "linear":
-            poly = space._products(space._linear(values, coords))
-            space.poly_mean = poly.mean(axis=0)
-            sd = poly.std(axis=0)
-            sd[sd == 0] = 1.0
-            space.poly_std = sd
-        return space
+    Each column (already cleaned of constant/collinear ones) is replaced by its rank among the candidate
+    cells scaled to (0, 1), so heavy tails and outliers (terrain edge artefacts) cannot dominate; the
+    landmarks are k-means centres of those ranks (so they follow the data density); a cell's features are
+    exp(-d^2 / (2 sigma^2)) to each landmark, sigma = ``bandwidth`` x the median landmark spacing
+    (a Nystrom approximation of an RBF kernel). maxvol on these features picks cells that are each
+    typical of a different part of the covariate distribution instead of its extremes.
+    Measured against polynomial features in bench/bench_soil_design.py.
 
-    def columns(self) -> list[str]:
-        """Names of the feature columns, intercept first."""
-        base = list(self.names) + (["x", "y"] if self.coords else [])
-        if self.expansion == "kernel":
-            return [f"rbf{i + 1}" for i in range(len(self.landmarks))]
-        cols = ["intercept"] + base
-        for degree in (2, 3)[: {"linear": 0, "quadratic": 1, "cubic": 2}[self.expansion]]:
-            cols += ["*".join(base[i] for i in combo) for combo in combinations_with_replacement(range(len(base)), degree)]
-        return cols
+    Args:
+        values: ``(cells, columns)`` covariates (no intercept).
+        n_landmarks: number of landmarks (features); twice the sample size by default in soil-sample.
+        seed: k-means seed.
 
-    def transform(self, values: np.ndarray, coords: np.ndarray | None = None, dtype=np.float32) -> np.ndarray:
-        """Feature matrix (cells x features) in ``dtype``: intercept, standardised covariates, expansions."""
-        z = self._linear(values, coords)
-        if self.expansion == "kernel":
-            return self._kernel(z, dtype)
-        blocks = [np.ones((len(z), 1)), z]
-        if self.expansion != "linear":
-            # products standardised with the candidates' statistics, so no term dominates by scale alone
-            blocks.append((self._products(z) - self.poly_mean) / self.poly_std)
-        return np.hstack(blocks).astype(dtype)
+    Returns:
+        ``(cells, landmarks)`` float32.
+    """
+    from scipy.stats import rankdata
+    from sklearn.cluster import KMeans
 
-    def _kernel(self, z: np.ndarray, dtype, block: int = 65536) -> np.ndarray:
-        """Gaussian kernel features exp(-|z - l|^2 / (2 h^2)) against every landmark l, block by block."""
-        L = self.landmarks.astype(np.float32)
-        out = np.empty((len(z), len(L)), dtype=dtype)
-        l2 = (L**2).sum(axis=1)
-        g = np.float32(-1.0 / (2.0 * self.bandwidth**2))
-        for start in range(0, len(z), block):
-            zb = z[start : start + block].astype(np.float32)
-            d2 = zb @ L.T  # float32 is plenty for a kernel value
-            d2 *= -2.0
-            d2 += (zb**2).sum(axis=1)[:, None]
-            d2 += l2[None, :]
-            np.maximum(d2, 0.0, out=d2)
-            d2 *= g
-            np.exp(d2, out=d2)
-            out[start : start + block] = d2
-        return out
-
-    def _linear(self, values: np.ndarray, coords: np.ndarray | None) -> np.ndarray:
-        z = (np.asarray(values, np.float64) - self.mean) / self.std
-        if self.coords:
-            if coords is None:
-                raise ValueError("this feature space uses coordinates; pass coords")
-            z = np.hstack([z, (coords - self.coord_mean) / self.coord_std])
-        return z
-
-    def _products(self, z: np.ndarray) -> np.ndarray:
-        degree = {"linear": 1, "quadratic": 2, "cubic": 3}[self.expansion]
-        terms = [
-            np.prod(z[:, list(combo)], axis=1)
-            for d in range(2, degree + 1)
-            for combo in combinations_with_replacement(range(z.shape[1]), d)
-        ]
-        return np.stack(terms, axis=1)
+    cells = len(values)
+    ranks = np.column_stack([(rankdata(values[:, j]) - 0.5) / cells for j in range(values.shape[1])])
+    rng = np.random.default_rng(seed)
+    sample = ranks if cells <= 20_000 else ranks[rng.choice(cells, 20_000, replace=False)]
+    n_unique = len(np.unique(sample, axis=0))
+    k = max(1, min(n_landmarks, n_unique))
+    centres = KMeans(k, n_init=1, random_state=seed).fit(sample).cluster_centers_
+    spacing = np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(-1))
+    sigma = bandwidth * float(np.median(spacing[spacing > 0])) if k > 1 else 0.5
+    out = np.empty((cells, k), dtype=np.float32)
+    c2 = (centres**2).sum(1)
+    for start in range(0, cells, chunk):
+        block = ranks[start : start + chunk]
+        d2 = np.maximum((block**2).sum(1)[:, None] + c2[None] - 2 * block @ centres.T, 0.0)
+        out[start : start + chunk] = np.exp(-d2 / (2 * sigma**2))
+    return out

@@ -1,264 +1,325 @@
-"""Maxvol selection of rows (candidate cells) from a tall feature matrix, written from scratch in NumPy.
+"""Maximum-volume row selection (maxvol) with fixed rows and a minimum distance between rows.
 
-The design is the set of rows whose submatrix has (locally) maximal volume: for ``k`` rows and ``r``
-features, ``sqrt(det(A_S A_S^T))`` when ``k <= r`` and ``sqrt(det(A_S^T A_S))`` when ``k >= r``
-(the D-criterion). Three phases:
+Given a candidate matrix ``A`` (cells x r features), choose N rows whose submatrix has (close to)
+maximal volume, i.e. a D-optimal design: for N <= r, det(A_S A_S^T); for N > r, det(A_S^T A_S).
 
-1. **Greedy start** (pivoted Gram-Schmidt, i.e. column-pivoted QR of ``A^T``): fixed rows first, then the
-   row with the largest residual norm outside the span of the rows chosen so far, until ``r`` rows (or
-   ``N`` when ``N < r``; this greedy is the design for ``N < r``).
-2. **Square maxvol** (Goreinov et al. 2010): ``B = A A_S^{-1}`` (cells x r); while some ``|B[i, k]| >
-   1 + tol`` swap row ``i`` in for the (non-fixed) ``k``-th chosen row, which multiplies the volume by
-   ``|B[i, k]|``; ``B`` is updated by a rank-1 formula, never recomputed.
-3. **Greedy rectangular maxvol** (Mikhalev and Oseledets 2018): add the row with the largest
-   ``||c_i||^2`` where ``C = A A_S^+`` is the coefficient matrix; adding row ``j`` multiplies
-   ``det(A_S^T A_S)`` by ``1 + ||c_j||^2``. Because ``||c_i||^2 = a_i^T (A_S^T A_S)^{-1} a_i`` (the
-   leverage), only the ``r x r`` inverse Gram matrix and the vector of leverages are kept and updated by
-   Sherman-Morrison: ``O(cells * r)`` time per added row, and no ``cells x N`` matrix is ever re-stacked.
+Algorithm (written from scratch; Goreinov et al. 2010, Mikhalev & Oseledets 2018):
+1. Greedy start: pivoted Gram-Schmidt picks the row with the largest residual norm after projecting
+   out the span of the rows already chosen (fixed legacy rows first), up to min(N, r) rows.
+2. Square maxvol (when the start has r rows): with B = A A_S^-1, swap row i into position k while
+   |B[i, k]| > tol; each swap multiplies the volume by |B[i, k]| and updates B by a rank-1 correction.
+3. Greedy rectangular maxvol (N > r): add the row with the largest leverage l_i = a_i (A_S^T A_S)^-1 a_i^T
+   (each addition multiplies det(A_S^T A_S) by 1 + l_i); (A_S^T A_S)^-1 is updated by rank-1 corrections,
+   never re-stacked, and since leverages only decrease a lazy greedy evaluates them exactly for a small
+   pool of candidates, with a full O(cells x r) pass only when the pool cannot prove its best is the
+   maximum. Extra memory besides A (float32) is O(cells).
 
-Memory: the float32 feature matrix plus ``B`` (r x cells, float32, square phase only) and a few vectors of
-length ``cells``, which is within ``O(cells * N)`` float32 for ``N >= r``.
-
-A minimum distance ``D`` (ground metres) is honoured throughout: a candidate closer than ``D`` to any
-chosen or fixed point is never chosen, including during square-maxvol swaps (where the point being
-swapped out no longer counts). Fixed (legacy) rows need not be candidates; they enter first and are
-never swapped out. The result has exactly ``N`` new rows, or :class:`InfeasibleError` says how many
-could be placed.
+Constraints: fixed rows are always kept and never swapped out; a candidate closer than ``min_distance``
+(metres, isotropic, from ``coords``) to any chosen row is never chosen, and square-maxvol swaps check the
+distance to every chosen row except the one being replaced. When no feasible candidate remains before N
+rows are chosen, :class:`~geotool.errors.InfeasibleError` says how many could be placed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from geotool.errors import InfeasibleError
 
-_SAME_CELL_M = 1e-6  # with no minimum distance, only the very same cell is excluded (no duplicates)
-
 
 @dataclass
 class Selection:
-    """Chosen candidate rows in pick order, and what happened on the way."""
+    """Chosen row indices in pick order (fixed rows first) and the log-volume of the design."""
 
-    indices: np.ndarray
-    swaps: int = 0
-    log_volume: float = float("nan")
-    phases: dict[str, int] = field(default_factory=dict)
-
-
-class _Exclusion:
-    """Counts, for every candidate, how many chosen/fixed points lie closer than the minimum distance."""
-
-    def __init__(self, xy: np.ndarray, min_distance: float) -> None:
-        self.x = np.ascontiguousarray(xy[:, 0], dtype=np.float64)
-        self.y = np.ascontiguousarray(xy[:, 1], dtype=np.float64)
-        self.d2 = max(float(min_distance), _SAME_CELL_M) ** 2
-        self.blocked = np.zeros(len(xy), dtype=np.int32)
-
-    def near(self, x0: float, y0: float) -> np.ndarray:
-        """Indices of candidates closer than the minimum distance to (x0, y0)."""
-        d = self.x - x0
-        np.multiply(d, d, out=d)
-        e = self.y - y0
-        np.multiply(e, e, out=e)
-        d += e
-        return np.flatnonzero(d < self.d2)
-
-    def near_cell(self, j: int) -> np.ndarray:
-        """Candidates to exclude once candidate ``j`` is chosen (always including ``j`` itself)."""
-        if self.d2 <= _SAME_CELL_M**2:
-            return np.array([j], dtype=np.int64)  # no minimum distance: only the cell itself
-        idx = self.near(self.x[j], self.y[j])
-        return idx if j in idx else np.append(idx, j)
-
-    def add(self, idx: np.ndarray) -> None:
-        self.blocked[idx] += 1
-
-    def remove(self, idx: np.ndarray) -> None:
-        self.blocked[idx] -= 1
-
-    def free(self) -> np.ndarray:
-        return self.blocked == 0
+    rows: np.ndarray
+    n_fixed: int
+    swaps: int
+    log_det: float
 
 
-def _infeasible(placed: int, wanted: int, min_distance: float, fixed: int) -> InfeasibleError:
-    where = f" and from the {fixed} existing point(s)" if fixed else ""
-    return InfeasibleError(
-        f"only {placed} of {wanted} points could be placed at least {min_distance:g} m apart from each other{where} "
-        f"among the candidate cells; lower -n or --min-distance, or enlarge the area"
-    )
+class _DistanceGuard:
+    """Tracks which candidates are too close to the chosen rows (KD-tree on coordinates in metres)."""
+
+    def __init__(self, n_cells: int, coords: np.ndarray | None, min_distance: float) -> None:
+        self.active = coords is not None and min_distance > 0
+        n = n_cells
+        self.near_count = np.zeros(n, dtype=np.int32)
+        self.near_one = np.full(n, -1, dtype=np.int64)  # the chosen row a candidate is near, when only one
+        if self.active:
+            from scipy.spatial import cKDTree
+
+            self.coords = coords
+            self.radius = float(min_distance)
+            self.tree = cKDTree(coords)
+
+    def neighbours(self, row: int) -> np.ndarray:
+        # strictly closer than the minimum distance (a point exactly at it is allowed)
+        idx = np.asarray(self.tree.query_ball_point(self.coords[row], r=self.radius * (1 - 1e-9)), dtype=np.int64)
+        return idx
+
+    def add(self, row: int) -> None:
+        if not self.active:
+            return
+        idx = self.neighbours(row)
+        idx = idx[idx != row]
+        self.near_count[idx] += 1
+        one = self.near_count[idx] == 1
+        self.near_one[idx[one]] = row
+
+    def remove(self, row: int) -> None:
+        if not self.active:
+            return
+        idx = self.neighbours(row)
+        idx = idx[idx != row]
+        self.near_count[idx] -= 1
+        # recompute the single neighbour for candidates left with exactly one
+        for j in idx[self.near_count[idx] == 1]:
+            near = self.neighbours(int(j))
+            self.near_one[j] = next(int(k) for k in near if k != j and self._chosen[k])
+
+    def bind(self, chosen: np.ndarray) -> None:
+        self._chosen = chosen
+
+    def feasible(self) -> np.ndarray:
+        return self.near_count == 0
+
+
+def _check_fixed(fixed: np.ndarray, guard: _DistanceGuard) -> None:
+    if guard.active and len(fixed) > 1:
+        from scipy.spatial import cKDTree
+
+        pairs = cKDTree(guard.coords[fixed]).query_pairs(guard.radius * (1 - 1e-9))
+        if pairs:
+            raise InfeasibleError(
+                f"{len(pairs)} pair(s) of the existing points are closer than --min-distance "
+                f"{guard.radius:g} m to each other; lower --min-distance or drop duplicates from --existing"
+            )
 
 
 def maxvol_select(
     A: np.ndarray,
-    n_points: int,
-    xy: np.ndarray,
+    n: int,
+    fixed: np.ndarray | None = None,
+    coords: np.ndarray | None = None,
     min_distance: float = 0.0,
-    fixed_rows: np.ndarray | None = None,
-    fixed_xy: np.ndarray | None = None,
-    tol: float = 0.05,
+    tol: float = 1.01,
     max_swaps: int | None = None,
+    allowed: np.ndarray | None = None,
 ) -> Selection:
-    """Choose ``n_points`` new rows of ``A`` by square then greedy rectangular maxvol.
+    """Choose ``n`` rows of ``A`` (cells x features) by maxvol; see the module docstring.
 
     Args:
-        A: candidate feature matrix (cells x r), float32 or float64, full column rank.
-        n_points: number of new rows to choose (exactly this many, or InfeasibleError).
-        xy: candidate positions in ground metres (cells x 2), for the minimum distance.
-        min_distance: minimum distance in metres between any two points (new or fixed).
-        fixed_rows: feature rows of existing points (L x r) that stay in the design.
-        fixed_xy: their positions in ground metres (L x 2).
-        tol: square maxvol stops when no ``|B| > 1 + tol``.
-        max_swaps: cap on square-maxvol swaps (default 100 * r).
+        A: candidate matrix, float; standardised features with an intercept column.
+        n: total number of rows to return, fixed rows included.
+        fixed: row indices that must be in the design (legacy samples), kept first.
+        coords: ``(cells, 2)`` coordinates in metres for the distance constraint.
+        min_distance: minimum distance between any two chosen rows, metres (0 = none).
+        tol: square-maxvol stops when no |B[i, k]| exceeds this (>= 1).
+        max_swaps: cap on square-maxvol swaps (default 20 x features).
+        allowed: boolean mask of the rows that may be chosen as new points (e.g. inside the field
+            boundary); fixed rows may lie outside it.
 
     Returns:
-        :class:`Selection` with the chosen candidate indices in pick order.
+        Selection with the chosen rows in pick order.
     """
-    n, r = A.shape
-    fixed_rows = np.zeros((0, r), A.dtype) if fixed_rows is None else np.asarray(fixed_rows, A.dtype)
-    fixed_xy = np.zeros((0, 2)) if fixed_xy is None else np.asarray(fixed_xy, np.float64)
-    L = len(fixed_rows)
-    excl = _Exclusion(xy, min_distance)
-    for fx, fy in fixed_xy:
-        excl.add(excl.near(fx, fy))
+    A = np.ascontiguousarray(A, dtype=np.float32)
+    cells, r = A.shape
+    fixed = np.unique(np.asarray([] if fixed is None else fixed, dtype=np.int64))
+    if n < len(fixed):
+        raise InfeasibleError(f"asked for {n} points in all but {len(fixed)} existing points are kept; ask for more")
+    if n > cells:
+        raise InfeasibleError(f"asked for {n} points but only {cells} candidate cells exist")
+    guard = _DistanceGuard(cells, coords, min_distance)
+    chosen_mask = np.zeros(cells, dtype=bool)
+    blocked = np.zeros(cells, dtype=bool) if allowed is None else ~np.asarray(allowed, dtype=bool)
+    guard.bind(chosen_mask)
+    _check_fixed(fixed, guard)
+    order: list[int] = []
+    for row in fixed:
+        order.append(int(row))
+        chosen_mask[row] = True
+        guard.add(int(row))
 
-    chosen: list[int] = []
-    near_of: list[np.ndarray] = []
-
-    score: np.ndarray | None = None  # the current phase's criterion, -inf where excluded
-
-    def take(j: int) -> None:
-        idx = excl.near_cell(j)
-        excl.add(idx)
-        if score is not None:
-            score[idx] = -np.inf
-        chosen.append(j)
-        near_of.append(idx)
-
-    # -- phase 1: pivoted Gram-Schmidt up to rank r --------------------------------------------------
-    A64_norm2 = np.einsum("ij,ij->i", A, A, dtype=np.float64)
-    resid = A64_norm2.copy()
+    # 1. greedy start by pivoted Gram-Schmidt, up to min(n, r) rows
+    target = min(n, r)
+    residual = np.einsum("ij,ij->i", A, A)
     basis: list[np.ndarray] = []
-    eps = 1e-10 * max(float(A64_norm2.max()), 1.0)
 
-    def add_to_basis(a: np.ndarray) -> bool:
-        v = a.astype(np.float64)
+    def project_out(row: int) -> None:
+        v = A[row].astype(np.float64)
         for q in basis:
             v -= (q @ v) * q
-        nv = np.linalg.norm(v)
-        if nv * nv <= eps:
-            return False
-        q = v / nv
-        basis.append(q)
-        proj = A @ q.astype(A.dtype)
-        np.subtract(resid, proj.astype(np.float64) ** 2, out=resid)
-        return True
+        norm = np.linalg.norm(v)
+        if norm > 1e-8 * max(1.0, np.linalg.norm(A[row])):
+            q = v / norm
+            basis.append(q)
+            proj = A @ q.astype(np.float32)
+            np.square(proj, out=proj)
+            np.subtract(residual, proj, out=residual)
+            np.maximum(residual, 0.0, out=residual)
 
-    for row in fixed_rows:
+    for row in order:
         if len(basis) < r:
-            add_to_basis(row)
-    score = resid  # residuals double as the phase-1 score: excluded cells are set to -inf
-    score[~excl.free()] = -np.inf
-    while len(basis) < r and len(chosen) < n_points:
-        j = int(np.argmax(score))
-        if not np.isfinite(score[j]):
-            raise _infeasible(len(chosen), n_points, min_distance, L)
-        if score[j] <= eps:
-            break  # the feasible candidates span fewer than r dimensions: continue regularised below
-        take(j)
-        add_to_basis(A[j])
-    score = None
-    phases = {"greedy_start": len(chosen)}
+            project_out(row)
+    while len(order) < target:
+        score = np.where(chosen_mask | blocked | ~guard.feasible(), -np.inf, residual)
+        best = int(np.argmax(score))
+        if not np.isfinite(score[best]):
+            raise _infeasible(len(order), n, min_distance)
+        if score[best] <= 1e-10 and len(basis) < r:
+            # the remaining candidates add no new direction: any feasible row keeps the count exact
+            pass
+        order.append(best)
+        chosen_mask[best] = True
+        guard.add(best)
+        project_out(best)
 
-    # -- phase 2: square maxvol swaps ------------------------------------------------------------------
     swaps = 0
-    if L + len(chosen) == r and len(basis) == r and len(chosen) > 0:
-        swaps = _square_swaps(A, fixed_rows, chosen, near_of, excl, tol, max_swaps or 100 * r)
-    phases["square_swaps"] = swaps
+    B = None
+    # 2. square maxvol on the r x r submatrix (only when it is nonsingular)
+    if len(order) == r and len(basis) == r:
+        swaps, B = _square_maxvol(A, order, len(fixed), chosen_mask, blocked, guard, tol, max_swaps or 20 * r)
 
-    # -- phase 3: greedy rectangular maxvol -----------------------------------------------------------
-    if len(chosen) < n_points:
-        S = np.vstack([fixed_rows.astype(np.float64), A[chosen].astype(np.float64)])
-        G = S.T @ S
-        if len(basis) < r:  # rank-deficient so far: a tiny ridge keeps the Gram matrix invertible
-            G += np.eye(r) * 1e-8 * max(np.trace(G), 1.0)
-        M = np.linalg.inv(G)
-        # leverages ||c_i||^2 = a_i^T M a_i; excluded cells are -inf and stay so under the updates
-        score = np.einsum("ij,ij->i", A @ M.astype(A.dtype), A).astype(A.dtype)
-        score[~excl.free()] = -np.inf
-        while len(chosen) < n_points:
-            j = int(np.argmax(score))
-            if not np.isfinite(score[j]):
-                raise _infeasible(len(chosen), n_points, min_distance, L)
-            u = M @ A[j].astype(np.float64)
-            denom = 1.0 + score[j]
-            w = A @ u.astype(A.dtype)  # c-update of every cell: one pass over A
-            np.multiply(w, w, out=w)
-            w /= A.dtype.type(denom)
-            score -= w
-            M -= np.outer(u, u) / denom
-            take(j)
-        score = None
-        phases["rectangular"] = n_points - phases["greedy_start"]
-    S = np.vstack([fixed_rows.astype(np.float64), A[chosen].astype(np.float64)])
-    return Selection(np.asarray(chosen, dtype=np.int64), swaps, log_volume(S), phases)
+    # 3. greedy rectangular maxvol for the rest
+    if len(order) < n:
+        _rect_maxvol(A, order, n, chosen_mask, blocked, guard, min_distance, B)
+
+    rows = np.asarray(order, dtype=np.int64)
+    return Selection(rows=rows, n_fixed=len(fixed), swaps=swaps, log_det=design_log_det(A, rows))
 
 
-def _square_swaps(
+def _infeasible(placed: int, n: int, min_distance: float) -> InfeasibleError:
+    return InfeasibleError(
+        f"only {placed} of {n} points could be placed with --min-distance {min_distance:g} m inside the "
+        "candidate cells; lower --min-distance or -n, or widen the boundary"
+    )
+
+
+def _square_maxvol(
     A: np.ndarray,
-    fixed_rows: np.ndarray,
-    chosen: list[int],
-    near_of: list[np.ndarray],
-    excl: _Exclusion,
+    order: list[int],
+    n_fixed: int,
+    chosen: np.ndarray,
+    blocked: np.ndarray,
+    guard: _DistanceGuard,
     tol: float,
     max_swaps: int,
-) -> int:
-    """Square maxvol on the r chosen rows (fixed rows first, never swapped); edits ``chosen`` in place."""
-    L = len(fixed_rows)
-    sq = np.vstack([fixed_rows.astype(np.float64), A[chosen].astype(np.float64)])
-    # B = A A_sq^{-1} is kept transposed (r x cells) so that each column of B is contiguous
-    Bt = np.ascontiguousarray((np.linalg.inv(sq).T.astype(A.dtype)) @ A.T)
-    r = Bt.shape[0]
+) -> tuple[int, np.ndarray]:
+    """Swap rows into the r x r submatrix while some |B[i, k]| > tol; positions < n_fixed never move.
+
+    Returns the number of swaps and the final B = A A_S^-1.
+    """
+    r = A.shape[1]
+    sub = A[order].astype(np.float64)
+    B = A @ np.linalg.inv(sub).astype(np.float32)  # cells x r; B[order] = I
+    movable = np.arange(r) >= n_fixed
+    absB = np.empty_like(B)
     swaps = 0
     while swaps < max_swaps:
-        freef = excl.free().astype(A.dtype)
-        best_val, best_i, best_k = 1.0 + tol, -1, -1
-        for k in range(len(chosen)):
-            col = np.abs(Bt[L + k])
-            masked = col * freef
-            i = int(np.argmax(masked))
-            v = float(masked[i])
-            # cells blocked only by the point being swapped out are allowed for this position
-            alone = near_of[k][excl.blocked[near_of[k]] == 1]
-            if len(alone):
-                a = int(alone[np.argmax(col[alone])])
-                if col[a] > v and a != chosen[k]:
-                    i, v = a, float(col[a])
-            if v > best_val:
-                best_val, best_i, best_k = v, i, k
-        if best_i < 0:
+        np.abs(B, out=absB)
+        absB[:, ~movable] = 0.0
+        absB[chosen | blocked] = 0.0
+        if guard.active:
+            near = guard.near_count
+            absB[near >= 2] = 0.0
+            one = np.flatnonzero(near == 1)
+            if len(one):
+                # a candidate near exactly one chosen row may only replace that row
+                pos = {row: k for k, row in enumerate(order)}
+                allowed_col = np.array([pos.get(int(guard.near_one[j]), -1) for j in one])
+                keep = absB[one, allowed_col.clip(0)] * (allowed_col >= 0)
+                absB[one] = 0.0
+                absB[one[allowed_col >= 0], allowed_col[allowed_col >= 0]] = keep[allowed_col >= 0]
+        flat = int(np.argmax(absB))
+        i, k = divmod(flat, r)
+        if absB[i, k] <= tol:
             break
-        kk = best_k + L  # row of Bt
-        row = Bt[:, best_i].astype(np.float64)  # B[i, :]
-        pivot = row[kk]
-        row[kk] -= 1.0
-        colk = Bt[kk].copy()  # B[:, k]
-        for t in range(r):  # B -= B[:, k] (B[i, :] - e_k) / B[i, k], one contiguous row at a time
-            if row[t] != 0.0:
-                Bt[t] -= A.dtype.type(row[t] / pivot) * colk
-        excl.remove(near_of[best_k])
-        idx = excl.near_cell(best_i)
-        excl.add(idx)
-        chosen[best_k] = best_i
-        near_of[best_k] = idx
+        old = order[k]
+        # rank-1 update of B for replacing row old (position k) by row i
+        bik = B[i, k]
+        col = B[:, k].copy()
+        row_i = B[i].copy()
+        row_i[k] -= 1.0
+        B -= np.outer(col / bik, row_i)
+        chosen[old] = False
+        guard.remove(old)
+        order[k] = i
+        chosen[i] = True
+        guard.add(i)
         swaps += 1
-    return swaps
+    return swaps, B
 
 
-def log_volume(S: np.ndarray) -> float:
-    """Log-determinant D-criterion of a design matrix S (k x r): log det(S^T S), or log det(S S^T) if k < r."""
-    S = np.asarray(S, np.float64)
-    G = S.T @ S if S.shape[0] >= S.shape[1] else S @ S.T
-    sign, logdet = np.linalg.slogdet(G)
+def _rect_maxvol(
+    A: np.ndarray,
+    order: list[int],
+    n: int,
+    chosen: np.ndarray,
+    blocked: np.ndarray,
+    guard: _DistanceGuard,
+    min_distance: float,
+    B: np.ndarray | None = None,
+    pool_size: int = 2048,
+) -> None:
+    """Add rows by largest leverage l_i = a_i M a_i^T, M = (A_S^T A_S)^-1 (updated by Sherman-Morrison).
+
+    Leverages only decrease as rows are added, so a lazy greedy is exact: the leverages of a full pass
+    are upper bounds for later steps. Each step computes exact leverages only for a pool of the cells with
+    the largest bounds (O(pool x r^2)) and accepts the pool's best when it is at least the largest bound
+    outside the pool; otherwise one full pass (O(cells x r)) refreshes the bounds and the pool. Besides A
+    only M, the pool and one vector of bounds are kept: O(cells) extra memory. When the square-maxvol B =
+    A A_S^-1 is given, the first bounds are its squared row norms (no extra pass over A).
+    """
+    r = A.shape[1]
+    sub = A[order].astype(np.float64)
+    gram = sub.T @ sub
+    # a ridge keeps the start well defined when the chosen rows do not span every feature yet
+    ridge = 1e-8 * max(np.trace(gram) / r, 1.0) if np.linalg.matrix_rank(gram) < r else 0.0
+    M = np.linalg.inv(gram + ridge * np.eye(r))
+    excluded = chosen | blocked | ~guard.feasible()
+
+    def full_pass() -> tuple[np.ndarray, float]:
+        if B is not None and ridge == 0.0 and len(order) == r:
+            lev = np.einsum("ij,ij->i", B, B)  # a_i (A_S^T A_S)^-1 a_i^T = |a_i A_S^-1|^2
+        else:
+            lev = np.einsum("ij,ij->i", A @ M.astype(np.float32), A)
+        lev[excluded] = -np.inf
+        k = min(pool_size, len(lev) - 1)
+        if k <= 0:
+            return np.flatnonzero(np.isfinite(lev)), -np.inf
+        part = np.argpartition(-lev, k)
+        return part[:k], float(lev[part[k]])  # pool, largest bound outside it
+
+    pool, outside = full_pass()
+    while len(order) < n:
+        pool = pool[~excluded[pool]]
+        if len(pool):
+            P = A[pool].astype(np.float64)
+            exact = np.einsum("ij,ij->i", P @ M, P)
+            best = int(np.argmax(exact))
+        if not len(pool) or exact[best] < outside:
+            if not np.isfinite(outside) and not len(pool):
+                raise _infeasible(len(order), n, min_distance)
+            B = None
+            pool_size *= 2  # the bounds went stale quickly: keep more candidates next time
+            pool, outside = full_pass()
+            continue
+        i = int(pool[best])
+        u = M @ A[i].astype(np.float64)  # M a_i^T
+        M -= np.outer(u, u) / (1.0 + float(exact[best]))
+        order.append(i)
+        chosen[i] = True
+        excluded[i] = True
+        if guard.active:
+            guard.add(i)
+            excluded[guard.neighbours(i)] = True
+
+
+def design_log_det(A: np.ndarray, rows: np.ndarray) -> float:
+    """D-criterion: log det(A_S^T A_S) when len(rows) >= features, else log det(A_S A_S^T)."""
+    sub = np.asarray(A, dtype=np.float64)[rows]
+    gram = sub.T @ sub if len(rows) >= sub.shape[1] else sub @ sub.T
+    sign, logdet = np.linalg.slogdet(gram)
     return float(logdet) if sign > 0 else float("-inf")

@@ -1,215 +1,230 @@
 """Terrain covariates from a DEM: slope, aspect (sin, cos), curvature, flow accumulation and TWI.
 
-All functions take the DEM as a 2-D float array with a boolean ``valid`` mask and the ground pixel
-size in metres (see :func:`geotool.soil.geometry.pixel_size_m`: for EPSG:3857 that is the nominal pixel
-times cos(latitude)). Rows run south (row 0 is the north edge), columns east. Cells that are not valid
-stay invalid in every output (NaN); a valid cell next to nodata or the raster edge uses its own value
-for the missing neighbours, so the field edge keeps finite slopes.
+Units: elevations in metres; pixel sizes are converted to metres *on the ground* first
+(:func:`ground_pixel_size`), so a DEM in Web Mercator (EPSG:3857), whose map metres are 1/cos(latitude)
+ground metres, or in degrees, gives true slopes. Nodata cells stay nodata (NaN) in every output.
 
-No well-kept light-weight library covers this (pysheds needs numba, richdem a C++ build, WhiteboxTools a
-binary), so it is implemented here with NumPy and tested on planes, cones and pits.
+Flow routing: depressions are filled by priority-flood with a small epsilon (Barnes et al. 2014), which
+also orders the cells from outlets to ridges; flow accumulation follows that order with multiple flow
+direction (Freeman 1991, exponent 1.1, the usual choice for TWI) or single D8 steepest descent.
+TWI = ln(a / tan b), a = specific catchment area (upslope area per unit contour width, m), b = slope.
 """
 
 from __future__ import annotations
 
 import heapq
-from typing import Sequence
+from typing import Literal
 
 import numpy as np
 
+from geotool.io.raster import Grid
+
+FlowMethod = Literal["mfd", "d8"]
 TERRAIN_LAYERS = ("slope", "aspect", "curvature", "twi")
-# D8 neighbour offsets (drow, dcol)
-_OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+# 8 neighbours: (drow, dcol)
+_OFFSETS = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
 
 
-def _neighbourhood(dem: np.ndarray, valid: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
-    """The 3x3 neighbours of every cell, with missing ones (raster edge, nodata) filled as on a plane.
+def ground_pixel_size(grid: Grid) -> tuple[float, float]:
+    """Pixel width and height in ground metres at the grid centre.
 
-    A missing side neighbour is extrapolated through the centre from the opposite side (``2 z -
-    z_opposite``, or the centre value when that is missing too); a missing diagonal neighbour is
-    ``z_side_row + z_side_col - z``. Planes therefore stay exact up to the field edge.
+    Geographic CRSs use the local metres per degree; projected CRSs are corrected by their scale
+    factor at the centre (e.g. 1/cos(lat) for Web Mercator; about 1 for UTM).
     """
-    z = np.where(valid, dem, np.nan).astype(np.float64)
-    pad = np.pad(z, 1, constant_values=np.nan)
-    rows, cols = z.shape
-    raw = {
-        (dr, dc): pad[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols] for dr in (-1, 0, 1) for dc in (-1, 0, 1)
-    }
-    out = {(0, 0): z}
-    for side in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        nb = raw[side]
-        filled = np.where(np.isnan(nb), 2 * z - raw[(-side[0], -side[1])], nb)
-        out[side] = np.where(np.isnan(filled), z, filled)
-    for dr in (-1, 1):
-        for dc in (-1, 1):
-            nb = raw[(dr, dc)]
-            out[(dr, dc)] = np.where(np.isnan(nb), out[(dr, 0)] + out[(0, dc)] - z, nb)
-    return out
+    from pyproj import CRS as ProjCRS
+    from pyproj import Proj, Transformer
+
+    crs = ProjCRS.from_user_input(grid.crs.to_wkt())
+    xres, yres = grid.res
+    left, bottom, right, top = grid.bounds
+    cx, cy = (left + right) / 2, (bottom + top) / 2
+    if crs.is_geographic:
+        lat = np.radians(cy)
+        m_per_deg_lat = 111132.92 - 559.82 * np.cos(2 * lat) + 1.175 * np.cos(4 * lat)
+        m_per_deg_lon = 111412.84 * np.cos(lat) - 93.5 * np.cos(3 * lat)
+        return float(xres * m_per_deg_lon), float(yres * m_per_deg_lat)
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(cx, cy)
+    factors = Proj(crs).get_factors(lon, lat)
+    unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+    return float(xres * unit / factors.parallel_scale), float(yres * unit / factors.meridional_scale)
 
 
-def gradient(dem: np.ndarray, valid: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
-    """Horn (1981) gradient: dz/d(east) and dz/d(north), dimensionless (m/m); NaN outside ``valid``."""
-    n = _neighbourhood(dem, valid)
-    a, b, c = n[(-1, -1)], n[(-1, 0)], n[(-1, 1)]
-    d, f = n[(0, -1)], n[(0, 1)]
-    g, h, i = n[(1, -1)], n[(1, 0)], n[(1, 1)]
-    dzdx = ((c + 2 * f + i) - (a + 2 * d + g)) / (8.0 * dx)
-    dzds = ((g + 2 * h + i) - (a + 2 * b + c)) / (8.0 * dy)  # towards the south (increasing row)
-    return dzdx, -dzds
+def _gradients(dem: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
+    """dz/dx (east) and dz/dy (north) by Horn's 3x3 method; NaN where any neighbour is NaN.
 
-
-def slope_degrees(dem: np.ndarray, valid: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """Slope in degrees (0 = flat)."""
-    gx, gy = gradient(dem, valid, dx, dy)
-    return np.degrees(np.arctan(np.hypot(gx, gy)))
-
-
-def aspect_degrees(dem: np.ndarray, valid: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """Aspect: the compass direction the slope faces (downhill), degrees clockwise from north, 0..360.
-
-    Flat cells (zero gradient) get NaN aspect; :func:`terrain_layers` gives them sin = cos = 0.
+    Edge cells use the nearest valid neighbour (edge replication), so the border is not lost.
     """
-    gx, gy = gradient(dem, valid, dx, dy)
-    asp = np.degrees(np.arctan2(-gx, -gy)) % 360.0
-    asp[(gx == 0) & (gy == 0)] = np.nan
-    return asp
+    z = np.pad(dem, 1, mode="edge")
+    # replace NaN neighbours by the centre value so a cell next to nodata keeps a slope estimate
+    centre = np.pad(dem, 1, mode="edge")
+    win = {}
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            shifted = z[1 + dr : 1 + dr + dem.shape[0], 1 + dc : 1 + dc + dem.shape[1]]
+            win[(dr, dc)] = np.where(np.isnan(shifted), centre[1:-1, 1:-1], shifted)
+    dzdx = ((win[(-1, 1)] + 2 * win[(0, 1)] + win[(1, 1)]) - (win[(-1, -1)] + 2 * win[(0, -1)] + win[(1, -1)])) / (8 * dx)
+    dzdy = ((win[(-1, -1)] + 2 * win[(-1, 0)] + win[(-1, 1)]) - (win[(1, -1)] + 2 * win[(1, 0)] + win[(1, 1)])) / (8 * dy)
+    invalid = np.isnan(dem)
+    dzdx[invalid] = np.nan
+    dzdy[invalid] = np.nan
+    return dzdx, dzdy
 
 
-def curvature(dem: np.ndarray, valid: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """Total (Laplacian) curvature in 1/m, positive on convex ground (hill tops), negative in hollows.
-
-    ``-(d2z/dx2 + d2z/dy2)`` by central differences (Zevenbergen and Thorne 1987).
-    """
-    n = _neighbourhood(dem, valid)
-    e = n[(0, 0)]
-    zxx = (n[(0, -1)] + n[(0, 1)] - 2 * e) / dx**2
-    zyy = (n[(-1, 0)] + n[(1, 0)] - 2 * e) / dy**2
-    return -(zxx + zyy)
+def slope_tan(dem: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """tan(slope), dimensionless (rise over run)."""
+    dzdx, dzdy = _gradients(dem, dx, dy)
+    return np.hypot(dzdx, dzdy)
 
 
-def fill_depressions(dem: np.ndarray, valid: np.ndarray, epsilon: float = 1e-4) -> np.ndarray:
-    """Priority-flood depression filling with a small gradient (Barnes et al. 2014, "+epsilon" variant).
+def slope_degrees(dem: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """Slope in degrees."""
+    return np.degrees(np.arctan(slope_tan(dem, dx, dy)))
 
-    Cells on the raster edge or next to nodata are outlets. Every filled cell ends at least ``epsilon``
-    metres above the neighbour it was reached from, so every valid cell has a strictly descending D8 path
-    to an outlet. Invalid cells are NaN.
 
-    Args:
-        dem: elevations (metres). valid: cells holding data. epsilon: the imposed drop per cell (metres).
+def aspect_sin_cos(dem: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sine and cosine of the aspect (downslope direction, clockwise from north); 0, 0 on flat cells."""
+    dzdx, dzdy = _gradients(dem, dx, dy)
+    norm = np.hypot(dzdx, dzdy)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sin_a = np.where(norm > 0, -dzdx / norm, 0.0)  # downslope east component
+        cos_a = np.where(norm > 0, -dzdy / norm, 0.0)  # downslope north component
+    sin_a[np.isnan(dem)] = np.nan
+    cos_a[np.isnan(dem)] = np.nan
+    return sin_a, cos_a
+
+
+def curvature(dem: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """Total (Laplacian) curvature d2z/dx2 + d2z/dy2 in 1/m; positive on hollows, negative on crests."""
+    z = np.pad(dem, 1, mode="edge")
+    c = z[1:-1, 1:-1]
+    neighbours = [z[1:-1, :-2], z[1:-1, 2:], z[:-2, 1:-1], z[2:, 1:-1]]
+    west, east, north, south = (np.where(np.isnan(n), c, n) for n in neighbours)
+    return (west + east - 2 * c) / dx**2 + (north + south - 2 * c) / dy**2
+
+
+def fill_depressions(dem: np.ndarray, epsilon: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+    """Priority-flood depression filling with epsilon (Barnes, Lehman & Mulla 2014).
+
+    Cells on the grid border or next to nodata are outlets. Every filled cell ends strictly higher
+    than the cell it drains to, so flow has a direction on flats.
+
+    Returns:
+        filled: the filled DEM (NaN where the input is NaN).
+        order: flat indices of valid cells in the order they were reached, outlets first (a
+            topological order: every cell's downstream neighbours come before it).
     """
     rows, cols = dem.shape
-    z = np.where(valid, dem, np.nan).astype(np.float64)
-    filled = z.copy()
-    done = ~valid.copy()
-    pad = np.pad(valid, 1, constant_values=False)
-    interior = np.ones_like(valid)
+    pcols = cols + 2
+    z = np.pad(dem.astype(np.float64), 1, constant_values=np.nan)
+    valid = ~np.isnan(z)
+    # outlets: valid cells with an invalid (or off-grid) neighbour
+    edge = np.zeros_like(valid)
     for dr, dc in _OFFSETS:
-        interior &= pad[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols]
-    edge = valid & ~interior
-    heap = [(float(z[r, c]), int(r) * cols + int(c)) for r, c in zip(*np.nonzero(edge))]
+        edge[1:-1, 1:-1] |= ~valid[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols]
+    edge &= valid
+    zl = z.ravel().tolist()  # plain Python lists: much faster than numpy scalars in this loop
+    done = bytearray((~valid).ravel().tobytes())
+    heap = [(zl[i], i) for i in np.flatnonzero(edge).tolist()]
     heapq.heapify(heap)
-    done[edge] = True
-    flat = filled.ravel()
-    done_flat = done.ravel()
-    push, pop = heapq.heappush, heapq.heappop
+    for _, i in heap:
+        done[i] = 1
+    offsets = [int(dr * pcols + dc) for dr, dc in _OFFSETS]
+    order = []
+    push, pop, append = heapq.heappush, heapq.heappop, order.append
     while heap:
-        level, idx = pop(heap)
-        r, c = divmod(idx, cols)
-        for dr, dc in _OFFSETS:
-            rr, cc = r + dr, c + dc
-            if 0 <= rr < rows and 0 <= cc < cols:
-                j = rr * cols + cc
-                if not done_flat[j]:
-                    done_flat[j] = True
-                    if flat[j] <= level:
-                        flat[j] = level + epsilon
-                    push(heap, (flat[j], j))
-    return flat.reshape(rows, cols)
+        zi, i = pop(heap)
+        append(i)
+        for off in offsets:
+            j = i + off
+            if not done[j]:
+                done[j] = 1
+                if zl[j] <= zi:
+                    zl[j] = zi + epsilon
+                push(heap, (zl[j], j))
+    filled = np.asarray(zl).reshape(rows + 2, pcols)[1:-1, 1:-1].copy()
+    order_idx = np.asarray(order, dtype=np.int64)
+    order_r, order_c = np.divmod(order_idx, pcols)
+    return filled, (order_r - 1) * cols + (order_c - 1)
 
 
-def d8_receivers(filled: np.ndarray, valid: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """Flat index of each cell's steepest-descent D8 neighbour; -1 for outlets and invalid cells."""
-    rows, cols = filled.shape
-    z = np.where(valid, filled, np.nan)
-    pad = np.pad(z, 1, constant_values=np.nan)
-    best = np.zeros(z.shape)
-    rec = np.full(z.shape, -1, dtype=np.int64)
-    rr, cc = np.indices(z.shape)
-    for dr, dc in _OFFSETS:
-        nb = pad[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols]
-        dist = np.hypot(dr * dy, dc * dx)
-        drop = (z - nb) / dist
-        better = np.nan_to_num(drop, nan=-np.inf) > best
-        best = np.where(better, drop, best)
-        rec = np.where(better, (rr + dr) * cols + (cc + dc), rec)
-    rec[~valid] = -1
-    return rec.ravel()
+def flow_accumulation(dem: np.ndarray, dx: float, dy: float, method: FlowMethod = "mfd", exponent: float = 1.1) -> np.ndarray:
+    """Upslope contributing area in cells (each cell counts itself), NaN on nodata.
 
+    Solves ``acc = 1 + W^T acc`` (W[i, j] = share of cell i's flow passed to j) as one sparse triangular
+    system: the epsilon-filled DEM makes the flow graph acyclic.
 
-def flow_accumulation(dem: np.ndarray, valid: np.ndarray, dx: float, dy: float, epsilon: float = 1e-4) -> np.ndarray:
-    """D8 flow accumulation on the depression-filled DEM: number of cells draining through each cell.
-
-    Each valid cell counts itself (so a ridge cell has 1). Invalid cells are NaN.
+    Args:
+        dem: elevations (m), NaN for nodata.
+        dx, dy: ground pixel size (m).
+        method: ``"mfd"`` (Freeman multiple flow direction, slope**exponent weights) or ``"d8"``.
     """
-    filled = fill_depressions(dem, valid, epsilon)
-    rec = d8_receivers(filled, valid, dx, dy)
-    order = np.argsort(np.where(valid, filled, -np.inf).ravel(), kind="stable")[::-1]
-    order = order[: int(valid.sum())]  # valid cells, highest first: donors before receivers
-    acc = valid.ravel().astype(np.float64)
-    rec_list = rec.tolist()
-    acc_list = acc.tolist()
-    for i in order.tolist():
-        j = rec_list[i]
-        if j >= 0:
-            acc_list[j] += acc_list[i]
-    out = np.asarray(acc_list).reshape(dem.shape)
-    out[~valid] = np.nan
-    return out
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
+
+    filled, order = fill_depressions(dem)
+    rows, cols = dem.shape
+    flat = filled.ravel()
+    dist = np.hypot(_OFFSETS[:, 0] * dy, _OFFSETS[:, 1] * dx)
+    cells = np.arange(rows * cols)
+    r_idx, c_idx = np.divmod(cells, cols)
+    nr = r_idx[:, None] + _OFFSETS[None, :, 0]
+    nc = c_idx[:, None] + _OFFSETS[None, :, 1]
+    inside = (nr >= 0) & (nr < rows) & (nc >= 0) & (nc < cols)
+    nbr = np.where(inside, nr * cols + nc, 0)
+    with np.errstate(invalid="ignore"):
+        drop = np.where(inside, flat[:, None] - flat[nbr], np.nan) / dist[None, :]
+    drop = np.where(np.isnan(drop) | (drop <= 0), 0.0, drop)
+    if method == "d8":
+        best = np.argmax(drop, axis=1)
+        weights = np.zeros_like(drop)
+        has = drop[cells, best] > 0
+        weights[cells[has], best[has]] = 1.0
+    else:
+        weights = drop**exponent
+        total = weights.sum(axis=1, keepdims=True)
+        weights = np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
+    # renumber cells in topological order (outlets first): receivers then have smaller numbers, so
+    # (I - W^T) is upper triangular in this numbering
+    rank = np.full(rows * cols, -1, dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    src, k = np.nonzero(weights)
+    dst = nbr[src, k]
+    keep = (rank[src] >= 0) & (rank[dst] >= 0)
+    n = len(order)
+    system = sparse.identity(n, format="csc") - sparse.csc_matrix(
+        (weights[src[keep], k[keep]], (rank[dst[keep]], rank[src[keep]])), shape=(n, n)
+    )
+    acc_ranked = spsolve(system.tocsc(), np.ones(n), permc_spec="NATURAL")  # triangular: no fill-in
+    acc = np.full(rows * cols, np.nan)
+    acc[order] = acc_ranked
+    return acc.reshape(rows, cols)
 
 
-def twi(
-    dem: np.ndarray, valid: np.ndarray, dx: float, dy: float, min_tan_slope: float = 1e-3, epsilon: float = 1e-4
+def topographic_wetness_index(
+    dem: np.ndarray, dx: float, dy: float, method: FlowMethod = "mfd", min_slope: float = 0.001
 ) -> np.ndarray:
-    """Topographic wetness index ln(a / tan b).
-
-    ``a`` is the specific catchment area (m^2 per metre of contour): D8 accumulated cells times the cell
-    area, divided by the cell width sqrt(dx * dy). ``tan b`` is the local slope (Horn), floored at
-    ``min_tan_slope`` so flat cells stay finite.
-    """
-    acc = flow_accumulation(dem, valid, dx, dy, epsilon)
-    a = acc * dx * dy / np.sqrt(dx * dy)
-    gx, gy = gradient(dem, valid, dx, dy)
-    tanb = np.maximum(np.hypot(gx, gy), min_tan_slope)
-    out = np.log(a / tanb)
-    out[~valid] = np.nan
-    return out
+    """TWI = ln(a / tan b): a = upslope area / contour width (m), tan b floored at ``min_slope``."""
+    acc = flow_accumulation(dem, dx, dy, method)
+    specific_area = acc * dx * dy / np.sqrt(dx * dy)
+    tan_b = np.maximum(slope_tan(dem, dx, dy), min_slope)
+    return np.log(specific_area / tan_b)
 
 
-def terrain_layers(
-    dem: np.ndarray, valid: np.ndarray, dx: float, dy: float, layers: Sequence[str] = TERRAIN_LAYERS
-) -> dict[str, np.ndarray]:
-    """The requested terrain covariates as named float arrays (NaN outside ``valid``).
-
-    ``aspect`` expands to ``aspect_sin`` and ``aspect_cos`` (both 0 on flat cells), so the circular
-    variable has no jump at north.
-    """
+def terrain_layers(dem: np.ndarray, grid: Grid, names: list[str], flow: FlowMethod = "mfd") -> dict[str, np.ndarray]:
+    """The requested terrain covariates (``slope``, ``aspect`` -> ``aspect_sin``/``aspect_cos``,
+    ``curvature``, ``twi``) for ``dem`` (m, NaN = nodata) on ``grid``."""
+    dx, dy = ground_pixel_size(grid)
     out: dict[str, np.ndarray] = {}
-    for name in layers:
+    for name in names:
         if name == "slope":
-            out["slope"] = slope_degrees(dem, valid, dx, dy)
+            out["slope"] = slope_degrees(dem, dx, dy)
         elif name == "aspect":
-            asp = np.radians(aspect_degrees(dem, valid, dx, dy))
-            flat = valid & np.isnan(asp)
-            s, c = np.sin(asp), np.cos(asp)
-            s[flat] = 0.0
-            c[flat] = 0.0
-            out["aspect_sin"], out["aspect_cos"] = s, c
+            out["aspect_sin"], out["aspect_cos"] = aspect_sin_cos(dem, dx, dy)
         elif name == "curvature":
-            out["curvature"] = curvature(dem, valid, dx, dy)
+            out["curvature"] = curvature(dem, dx, dy)
         elif name == "twi":
-            out["twi"] = twi(dem, valid, dx, dy)
+            out["twi"] = topographic_wetness_index(dem, dx, dy, flow)
         else:
-            raise ValueError(f"unknown terrain layer {name!r}")
-    for arr in out.values():
-        arr[~valid] = np.nan
+            raise ValueError(f"unknown terrain layer {name}")
     return out
