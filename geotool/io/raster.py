@@ -531,3 +531,9 @@ def require_valid_pixels(valid: np.ndarray, what: str) -> None:
     """Raise EmptyDataError when no pixel is valid."""
     if not valid.any():
         raise EmptyDataError(f"{what} has no valid pixels (every pixel is nodata); check the file or --nodata")
+
+
+def read_tags(path: str | os.PathLike) -> dict[str, str]:
+    """The dataset-level GeoTIFF tags (metadata) of a raster."""
+    with _open_dataset(Path(path)) as ds:
+        return dict(ds.tags())

@@ -1,0 +1,150 @@
+"""``geotool train-nir``, ``generate-nir`` and ``evaluate-nir``: RGB -> NIR with a conditional GAN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from geotool.cli._common import STATE, handle_errors, parse_band_list, parse_str_list
+
+PANEL = "NIR"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the NIR commands to ``app``."""
+    app.command("train-nir", rich_help_panel=PANEL)(train_nir)
+    app.command("generate-nir", rich_help_panel=PANEL)(generate_nir)
+    app.command("evaluate-nir", rich_help_panel=PANEL)(evaluate_nir)
+
+
+def _one_band(text: Optional[str], option: str):
+    bands = parse_band_list(text, option)
+    if bands is None:
+        return None
+    if len(bands) != 1:
+        from geotool.errors import ConfigError
+
+        raise ConfigError(f"{option} takes one band, not {text!r}")
+    return bands[0]
+
+
+@handle_errors
+def train_nir(
+    paired: Annotated[Optional[list[Path]], typer.Argument(help="Paired GeoTIFFs with RGB and NIR bands.", show_default=False)] = None,
+    rgb_bands: Annotated[Optional[str], typer.Option(help="R,G,B bands, e.g. 1,2,3 (NAIP) or 4,3,2 (Sentinel-2).")] = None,
+    nir_band: Annotated[Optional[str], typer.Option(help="NIR band, e.g. 4 (NAIP) or 8 (Sentinel-2).")] = None,
+    nir_raster: Annotated[Optional[list[Path]], typer.Option(help="Separate NIR raster per input, same grid (repeat).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run folder.")] = None,
+    scaling: Annotated[Optional[str], typer.Option(help="auto, uint8, reflectance10000, float or percentile.")] = None,
+    window: Annotated[Optional[int], typer.Option(help="Training window, pixels.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Windows per step.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Generator steps (step budget).")] = None,
+    steps_per_epoch: Annotated[Optional[int], typer.Option(help="Steps per epoch (CSV row + preview PNG each).")] = None,
+    val_fraction: Annotated[Optional[float], typer.Option(help="East fraction of each scene held out for validation.")] = None,
+    generator: Annotated[Optional[str], typer.Option(help="pix2pix (classic U-Net) or smp.")] = None,
+    ngf: Annotated[Optional[int], typer.Option(help="pix2pix generator base filters.")] = None,
+    depth: Annotated[Optional[int], typer.Option(help="pix2pix U-Net depth (window multiple of 2**depth).")] = None,
+    encoder: Annotated[Optional[str], typer.Option(help="smp encoder, e.g. resnet18.")] = None,
+    encoder_weights: Annotated[Optional[Path], typer.Option(help="Local encoder weights file for smp.")] = None,
+    ndf: Annotated[Optional[int], typer.Option(help="PatchGAN base filters.")] = None,
+    gan_mode: Annotated[Optional[str], typer.Option(help="vanilla or lsgan.")] = None,
+    gan_weight: Annotated[Optional[float], typer.Option(help="Adversarial weight; 0 = generator alone (L1 baseline).")] = None,
+    l1_weight: Annotated[Optional[float], typer.Option(help="lambda for L1 (default 100).")] = None,
+    ssim_weight: Annotated[Optional[float], typer.Option(help="Weight of the 1-SSIM term.")] = None,
+    ndvi_weight: Annotated[Optional[float], typer.Option(help="Weight of the NDVI-consistency term.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    accelerator: Annotated[Optional[str], typer.Option(help="auto, cpu, gpu, mps.")] = None,
+    devices: Annotated[Optional[str], typer.Option(help="auto, 1, 2 or 0,1.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="32-true, 16-mixed, bf16-mixed.")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="Lightning strategy.")] = None,
+    early_stopping: Annotated[Optional[int], typer.Option(help="Patience in epochs on val MAE (0 = off).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Resume from RUN/checkpoints/last.ckpt.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML with any of these settings (flags override it).")] = None,
+) -> None:
+    """Train an RGB -> NIR conditional GAN (pix2pix) on paired GeoTIFFs."""
+    from geotool.config import load_config
+    from geotool.nir.train import TrainNIRConfig, run_train_nir
+
+    cfg = load_config(TrainNIRConfig, config, {
+        "inputs": [str(p) for p in paired] if paired else None,
+        "nir_inputs": [str(p) for p in nir_raster] if nir_raster else None,
+        "output": str(output) if output else None,
+        "rgb_bands": parse_band_list(rgb_bands, "--rgb-bands"), "nir_band": _one_band(nir_band, "--nir-band"),
+        "scaling": scaling, "window": window, "batch_size": batch_size, "max_steps": max_steps,
+        "steps_per_epoch": steps_per_epoch, "val_fraction": val_fraction, "generator": generator, "ngf": ngf,
+        "depth": depth, "encoder": encoder, "encoder_weights": str(encoder_weights) if encoder_weights else None,
+        "ndf": ndf, "gan_mode": gan_mode, "gan_weight": gan_weight, "l1_weight": l1_weight,
+        "ssim_weight": ssim_weight, "ndvi_weight": ndvi_weight, "lr": lr, "seed": seed,
+        "accelerator": accelerator, "devices": devices, "precision": precision, "strategy": strategy,
+        "early_stopping": early_stopping, "resume": str(resume) if resume else None,
+    }, preset="nir")
+    summary = run_train_nir(cfg)
+    if not STATE.quiet and summary:
+        typer.echo(f"wrote {summary['model']} (best val MAE {summary['best_val_mae_unit']:.4f} unit scale, {summary['epochs']} epochs)")
+
+
+@handle_errors
+def generate_nir(
+    model: Annotated[Path, typer.Argument(help="model.ckpt from train-nir.", show_default=False)],
+    rgb: Annotated[list[Path], typer.Argument(help="RGB GeoTIFFs.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="nir.tif (one input) or a folder.")],
+    rgb_bands: Annotated[Optional[str], typer.Option(help="R,G,B bands of the inputs (default: as in training).")] = None,
+    stack: Annotated[bool, typer.Option("--stack", help="Write RGB + NIR as one 4-band file.")] = False,
+    ndvi: Annotated[bool, typer.Option("--ndvi", help="Also write <output>_ndvi.tif.")] = False,
+    window: Annotated[Optional[int], typer.Option(help="Window side, pixels (default: the training window).")] = None,
+    overlap: Annotated[Optional[int], typer.Option(help="Window overlap, pixels (default: window/4).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Windows per forward pass.")] = None,
+    offset: Annotated[Optional[int], typer.Option(help="Lattice shift, pixels (seam checks).")] = None,
+    tta: Annotated[Optional[bool], typer.Option("--tta/--no-tta", help="Average over flips.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+) -> None:
+    """Generate a NIR band (or RGB+NIR stack, NDVI) from RGB GeoTIFFs with a trained model."""
+    from geotool.config import load_config
+    from geotool.nir.generate import GenerateNIRConfig, run_generate_nir
+
+    cfg = load_config(GenerateNIRConfig, None, {
+        "model": str(model), "inputs": [str(p) for p in rgb], "output": str(output),
+        "rgb_bands": parse_band_list(rgb_bands, "--rgb-bands"), "stack": stack, "ndvi": ndvi, "window": window,
+        "overlap": overlap, "batch_size": batch_size, "offset": offset, "tta": tta, "device": device,
+    })
+    for res in run_generate_nir(cfg):
+        if not STATE.quiet:
+            typer.echo(f"wrote {res['output']} ({res['windows']} windows, {res['megapixels_per_second']} Mpx/s)")
+
+
+@handle_errors
+def evaluate_nir(
+    generated: Annotated[Path, typer.Argument(help="Generated NIR GeoTIFF (or RGBN stack).", show_default=False)],
+    reference: Annotated[Path, typer.Argument(help="Reference GeoTIFF with real RGB and NIR.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="metrics.json.")],
+    nir_band: Annotated[Optional[str], typer.Option(help="NIR band of the reference.")] = None,
+    rgb_bands: Annotated[Optional[str], typer.Option(help="R,G,B bands of the reference.")] = None,
+    baseline: Annotated[Optional[str], typer.Option(help="Per-pixel baselines: linear, gb (comma-separated).")] = None,
+    baseline_train: Annotated[Optional[Path], typer.Option(help="Paired raster the baselines are fitted on (default: the reference).")] = None,
+    region: Annotated[Optional[str], typer.Option(help="all, east or west (split by --val-fraction).")] = None,
+    val_fraction: Annotated[Optional[float], typer.Option(help="East fraction of the columns.")] = None,
+    scaling: Annotated[Optional[str], typer.Option(help="auto, uint8, reflectance10000 or float.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the gradient-boosting baseline.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Comparison PNG.")] = None,
+) -> None:
+    """Compare generated with real NIR: MAE, RMSE, PSNR, SSIM, SAM, NDVI agreement, seams, baselines."""
+    from geotool.config import load_config
+    from geotool.nir.evaluate import EvaluateNIRConfig, run_evaluate_nir
+
+    cfg = load_config(EvaluateNIRConfig, None, {
+        "generated": str(generated), "reference": str(reference), "output": str(output),
+        "nir_band": _one_band(nir_band, "--nir-band"), "rgb_bands": parse_band_list(rgb_bands, "--rgb-bands"),
+        "baseline": parse_str_list(baseline), "baseline_train": str(baseline_train) if baseline_train else None,
+        "region": region, "val_fraction": val_fraction, "scaling": scaling, "seed": seed,
+        "plot": str(plot) if plot else None,
+    })
+    res = run_evaluate_nir(cfg)
+    if not STATE.quiet:
+        m = res["model"]
+        line = f"model MAE {m['mae']:.4f} SSIM {m['ssim']:.3f} NDVI MAE {m['ndvi_mae']:.3f}"
+        for name in cfg.baseline:
+            line += f"; {name} MAE {res[name]['mae']:.4f}"
+        typer.echo(line + f" -> {output}")

@@ -1,0 +1,1 @@
+"""Shared neural networks (pix2pix U-Net generator, PatchGAN discriminator)."""

@@ -1,0 +1,91 @@
+"""The Lightning module: pix2pix conditional GAN with manual optimisation (generator alone when gan_weight is 0)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from geotool.models.pix2pix import PatchDiscriminator, SmpGenerator, UNetGenerator
+from geotool.nir import losses
+
+
+class NIRGan(L.LightningModule):
+    """Generator (RGB -> NIR) and PatchGAN discriminator conditioned on RGB.
+
+    Networks see ``2u - 1`` of unit-scaled values. Generator loss: ``gan_weight * adv + l1_weight * L1
+    + ssim_weight * (1 - SSIM) + ndvi_weight * |NDVI_fake - NDVI_real|``, all masked by valid pixels.
+    With ``gan_weight == 0`` the discriminator is neither built nor trained (an L1 regression baseline).
+    """
+
+    def __init__(self, arch: dict[str, Any], loss: dict[str, Any], lr: float = 2e-4, beta1: float = 0.5,
+                 encoder_weights: str | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.arch, self.loss_cfg = arch, loss
+        if arch["generator"] == "smp":
+            self.generator = SmpGenerator(arch["in_channels"], 1, arch["encoder"], encoder_weights)
+        else:
+            self.generator = UNetGenerator(arch["in_channels"], 1, arch["ngf"], arch["depth"], arch.get("dropout", True))
+        self.use_gan = float(loss["gan_weight"]) > 0
+        self.discriminator = PatchDiscriminator(arch["in_channels"] + 1, arch["ndf"], arch["d_layers"]) if self.use_gan else None
+        self.val_outputs: list = []
+
+    def forward(self, rgb_unit: torch.Tensor) -> torch.Tensor:
+        """Unit RGB ``(B,3,H,W)`` -> unit NIR ``(B,1,H,W)``."""
+        return (self.generator(rgb_unit * 2 - 1) + 1) / 2
+
+    def configure_optimizers(self):
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=(self.hparams.beta1, 0.999))
+        if not self.use_gan:
+            return opt_g
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr, betas=(self.hparams.beta1, 0.999))
+        return [opt_g, opt_d]
+
+    def _content_loss(self, fake, real, rgb, mask):
+        c = self.loss_cfg
+        total = c["l1_weight"] * losses.l1(fake, real, mask)
+        if c.get("ssim_weight", 0):
+            total = total + c["ssim_weight"] * losses.ssim_loss(fake, real, mask)
+        if c.get("ndvi_weight", 0):
+            total = total + c["ndvi_weight"] * losses.ndvi_loss(fake, real, rgb[:, :1], mask)
+        return total
+
+    def training_step(self, batch, batch_idx):
+        rgb, nir, valid = batch
+        mask = valid.float()
+        opts = self.optimizers()
+        opt_g, opt_d = (opts[0], opts[1]) if isinstance(opts, (list, tuple)) else (opts, None)
+        fake = self(rgb)
+        cond, fake_s, real_s = rgb * 2 - 1, fake * 2 - 1, nir * 2 - 1
+        if self.use_gan:
+            mode = self.loss_cfg["gan_mode"]
+            d_real = self.discriminator(cond, real_s)
+            d_fake = self.discriminator(cond, fake_s.detach())
+            loss_d = 0.5 * (losses.adversarial(d_real, True, mode, mask) + losses.adversarial(d_fake, False, mode, mask))
+            opt_d.zero_grad()
+            self.manual_backward(loss_d)
+            opt_d.step()
+            self.log("train_loss_d", loss_d, on_step=False, on_epoch=True)
+        content = self._content_loss(fake, nir, rgb, mask)
+        loss_g = content
+        if self.use_gan:
+            adv = losses.adversarial(self.discriminator(cond, fake_s), True, self.loss_cfg["gan_mode"], mask)
+            loss_g = loss_g + self.loss_cfg["gan_weight"] * adv
+            self.log("train_adv", adv, on_step=False, on_epoch=True)
+        opt_g.zero_grad()
+        self.manual_backward(loss_g)
+        opt_g.step()
+        self.log("train_loss_g", loss_g, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train_l1", losses.l1(fake.detach(), nir, mask), on_step=False, on_epoch=True)
+
+    def validation_step(self, batch, batch_idx):
+        rgb, nir, valid = batch
+        fake = self(rgb)
+        mask = valid.float()
+        self.log("val_mae", losses.l1(fake, nir, mask), on_epoch=True, prog_bar=True, batch_size=rgb.shape[0])
+        self.log("val_ssim", losses.masked_mean(losses.ssim_map(fake, nir), mask), on_epoch=True, batch_size=rgb.shape[0])
+        if batch_idx == 0:
+            self.val_outputs = [(rgb[:4].cpu(), nir[:4].cpu(), fake[:4].detach().cpu(), valid[:4].cpu())]

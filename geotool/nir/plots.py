@@ -1,0 +1,89 @@
+"""Figures for NIR runs: validation-window panels and generated-vs-real comparisons."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from geotool.io.figures import new_figure, save_figure
+
+
+def _ndvi(nir: np.ndarray, red: np.ndarray) -> np.ndarray:
+    return (nir - red) / np.maximum(nir + red, 1e-3)
+
+
+def _stretch(rgb: np.ndarray) -> np.ndarray:
+    """(3,H,W) unit RGB -> (H,W,3) 2-98% stretched for display."""
+    img = np.moveaxis(rgb, 0, -1).astype(np.float32)
+    lo, hi = np.percentile(img, 2), np.percentile(img, 98)
+    return np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1)
+
+
+def window_panel(rgb: np.ndarray, real: np.ndarray, fake: np.ndarray, valid: np.ndarray, path: str | os.PathLike, title: str = "") -> None:
+    """Rows of windows: RGB | real NIR | generated NIR | |error| | NDVI real | NDVI generated (unit scale).
+
+    Args:
+        rgb: ``(N,3,H,W)``; real, fake: ``(N,H,W)``; valid: ``(N,H,W)`` bool.
+    """
+    n = rgb.shape[0]
+    fig, axes = new_figure(n, 6, figsize=(13, 2.2 * n + 0.4), squeeze=False)
+    vmax = float(np.percentile(np.concatenate([real[valid], fake[valid]]), 99)) if valid.any() else 1.0
+    cols = ["RGB", "real NIR", "generated NIR", "|error|", "NDVI real", "NDVI generated"]
+    for i in range(n):
+        m = valid[i]
+        panels = [
+            (_stretch(rgb[i]), {}),
+            (np.where(m, real[i], np.nan), dict(cmap="gray", vmin=0, vmax=vmax)),
+            (np.where(m, fake[i], np.nan), dict(cmap="gray", vmin=0, vmax=vmax)),
+            (np.where(m, np.abs(fake[i] - real[i]), np.nan), dict(cmap="magma", vmin=0, vmax=max(vmax * 0.3, 1e-3))),
+            (np.where(m, _ndvi(real[i], rgb[i, 0]), np.nan), dict(cmap="RdYlGn", vmin=-0.5, vmax=0.8)),
+            (np.where(m, _ndvi(fake[i], rgb[i, 0]), np.nan), dict(cmap="RdYlGn", vmin=-0.5, vmax=0.8)),
+        ]
+        for j, (img, kw) in enumerate(panels):
+            ax = axes[i, j]
+            ax.imshow(img, **kw)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(cols[j], fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    save_figure(fig, path)
+
+
+def training_curves(frame, path: str | os.PathLike) -> None:
+    """Plot per-epoch losses and validation MAE/SSIM from Lightning's metrics.csv frame."""
+    fig, axes = new_figure(1, 2, figsize=(10, 3.5))
+    for col in [c for c in frame.columns if c.startswith("train_")]:
+        s = frame[["epoch", col]].dropna()
+        axes[0].plot(s["epoch"], s[col], label=col)
+    for col in ("val_mae", "val_ssim"):
+        if col in frame:
+            s = frame[["epoch", col]].dropna()
+            axes[1].plot(s["epoch"], s[col], marker="o", label=col)
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def comparison_figure(rgb, real, fake, valid, baselines: dict, path: str | os.PathLike) -> None:
+    """Whole-scene panel: RGB | real NIR | generated NIR | |error| | NDVI real | NDVI generated | baselines."""
+    panels = [("RGB", _stretch(np.where(valid, rgb, 0)), {})]
+    vmax = float(np.percentile(real[valid], 99))
+    gray = dict(cmap="gray", vmin=0, vmax=vmax)
+    nd = dict(cmap="RdYlGn", vmin=-0.5, vmax=0.8)
+    panels += [("real NIR", np.where(valid, real, np.nan), gray), ("generated NIR", np.where(valid, fake, np.nan), gray),
+               ("|error| generated", np.where(valid, np.abs(fake - real), np.nan), dict(cmap="magma", vmin=0, vmax=vmax * 0.3)),
+               ("NDVI real", np.where(valid, _ndvi(real, rgb[0]), np.nan), nd),
+               ("NDVI generated", np.where(valid, _ndvi(fake, rgb[0]), np.nan), nd)]
+    for name, pred in baselines.items():
+        panels.append((f"{name} baseline NIR", np.where(valid, pred, np.nan), gray))
+    fig, axes = new_figure(1, len(panels), figsize=(3 * len(panels), 3.3), squeeze=False)
+    for ax, (title, img, kw) in zip(axes[0], panels):
+        ax.imshow(img, **kw)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    save_figure(fig, path)

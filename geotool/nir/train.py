@@ -1,0 +1,218 @@
+"""``train-nir``: fit the RGB -> NIR conditional GAN on paired scenes and export ``model.ckpt``."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Literal, Optional
+
+
+from pydantic import Field
+
+from geotool.config import GeotoolConfig, write_sidecar
+from geotool.errors import ConfigError, InputFileError
+from geotool.nir.scaling import KINDS
+
+log = logging.getLogger(__name__)
+CKPT_FORMAT = "geotool-nir"
+
+
+class TrainNIRConfig(GeotoolConfig):
+    """Settings of ``geotool train-nir``."""
+
+    inputs: list[str] = Field(default_factory=list, description="Paired GeoTIFFs holding RGB and NIR bands.")
+    nir_inputs: Optional[list[str]] = Field(None, description="Separate NIR rasters, one per input, on the same grid.")
+    output: Optional[str] = Field(None, description="Run folder (checkpoints, metrics.csv, previews, model.ckpt).")
+    rgb_bands: list[int | str] = Field([1, 2, 3], description="R,G,B band numbers (1-based) or descriptions.")
+    nir_band: int | str = Field(4, description="NIR band number in the paired file (or in the NIR file).")
+    scaling: Literal["auto", "uint8", "reflectance10000", "float", "percentile"] = Field(
+        "auto", description="Radiometric scaling: uint8 /255, reflectance10000 /10000, float as is, percentile 1-99%.")
+    window: int = Field(256, description="Training window side, pixels (multiple of 2**depth).")
+    batch_size: int = Field(4, description="Windows per step.")
+    steps_per_epoch: int = Field(100, description="Generator steps per epoch (one CSV row and preview each).")
+    max_steps: int = Field(2000, description="Total generator steps (the step budget).")
+    val_fraction: float = Field(0.3, description="East fraction of every scene kept for validation (spatial split).")
+    val_windows: int = Field(16, description="Validation windows per epoch.")
+    generator: Literal["pix2pix", "smp"] = Field("pix2pix", description="pix2pix U-Net or an smp Unet.")
+    ngf: int = Field(64, description="pix2pix generator base filters.")
+    depth: int = Field(8, description="pix2pix U-Net down-sampling steps.")
+    dropout: bool = Field(True, description="pix2pix decoder dropout.")
+    encoder: str = Field("resnet18", description="smp encoder name.")
+    encoder_weights: Optional[str] = Field(None, description="Local encoder state-dict file for smp (none = random init).")
+    ndf: int = Field(64, description="PatchGAN base filters.")
+    d_layers: int = Field(3, description="PatchGAN stride-2 layers (3 = 70 px patches).")
+    gan_mode: Literal["vanilla", "lsgan"] = Field("vanilla", description="Adversarial loss.")
+    gan_weight: float = Field(1.0, description="Adversarial loss weight; 0 trains the generator alone (L1 baseline).")
+    l1_weight: float = Field(100.0, description="lambda for the L1 term.")
+    ssim_weight: float = Field(0.0, description="Weight of 1 - SSIM (7x7 window).")
+    ndvi_weight: float = Field(0.0, description="Weight of the NDVI-consistency L1 term.")
+    lr: float = Field(2e-4, description="Adam learning rate (beta1 0.5).")
+    augment: bool = Field(True, description="Random flips/rot90 of input and target together.")
+    seed: int = Field(0, description="Random seed.")
+    accelerator: str = Field("auto", description="Lightning accelerator: auto, cpu, gpu, mps.")
+    devices: str = Field("auto", description="Lightning devices: auto, 1, 2, or 0,1.")
+    precision: str = Field("32-true", description="Lightning precision: 32-true, 16-mixed, bf16-mixed.")
+    strategy: str = Field("auto", description="Lightning strategy: auto, ddp...")
+    early_stopping: int = Field(0, description="Stop after this many epochs without val_mae improvement (0 = off).")
+    resume: Optional[str] = Field(None, description="Lightning checkpoint (e.g. RUN/checkpoints/last.ckpt) to resume.")
+
+
+def _devices(text: str):
+    if text == "auto":
+        return "auto"
+    if "," in text:
+        return [int(p) for p in text.split(",") if p]
+    return int(text)
+
+
+def validate(cfg: TrainNIRConfig) -> None:
+    """Check option values before touching any file."""
+    from geotool.models.pix2pix import window_multiple
+
+    if not cfg.inputs:
+        raise ConfigError("train-nir needs at least one paired GeoTIFF")
+    if cfg.output is None:
+        raise ConfigError("train-nir needs --output RUN_DIR")
+    if len(cfg.rgb_bands) != 3:
+        raise ConfigError(f"--rgb-bands takes three bands (R,G,B), not {cfg.rgb_bands}")
+    if cfg.nir_inputs and len(cfg.nir_inputs) != len(cfg.inputs):
+        raise ConfigError(f"--nir-raster given {len(cfg.nir_inputs)} time(s) for {len(cfg.inputs)} input(s); give one per input")
+    if not 0.05 <= cfg.val_fraction <= 0.9:
+        raise ConfigError(f"--val-fraction must be between 0.05 and 0.9, not {cfg.val_fraction}")
+    if cfg.max_steps < 1 or cfg.steps_per_epoch < 1 or cfg.batch_size < 1:
+        raise ConfigError("--max-steps, --steps-per-epoch and --batch-size must be positive")
+    if cfg.gan_weight < 0 or cfg.l1_weight < 0:
+        raise ConfigError("--gan-weight and --l1-weight must be >= 0")
+    mult = window_multiple({"generator": cfg.generator, "depth": cfg.depth})
+    if cfg.window % mult:
+        raise ConfigError(f"--window {cfg.window} must be a multiple of {mult} for this generator (depth {cfg.depth})")
+    if cfg.encoder_weights and not Path(cfg.encoder_weights).is_file():
+        raise InputFileError(f"--encoder-weights {cfg.encoder_weights} does not exist; give a local state-dict file or omit it")
+    if cfg.resume and not Path(cfg.resume).is_file():
+        raise InputFileError(f"--resume {cfg.resume} does not exist; give RUN/checkpoints/last.ckpt")
+
+
+def run_train_nir(cfg: TrainNIRConfig) -> dict:
+    """Train and export. Returns a summary (best val MAE/SSIM, steps, paths)."""
+    validate(cfg)
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+    from torch.utils.data import DataLoader
+
+    from geotool.io.checkpoint import save_checkpoint
+    from geotool.io.files import read_table
+    from geotool.io.raster import check_nodata_fits
+    from geotool.nir.data import RandomWindows, fit_scalings, read_paired, to_scenes, validation_windows
+    from geotool.nir.module import NIRGan
+    from geotool.nir.plots import training_curves, window_panel
+
+    raw = read_paired(cfg.inputs, cfg.rgb_bands, cfg.nir_band, cfg.nir_inputs)
+    split_fraction = 1.0 - cfg.val_fraction
+    rgb_scaling, nir_scaling = fit_scalings(raw, cfg.scaling, split_fraction)
+    scenes = to_scenes(raw, rgb_scaling, nir_scaling, split_fraction, cfg.window)
+    val_items = validation_windows(scenes, cfg.window, cfg.val_windows)
+    nir_dtype, nir_nodata = raw[0][4][-1], raw[0][5][-1]
+
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "previews").mkdir(exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True)
+    arch = dict(generator=cfg.generator, in_channels=3, ngf=cfg.ngf, depth=cfg.depth, dropout=cfg.dropout,
+                encoder=cfg.encoder, ndf=cfg.ndf, d_layers=cfg.d_layers)
+    loss = dict(gan_mode=cfg.gan_mode, gan_weight=cfg.gan_weight, l1_weight=cfg.l1_weight,
+                ssim_weight=cfg.ssim_weight, ndvi_weight=cfg.ndvi_weight)
+    module = NIRGan(arch, loss, lr=cfg.lr, encoder_weights=cfg.encoder_weights)
+    train_ds = RandomWindows(scenes, cfg.window, cfg.steps_per_epoch * cfg.batch_size, cfg.seed, cfg.augment)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0, generator=gen)
+    val_dl = DataLoader(val_items, batch_size=min(8, len(val_items)), shuffle=False)
+
+    class _Epochs(Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            train_ds.epoch = trainer.current_epoch
+
+        def on_validation_epoch_end(self, trainer, pl_module):
+            if trainer.sanity_checking or not trainer.is_global_zero or not pl_module.val_outputs:
+                return
+            rgb, nir, fake, valid = (t.float().numpy() for t in pl_module.val_outputs[0])
+            window_panel(rgb, nir[:, 0], fake[:, 0], valid[:, 0].astype(bool), out / "previews" / f"epoch_{trainer.current_epoch:03d}.png",
+                         title=f"epoch {trainer.current_epoch}: validation windows (unit scale)")
+
+    ckpt_cb = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_mae", mode="min", save_last=True)
+    callbacks = [ckpt_cb, _Epochs()]
+    if cfg.early_stopping > 0:
+        callbacks.append(EarlyStopping(monitor="val_mae", mode="min", patience=cfg.early_stopping))
+    logger = CSVLogger(str(out), name="", version="")
+    trainer = L.Trainer(
+        accelerator=cfg.accelerator, devices=_devices(cfg.devices), precision=cfg.precision, strategy=cfg.strategy,
+        max_epochs=math.ceil(cfg.max_steps / cfg.steps_per_epoch), limit_train_batches=cfg.steps_per_epoch,
+        callbacks=callbacks, logger=logger, deterministic=True, num_sanity_val_steps=0,
+        enable_progress_bar=_progress(), enable_model_summary=False, log_every_n_steps=1,
+    )
+    trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
+    if not trainer.is_global_zero:
+        return {}
+    best = ckpt_cb.best_model_path
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+    nodata = check_nodata_fits(nir_nodata, nir_dtype)
+    summary = {
+        "best_val_mae_unit": float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else None,
+        "epochs": trainer.current_epoch,
+        "generator_steps": train_ds.length // cfg.batch_size * trainer.current_epoch,
+    }
+    payload = {
+        "format": CKPT_FORMAT,
+        "version": 1,
+        "arch": arch,
+        "window": cfg.window,
+        "rgb_bands": list(cfg.rgb_bands),
+        "nir_band": cfg.nir_band,
+        "rgb_scaling": rgb_scaling.as_dict(),
+        "nir_scaling": nir_scaling.as_dict(),
+        "nir_nodata": nodata,
+        "state_dict": {k: v.detach().cpu() for k, v in module.generator.state_dict().items()},
+        "train": {"inputs": [str(p) for p in cfg.inputs], "seed": cfg.seed, "gan_weight": cfg.gan_weight},
+        "summary": summary,
+    }
+    save_checkpoint(out / "model.ckpt", payload)
+    metrics_csv = out / "metrics.csv"
+    if metrics_csv.exists():
+        frame = read_table(metrics_csv)
+        if "epoch" in frame:
+            frame = frame.groupby("epoch", as_index=False).mean(numeric_only=True)
+            training_curves(frame, out / "training_curves.png")
+            val = frame.dropna(subset=["val_ssim"]) if "val_ssim" in frame else frame
+            if len(val):
+                summary["last_val_ssim"] = float(val["val_ssim"].iloc[-1])
+    write_sidecar(out, "train-nir", cfg, inputs=list(cfg.inputs) + list(cfg.nir_inputs or []), seed=cfg.seed, results=summary)
+    summary["model"] = str(out / "model.ckpt")
+    return summary
+
+
+def _progress() -> bool:
+    from geotool.progress import progress_enabled
+
+    return progress_enabled()
+
+
+def load_model(path: str | Path):
+    """Load ``model.ckpt`` -> (generator in eval mode, metadata dict). Raises CheckpointError."""
+    from geotool.errors import CheckpointError
+    from geotool.io.checkpoint import load_checkpoint
+    from geotool.models.pix2pix import build_generator
+
+    payload = load_checkpoint(path, CKPT_FORMAT)
+    try:
+        net = build_generator(payload["arch"])
+        net.load_state_dict(payload["state_dict"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {path} is incomplete or does not match its architecture ({type(exc).__name__}); retrain") from None
+    net.eval()
+    return net, payload
+
+
