@@ -46,6 +46,7 @@ def train_nir(
     generator: Annotated[Optional[str], typer.Option(help="pix2pix (classic U-Net) or smp.")] = None,
     ngf: Annotated[Optional[int], typer.Option(help="pix2pix generator base filters.")] = None,
     depth: Annotated[Optional[int], typer.Option(help="pix2pix U-Net depth (window multiple of 2**depth).")] = None,
+    dropout: Annotated[Optional[bool], typer.Option("--dropout/--no-dropout", help="pix2pix decoder dropout.")] = None,
     encoder: Annotated[Optional[str], typer.Option(help="smp encoder, e.g. resnet18.")] = None,
     encoder_weights: Annotated[Optional[Path], typer.Option(help="Local encoder weights file for smp.")] = None,
     ndf: Annotated[Optional[int], typer.Option(help="PatchGAN base filters.")] = None,
@@ -62,6 +63,7 @@ def train_nir(
     strategy: Annotated[Optional[str], typer.Option(help="Lightning strategy.")] = None,
     early_stopping: Annotated[Optional[int], typer.Option(help="Patience in epochs on val MAE (0 = off).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Resume from RUN/checkpoints/last.ckpt.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0 = default).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML with any of these settings (flags override it).")] = None,
 ) -> None:
     """Train an RGB -> NIR conditional GAN (pix2pix) on paired GeoTIFFs."""
@@ -75,11 +77,11 @@ def train_nir(
         "rgb_bands": parse_band_list(rgb_bands, "--rgb-bands"), "nir_band": _one_band(nir_band, "--nir-band"),
         "scaling": scaling, "window": window, "batch_size": batch_size, "max_steps": max_steps,
         "steps_per_epoch": steps_per_epoch, "val_fraction": val_fraction, "generator": generator, "ngf": ngf,
-        "depth": depth, "encoder": encoder, "encoder_weights": str(encoder_weights) if encoder_weights else None,
+        "depth": depth, "dropout": dropout, "encoder": encoder, "encoder_weights": str(encoder_weights) if encoder_weights else None,
         "ndf": ndf, "gan_mode": gan_mode, "gan_weight": gan_weight, "l1_weight": l1_weight,
         "ssim_weight": ssim_weight, "ndvi_weight": ndvi_weight, "lr": lr, "seed": seed,
         "accelerator": accelerator, "devices": devices, "precision": precision, "strategy": strategy,
-        "early_stopping": early_stopping, "resume": str(resume) if resume else None,
+        "early_stopping": early_stopping, "resume": str(resume) if resume else None, "threads": threads,
     }, preset="nir")
     summary = run_train_nir(cfg)
     if not STATE.quiet and summary:
@@ -100,6 +102,7 @@ def generate_nir(
     offset: Annotated[Optional[int], typer.Option(help="Lattice shift, pixels (seam checks).")] = None,
     tta: Annotated[Optional[bool], typer.Option("--tta/--no-tta", help="Average over flips.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0 = default).")] = None,
 ) -> None:
     """Generate a NIR band (or RGB+NIR stack, NDVI) from RGB GeoTIFFs with a trained model."""
     from geotool.config import load_config
@@ -108,7 +111,7 @@ def generate_nir(
     cfg = load_config(GenerateNIRConfig, None, {
         "model": str(model), "inputs": [str(p) for p in rgb], "output": str(output),
         "rgb_bands": parse_band_list(rgb_bands, "--rgb-bands"), "stack": stack, "ndvi": ndvi, "window": window,
-        "overlap": overlap, "batch_size": batch_size, "offset": offset, "tta": tta, "device": device,
+        "overlap": overlap, "batch_size": batch_size, "offset": offset, "tta": tta, "device": device, "threads": threads,
     })
     for res in run_generate_nir(cfg):
         if not STATE.quiet:

@@ -31,6 +31,7 @@ class GenerateNIRConfig(GeotoolConfig):
     offset: int = Field(0, description="Shift of the window lattice, pixels (seam checks).")
     tta: bool = Field(False, description="Average over flips (4x slower).")
     device: str = Field("auto", description="cpu, cuda or auto.")
+    threads: int = Field(0, description="CPU threads for torch (0 = torch's default).")
 
 
 def output_paths(cfg: GenerateNIRConfig) -> list[Path]:
@@ -99,6 +100,8 @@ def run_generate_nir(cfg: GenerateNIRConfig) -> list[dict]:
             s.close()
         raise
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device))
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     net = net.to(device)
     predict_unit = make_predict(net, device)
     nodata = meta.get("nir_nodata")

@@ -1,0 +1,42 @@
+"""Synthetic paired RGB/NIR scenes for the NIR tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
+
+from geotool.io.raster import Grid, write_raster
+
+GRID_ORIGIN = (500000.0, 4000000.0)
+
+
+def context_scene(path: Path, size: int = 128, seed: int = 0, nodata_corner: int = 0) -> Path:
+    """uint8 RGBN GeoTIFF where NIR depends on spatial context only.
+
+    "Forest" rectangles carry a pixel checkerboard (RGB 51/102 alternating) and NIR 153; "field" is flat
+    RGB 77 (the checkerboard's mean) with NIR 51. Per pixel, RGB 51 and 102 are both forest while 77
+    (in between) is field, so no per-pixel linear model separates them; a 3x3 neighbourhood does.
+    Optional nodata (0 in every band) in the top-left ``nodata_corner`` x ``nodata_corner`` pixels.
+    """
+    rng = np.random.default_rng(seed)
+    forest = np.zeros((size, size), bool)
+    for _ in range(size * size // 900):
+        r, c = rng.integers(0, size - 8, 2)
+        h, w = rng.integers(6, 24, 2)
+        forest[r : r + h, c : c + w] = True
+    yy, xx = np.mgrid[:size, :size]
+    checker = ((yy + xx) % 2).astype(bool)
+    rgb = np.where(forest, np.where(checker, 102, 51), 77).astype(np.uint8)
+    nir = np.where(forest, 153, 51).astype(np.uint8)
+    data = np.stack([rgb, rgb, rgb, nir])
+    if nodata_corner:
+        data[:, :nodata_corner, :nodata_corner] = 0
+    grid = Grid(CRS.from_epsg(32633), Affine(2.0, 0, GRID_ORIGIN[0], 0, -2.0, GRID_ORIGIN[1]), size, size)
+    write_raster(path, data, grid, nodata=0, band_names=["red", "green", "blue", "nir"])
+    return path
+
+
+TINY = ["--window", "32", "--depth", "3", "--no-dropout", "--ngf", "8", "--ndf", "8", "--batch-size", "8", "--accelerator", "cpu"]
