@@ -42,7 +42,7 @@ clean:
 # ---- demo: each command on data_samples/, outputs and PNG previews in $(DEMO_OUT)/ -------------
 GEOTOOL := $(BIN)/geotool
 
-demo: install demo-soil demo-oba
+demo: install demo-soil demo-oba demo-nir
 	@echo "demo outputs and PNG previews are in $(DEMO_OUT)/"
 
 # soil-sample (maxvol and cLHS) and soil-evaluate on the Kshen field, with PNG maps and chart
@@ -71,3 +71,15 @@ demo-oba: install
 		--paste-classes Building --max-label-fraction 0.5 --scene-size 128 -n 8 --seed 0 \
 		--output $(DEMO_OUT)/oba/nb_buildings
 	@echo "OBA contact sheets: $(DEMO_OUT)/oba/*/contact_sheet.png"
+
+demo-nir: install
+	@mkdir -p $(DEMO_OUT)/nir
+	$(GEOTOOL) --quiet train-nir data_samples/nir/naip_20090818_crop.tif --rgb-bands 1,2,3 --nir-band 4 \
+		--window 64 --depth 5 --ngf 16 --ndf 16 --batch-size 8 --max-steps 120 --steps-per-epoch 40 \
+		--threads 1 --seed 0 --output $(DEMO_OUT)/nir/run
+	$(GEOTOOL) --quiet generate-nir $(DEMO_OUT)/nir/run/model.ckpt data_samples/nir/naip_20180716_crop.tif \
+		--ndvi --threads 1 --output $(DEMO_OUT)/nir/naip_20180716_nir.tif
+	$(GEOTOOL) evaluate-nir $(DEMO_OUT)/nir/naip_20180716_nir.tif data_samples/nir/naip_20180716_crop.tif \
+		--nir-band 4 --baseline linear --baseline-train data_samples/nir/naip_20090818_crop.tif \
+		--plot $(DEMO_OUT)/nir/comparison.png --output $(DEMO_OUT)/nir/metrics.json
+	@echo "NIR previews: $(DEMO_OUT)/nir/run/previews/*.png, comparison: $(DEMO_OUT)/nir/comparison.png"
