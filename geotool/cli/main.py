@@ -54,11 +54,12 @@ def _global_options(
 
 # Command modules, in the order they appear in --help. Each module's register(app) adds its commands.
 # (Imported here, after the app exists; each imports only typer and the standard library at top level.)
-from geotool.cli import nir, oba, soil  # noqa: E402
+from geotool.cli import nir, oba, segmentation, soil  # noqa: E402
 
 soil.register(app)
 oba.register(app)
 nir.register(app)
+segmentation.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,152 @@
+"""``geotool train-segmentation``, ``predict`` and ``evaluate``: semantic segmentation of GeoTIFFs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from geotool.cli._common import STATE, handle_errors, parse_band_list, parse_str_list
+
+PANEL = "Segmentation"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the segmentation commands to ``app``."""
+    app.command("train-segmentation", rich_help_panel=PANEL)(train_segmentation)
+    app.command("predict", rich_help_panel=PANEL)(predict)
+    app.command("evaluate", rich_help_panel=PANEL)(evaluate)
+
+
+def _class_map(text: Optional[str]):
+    if not text:
+        return None
+    from geotool.errors import ConfigError
+
+    out = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise ConfigError(f"--class-map takes value=id pairs like Building=1,Road=2, not {text!r}")
+        k, v = part.rsplit("=", 1)
+        try:
+            out[k.strip()] = int(v)
+        except ValueError:
+            raise ConfigError(f"--class-map: {v!r} is not an integer class id") from None
+    return out
+
+
+@handle_errors
+def train_segmentation(
+    images: Annotated[list[str], typer.Option("--images", "-i", help="Image GeoTIFFs (repeat, or globs).")],
+    labels: Annotated[list[str], typer.Option("--labels", "-l", help="Vector labels (one file) or one mask raster per image.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder (model.ckpt, metrics.csv, PNGs).")],
+    task: Annotated[Optional[str], typer.Option(help="Preset: buildings or forest (configs/<task>.yaml).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Your YAML (over the preset; flags override both).")] = None,
+    val_images: Annotated[Optional[list[str]], typer.Option(help="Separate validation scenes (repeat).")] = None,
+    val_labels: Annotated[Optional[list[str]], typer.Option(help="Labels of the validation scenes.")] = None,
+    bands: Annotated[Optional[str], typer.Option(help="Bands, 1-based, e.g. 1,2,3 (default: all but alpha).")] = None,
+    nodata: Annotated[Optional[float], typer.Option(help="Override the images' nodata value.")] = None,
+    class_attribute: Annotated[Optional[str], typer.Option(help="Vector column holding the class.")] = None,
+    class_map: Annotated[Optional[str], typer.Option(help="value=id pairs, e.g. Vegetation=1,Building=2.")] = None,
+    class_names: Annotated[Optional[str], typer.Option(help="Class names, background first, e.g. background,building.")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="smp architecture (Unet, UnetPlusPlus, FPN, DeepLabV3Plus, Segformer...).")] = None,
+    encoder: Annotated[Optional[str], typer.Option(help="smp encoder, e.g. resnet18, mobilenet_v2.")] = None,
+    encoder_weights: Annotated[Optional[Path], typer.Option(help="Local encoder state-dict file (default: random).")] = None,
+    loss: Annotated[Optional[str], typer.Option(help="Losses summed: dice, ce, bce, focal, lovasz, jaccard, tversky.")] = None,
+    window: Annotated[Optional[int], typer.Option(help="Window side, pixels (multiple of 32).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Windows per step.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
+    val_fraction: Annotated[Optional[float], typer.Option(help="Share of blocks held out (spatial split).")] = None,
+    block: Annotated[Optional[int], typer.Option(help="Split block side, pixels (default 2 x window).")] = None,
+    positive_fraction: Annotated[Optional[float], typer.Option(help="Share of windows holding foreground.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Optimiser steps (step budget).")] = None,
+    steps_per_epoch: Annotated[Optional[int], typer.Option(help="Steps per epoch.")] = None,
+    max_epochs: Annotated[Optional[int], typer.Option(help="Cap on epochs.")] = None,
+    accelerator: Annotated[Optional[str], typer.Option(help="auto, cpu or gpu.")] = None,
+    devices: Annotated[Optional[str], typer.Option(help="auto, 1, 2 or 0,1.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="32-true, 16-mixed, bf16-mixed.")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="auto or ddp.")] = None,
+    early_stopping: Annotated[Optional[int], typer.Option(help="Patience in epochs on val mIoU (0 = off).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Resume from RUN/checkpoints/last.ckpt.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (0 = default).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+) -> None:
+    """Train a segmentation model (smp + Lightning) on GeoTIFFs with vector or mask labels."""
+    from geotool.config import load_config
+    from geotool.segmentation.config import SegmentationConfig
+    from geotool.segmentation.train import run_train_segmentation
+
+    cfg = load_config(SegmentationConfig, config, {
+        "images": list(images), "labels": list(labels), "output": str(output),
+        "val_images": val_images or None, "val_labels": val_labels or None,
+        "bands": parse_band_list(bands), "nodata": nodata, "class_attribute": class_attribute,
+        "class_map": _class_map(class_map), "class_names": parse_str_list(class_names), "arch": arch, "encoder": encoder,
+        "encoder_weights": str(encoder_weights) if encoder_weights else None, "loss": parse_str_list(loss),
+        "window": window, "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction, "block": block,
+        "positive_fraction": positive_fraction, "max_steps": max_steps, "steps_per_epoch": steps_per_epoch,
+        "max_epochs": max_epochs, "accelerator": accelerator, "devices": devices, "precision": precision,
+        "strategy": strategy, "early_stopping": early_stopping, "resume": str(resume) if resume else None,
+        "threads": threads, "seed": seed,
+    }, preset=task)
+    summary = run_train_segmentation(cfg)
+    if summary and not STATE.quiet:
+        typer.echo(f"model: {summary['model']} (best val mIoU {summary['best_val_miou']}, {summary['steps']} steps)")
+
+
+@handle_errors
+def predict(
+    model: Annotated[Path, typer.Argument(help="model.ckpt from train-segmentation.")],
+    rasters: Annotated[list[str], typer.Argument(help="Rasters (paths, globs or folders).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
+    polygons: Annotated[Optional[Path], typer.Option(help="Also write predicted polygons (.gpkg).")] = None,
+    min_area: Annotated[Optional[float], typer.Option(help="Drop polygons smaller than this (m^2 / CRS units^2).")] = None,
+    simplify: Annotated[Optional[float], typer.Option(help="Polygon simplification tolerance (CRS units).")] = None,
+    probabilities: Annotated[Optional[bool], typer.Option("--probabilities/--no-probabilities", help="Write class probabilities.")] = None,
+    window: Annotated[Optional[int], typer.Option(help="Window (default: training window).")] = None,
+    overlap: Annotated[Optional[int], typer.Option(help="Overlap, pixels.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Windows per forward pass.")] = None,
+    tta: Annotated[Optional[bool], typer.Option("--tta/--no-tta", help="Flip test-time augmentation.")] = None,
+    offset: Annotated[Optional[int], typer.Option(help="Shift of the window lattice, pixels.")] = None,
+    preview: Annotated[Optional[bool], typer.Option("--preview/--no-preview", help="PNG overlay per raster.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads.")] = None,
+) -> None:
+    """Predict class rasters (and polygons) with a segmentation checkpoint, window by window."""
+    from geotool.config import load_config
+    from geotool.segmentation.predict import PredictConfig, run_predict
+
+    cfg = load_config(PredictConfig, None, {
+        "model": str(model), "rasters": list(rasters), "output": str(output),
+        "polygons": str(polygons) if polygons else None, "min_area": min_area, "simplify": simplify,
+        "probabilities": probabilities, "window": window, "overlap": overlap, "batch_size": batch_size, "tta": tta,
+        "offset": offset, "preview": preview, "device": device, "threads": threads,
+    })
+    res = run_predict(cfg)
+    if not STATE.quiet:
+        for r in res["rasters"]:
+            typer.echo(f"{r['raster']} -> {r['classes']} ({r['windows']} windows, {r['seconds']} s)")
+
+
+@handle_errors
+def evaluate(
+    prediction: Annotated[Path, typer.Argument(help="Class GeoTIFF from predict.")],
+    reference: Annotated[Path, typer.Argument(help="Reference raster (same grid) or vector labels.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="metrics.json (CSV beside it).")],
+    class_attribute: Annotated[Optional[str], typer.Option(help="Vector column holding the class.")] = None,
+    class_map: Annotated[Optional[str], typer.Option(help="value=id pairs for vector references.")] = None,
+    class_names: Annotated[Optional[str], typer.Option(help="Class names (default: from the prediction).")] = None,
+    objects: Annotated[Optional[bool], typer.Option("--objects/--no-objects", help="Object-level F1 (default: 2 classes).")] = None,
+) -> None:
+    """Score a class raster against a reference raster or vectors (IoU, F1, object F1)."""
+    from geotool.config import load_config
+    from geotool.segmentation.evaluate import EvaluateConfig, format_table, run_evaluate
+
+    cfg = load_config(EvaluateConfig, None, {
+        "prediction": str(prediction), "reference": str(reference), "output": str(output),
+        "class_attribute": class_attribute, "class_map": _class_map(class_map),
+        "class_names": parse_str_list(class_names), "objects": objects,
+    })
+    record = run_evaluate(cfg)
+    if not STATE.quiet:
+        typer.echo(format_table(record))

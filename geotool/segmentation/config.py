@@ -1,0 +1,52 @@
+"""Settings of ``geotool train-segmentation`` (presets in ``configs/buildings.yaml``, ``configs/forest.yaml``)."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from geotool.config import GeotoolConfig
+from geotool.training.trainer import TrainerOptions
+
+LossName = Literal["dice", "ce", "bce", "focal", "lovasz", "jaccard", "tversky"]
+
+
+class AugmentConfig(GeotoolConfig):
+    """Albumentations applied to training windows."""
+
+    flips: bool = Field(True, description="Random horizontal and vertical flips.")
+    rot90: bool = Field(True, description="Random 90-degree rotations.")
+    brightness_contrast: float = Field(0.1, description="Max relative brightness/contrast change (0 = off).")
+    scale_rotate: float = Field(0.0, description="Probability of a random scale (+-10%) and rotation (+-15 deg).")
+
+
+class SegmentationConfig(TrainerOptions):
+    """Settings of ``geotool train-segmentation``."""
+
+    images: list[str] = Field(default_factory=list, description="Image GeoTIFFs (paths or globs).")
+    labels: list[str] = Field(default_factory=list, description="Vector labels (one file for all images) or one mask raster per image.")
+    val_images: list[str] = Field(default_factory=list, description="Separate validation scenes (else a block split).")
+    val_labels: list[str] = Field(default_factory=list, description="Labels of the validation scenes.")
+    output: Optional[str] = Field(None, description="Run folder.")
+    task: str = Field("custom", description="Preset name (buildings, forest) or custom.")
+    bands: Optional[list[int | str]] = Field(None, description="Bands (1-based or descriptions); default all but alpha.")
+    nodata: Optional[float] = Field(None, description="Override the images' nodata value.")
+    class_attribute: Optional[str] = Field(None, description="Vector column with the class; none = every polygon is class 1.")
+    class_map: dict[str, int] = Field(default_factory=dict, description="Attribute value -> class id (>0); unmapped features are skipped.")
+    class_names: list[str] = Field(["background", "foreground"], description="Class names, index = class id (0 = background).")
+    ignore_index: int = Field(255, description="Label value ignored by the loss (nodata).")
+    arch: str = Field("Unet", description="smp architecture: Unet, UnetPlusPlus, FPN, PSPNet, DeepLabV3, DeepLabV3Plus, Linknet, MAnet, PAN, UPerNet, Segformer, DPT.")
+    encoder: str = Field("resnet18", description="smp encoder name.")
+    encoder_weights: Optional[str] = Field(None, description="Local encoder state-dict file (none = random init, no hub).")
+    loss: list[LossName] = Field(["ce", "dice"], description="Losses summed (smp.losses).")
+    window: int = Field(256, description="Training and prediction window, pixels (multiple of 32).")
+    batch_size: int = Field(8, description="Windows per step.")
+    lr: float = Field(1e-3, description="AdamW learning rate.")
+    val_fraction: float = Field(0.25, description="Share of blocks held out for validation (spatial split).")
+    block: Optional[int] = Field(None, description="Split block side, pixels (default 2 x window).")
+    val_windows: int = Field(32, description="Max validation windows per epoch.")
+    positive_fraction: float = Field(0.0, description="Share of training windows forced to contain foreground.")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig, description="Augmentation.")
+    overlap: Optional[int] = Field(None, description="Prediction window overlap, pixels (stored in the checkpoint; default window / 4).")
+    seed: int = Field(0, description="Random seed.")

@@ -1,0 +1,113 @@
+"""Training scenes for segmentation: images + labels (vectors or mask rasters) on each image's grid."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from geotool.errors import ConfigError, EmptyDataError, NoOverlapError, RasterMismatchError
+from geotool.training.sampler import TrainScene
+from geotool.training.split import block_split
+
+log = logging.getLogger(__name__)
+VECTOR_EXT = (".gpkg", ".geojson", ".json", ".shp")
+
+
+def is_vector(path: str | Path) -> bool:
+    """True for GeoPackage / GeoJSON / shapefile paths."""
+    return Path(path).suffix.lower() in VECTOR_EXT
+
+
+def label_values(gdf, path, class_attribute: str | None, class_map: dict[str, int]) -> tuple[object, np.ndarray]:
+    """Filter features to mapped classes and return ``(gdf, class ids)``."""
+    if class_attribute is None:
+        return gdf, np.ones(len(gdf), np.int64)
+    if class_attribute not in gdf.columns:
+        raise ConfigError(f"{path} has no column {class_attribute!r} (columns: {', '.join(map(str, gdf.columns))}); set class_attribute")
+    if not class_map:
+        raise ConfigError(f"class_attribute {class_attribute!r} needs a class_map (value -> class id) in the config")
+    keys = gdf[class_attribute].astype(str)
+    keep = keys.isin(list(class_map))
+    if not keep.any():
+        raise EmptyDataError(f"no feature of {path} has a {class_attribute} in the class map {sorted(class_map)}; "
+                             f"values found: {sorted(set(keys))[:10]}")
+    gdf = gdf[keep.to_numpy()]
+    return gdf, np.array([class_map[k] for k in keys[keep]], np.int64)
+
+
+def load_scene(image: str, label: str, cfg, n_classes: int, split_seed: int, val_fraction: float) -> TrainScene:
+    """Read one image and its labels into a :class:`TrainScene` with a block split.
+
+    Vector labels are reprojected to the image CRS and must intersect it (else NoOverlapError); mask
+    rasters must share the image grid. Pixels without data get ``cfg.ignore_index``.
+    """
+    from geotool.io.raster import RasterSource
+    from geotool.io.vector import rasterize, read_vector
+
+    with RasterSource(image, bands=cfg.bands, nodata=cfg.nodata) as src:
+        grid = src.grid
+        data, valid = src.read(dtype=np.float32)
+        bands = list(cfg.bands) if cfg.bands else list(range(1, src.count + 1))
+    data[:, ~valid] = 0.0
+    gdf = None
+    if is_vector(label):
+        gdf = read_vector(label, target=grid, raster_name=str(image))
+        gdf, values = label_values(gdf, label, cfg.class_attribute, cfg.class_map)
+        from shapely.geometry import box
+
+        inside = gdf.intersects(box(*grid.bounds)).to_numpy()
+        if not inside.any():
+            raise NoOverlapError(f"no labelled feature of {label} overlaps {image} after reprojection to {grid.crs}")
+        target = rasterize(gdf, grid, values=values, fill=0, dtype="int64" if values.max() > 255 else "uint8").astype(np.int64)
+    else:
+        with RasterSource(label) as lab:
+            if not lab.grid.same_as(grid):
+                raise RasterMismatchError(f"mask {label} is not on the grid of {image} ({'; '.join(lab.grid.differences(grid))}); resample it")
+            lab_data, lab_valid = lab.read()
+        target = lab_data[0].astype(np.int64)
+        target[~lab_valid] = cfg.ignore_index
+    bad = (target != cfg.ignore_index) & ((target < 0) | (target >= n_classes))
+    if bad.any():
+        raise ConfigError(f"labels of {image} hold class ids {sorted(set(np.unique(target[bad]).tolist()))[:8]} "
+                          f"outside 0..{n_classes - 1}; extend class_names or fix the class map")
+    target[~valid] = cfg.ignore_index
+    if not (valid & (target != cfg.ignore_index)).any():
+        raise EmptyDataError(f"{image} has no labelled valid pixel; check nodata and {label}")
+    block = cfg.block or 2 * cfg.window
+    val_region = block_split(grid.height, grid.width, block, val_fraction, split_seed)
+    return TrainScene([str(image)], bands, data, target, valid, val_region, gdf, str(label), grid)
+
+
+def pair_labels(images: list, labels: list[str]) -> list[str]:
+    """One vector file for all images, or one label file per image."""
+    if len(labels) == 1 and (is_vector(labels[0]) or len(images) == 1):
+        return [labels[0]] * len(images)
+    if len(labels) != len(images):
+        raise ConfigError(f"{len(labels)} label files for {len(images)} images; give one vector file or one mask per image")
+    return list(labels)
+
+
+def load_scenes(cfg) -> tuple[list[TrainScene], list[TrainScene]]:
+    """Training and validation scenes: separate validation scenes if given, else a block split."""
+    from geotool.io.files import expand_inputs
+
+    n_classes = len(cfg.class_names)
+    images = expand_inputs(cfg.images)
+    labels = pair_labels(images, [str(p) for p in expand_inputs(cfg.labels, suffixes=VECTOR_EXT + (".tif", ".tiff"), what="label")])
+    separate = bool(cfg.val_images)
+    train = [load_scene(str(im), lab, cfg, n_classes, cfg.seed + i, 0.0 if separate else cfg.val_fraction)
+             for i, (im, lab) in enumerate(zip(images, labels))]
+    if separate:
+        vimages = expand_inputs(cfg.val_images)
+        vlabels = pair_labels(vimages, [str(p) for p in expand_inputs(cfg.val_labels or cfg.labels, suffixes=VECTOR_EXT + (".tif", ".tiff"), what="label")])
+        val = []
+        for im, lab in zip(vimages, vlabels):
+            s = load_scene(str(im), lab, cfg, n_classes, 0, 0.0)
+            s.val_region = np.ones_like(s.valid)
+            val.append(s)
+        return train, val
+    if not any(s.val_region.any() for s in train):
+        raise ConfigError("the scenes are too small for a block split (one block each); lower --block, or give --val-images")
+    return train, train

@@ -1,0 +1,103 @@
+"""smp model and loss factories (no network: encoder weights are random or from a local file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from geotool.errors import CheckpointError, ConfigError
+
+#: smp architecture names accepted by ``arch`` (case-insensitive aliases allowed).
+ARCH_ALIASES = {"unet++": "UnetPlusPlus", "deeplabv3+": "DeepLabV3Plus"}
+
+
+def architectures() -> list[str]:
+    """Every architecture segmentation-models-pytorch offers."""
+    import segmentation_models_pytorch as smp
+
+    return sorted(cls.__name__ for cls in smp.MODEL_ARCHITECTURES_MAPPING.values())
+
+
+def build_model(arch: str, encoder: str, in_channels: int, classes: int, encoder_weights: str | None = None):
+    """An smp model with random weights, optionally loading a local encoder state dict."""
+    import segmentation_models_pytorch as smp
+    import torch
+
+    mapping = smp.MODEL_ARCHITECTURES_MAPPING
+    known = {key.lower(): key for key in mapping}
+    known.update({cls.__name__.lower(): key for key, cls in mapping.items()})
+    key = known.get(ARCH_ALIASES.get(arch.lower(), arch).lower())
+    if key is None:
+        raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(architectures())}")
+    try:
+        model = smp.create_model(arch=key, encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=classes)
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise ConfigError(f"cannot build {arch} with encoder {encoder!r}: {str(exc).splitlines()[0][:200]}") from None
+    if encoder_weights:
+        path = Path(encoder_weights)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001
+            raise CheckpointError(f"--encoder-weights {path} is not a readable torch state dict ({type(exc).__name__})") from None
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        try:
+            missing, unexpected = model.encoder.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            raise CheckpointError(f"--encoder-weights {path} does not fit encoder {encoder}: {str(exc).splitlines()[0][:200]}") from None
+        if len(missing) == len(model.encoder.state_dict()):
+            raise CheckpointError(f"--encoder-weights {path} shares no parameter name with encoder {encoder}")
+    return model
+
+
+def build_loss(names: list[str], classes: int, ignore_index: int):
+    """Sum of smp losses on multiclass logits ``(B, K, H, W)`` and targets ``(B, H, W)``."""
+    import segmentation_models_pytorch as smp
+    import torch
+
+    parts = []
+    for n in names:
+        if n == "dice":
+            parts.append(smp.losses.DiceLoss("multiclass", ignore_index=ignore_index))
+        elif n == "jaccard":
+            parts.append(_masked(smp.losses.JaccardLoss("multiclass"), ignore_index))
+        elif n == "tversky":
+            parts.append(smp.losses.TverskyLoss("multiclass", ignore_index=ignore_index))
+        elif n == "focal":
+            parts.append(smp.losses.FocalLoss("multiclass", ignore_index=ignore_index))
+        elif n == "lovasz":
+            parts.append(smp.losses.LovaszLoss("multiclass", ignore_index=ignore_index))
+        elif n == "ce":
+            parts.append(torch.nn.CrossEntropyLoss(ignore_index=ignore_index))
+        elif n == "bce":
+            parts.append(_BinaryCE(ignore_index))
+        else:
+            raise ConfigError(f"unknown loss {n!r}")
+
+    def total(logits, target):
+        return sum(p(logits, target) for p in parts)
+
+    return total
+
+
+class _BinaryCE:
+    """Binary cross-entropy (smp.losses.SoftBCEWithLogitsLoss) on the foreground logit margin (2 classes)."""
+
+    def __init__(self, ignore_index: int) -> None:
+        import segmentation_models_pytorch as smp
+
+        self.ignore_index = ignore_index
+        self.fn = smp.losses.SoftBCEWithLogitsLoss(ignore_index=ignore_index)
+
+    def __call__(self, logits, target):
+        margin = logits[:, 1] - logits[:, 0]
+        return self.fn(margin, target.float())
+
+
+def _masked(loss, ignore_index):
+    def fn(logits, target):
+        keep = (target != ignore_index).unsqueeze(1)
+        t = target.clone()
+        t[~keep[:, 0]] = 0
+        return loss(logits * keep, t)
+
+    return fn

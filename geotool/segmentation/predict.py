@@ -1,0 +1,199 @@
+"""``predict``: a checkpoint over rasters with the shared sliding-window engine; optional polygons."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from pydantic import Field
+
+from geotool.config import GeotoolConfig, write_sidecar
+from geotool.errors import BandError, ConfigError
+
+log = logging.getLogger(__name__)
+CLASS_NODATA = 255
+PROB_NODATA = -1.0
+
+
+class PredictConfig(GeotoolConfig):
+    """Settings of ``geotool predict``."""
+
+    model: str = Field(..., description="model.ckpt written by train-segmentation.")
+    rasters: list[str] = Field(..., description="Rasters (paths, globs or folders).")
+    output: str = Field(..., description="Output folder: <name>_classes.tif (+ _probs.tif, _preview.png).")
+    probabilities: bool = Field(False, description="Also write the class probabilities (float32, one band per class).")
+    polygons: Optional[str] = Field(None, description="GeoPackage of predicted polygons (class, area), raster CRS.")
+    min_area: float = Field(0.0, description="Drop polygons smaller than this, squared CRS units (m^2).")
+    simplify: float = Field(0.0, description="Polygon simplification tolerance, CRS units.")
+    window: Optional[int] = Field(None, description="Window side, pixels (default: the training window).")
+    overlap: Optional[int] = Field(None, description="Overlap, pixels (default: from the checkpoint).")
+    batch_size: int = Field(8, description="Windows per forward pass.")
+    tta: bool = Field(False, description="Average over flips (4 passes per window).")
+    offset: int = Field(0, description="Shift of the window lattice, pixels (seam checks).")
+    preview: bool = Field(True, description="Write a PNG overlay per raster (downsampled).")
+    device: str = Field("auto", description="auto, cpu or cuda.")
+    threads: int = Field(0, description="torch CPU threads (0 = default).")
+
+
+def make_predict_fn(net, mean, std, device):
+    """``(batch raw (B,C,w,w), valid) -> softmax (B,K,w,w)`` float32 numpy."""
+    import torch
+
+    m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+    def predict(batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(device)
+            v = torch.from_numpy(valid).to(device).unsqueeze(1)
+            x = torch.where(v, (x - m) / s, torch.zeros_like(x))
+            return torch.softmax(net(x).float(), 1).cpu().numpy()
+
+    return predict
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg: PredictConfig, device: str) -> dict[str, Any]:
+    """Predict one raster: writes ``<stem>_classes.tif`` (uint8, 255 = nodata) and optionally probabilities."""
+    from geotool.io.raster import RasterSource, RasterWriter
+    from geotool.io.tiling import TilingSpec, run_tiled
+
+    window = cfg.window or payload["window"]
+    overlap = payload.get("overlap", window // 4) if cfg.overlap is None else cfg.overlap
+    spec = TilingSpec(window=window, overlap=overlap, batch_size=cfg.batch_size, tta=cfg.tta, offset=cfg.offset)
+    n_classes = payload["arch"]["classes"]
+    stem = Path(raster).stem
+    outputs = {"classes": out_dir / f"{stem}_classes.tif"}
+    if cfg.probabilities:
+        outputs["probs"] = out_dir / f"{stem}_probs.tif"
+    names = payload["class_names"]
+    with RasterSource(raster, bands=payload["bands"], nodata=payload.get("input_nodata")) as src:
+        if src.count != payload["band_count"]:
+            raise BandError(f"{raster}: {src.count} bands selected, the model was trained on {payload['band_count']} "
+                            f"(bands {payload['bands']}); give a raster with the same bands in the same order")
+        writers = {"classes": RasterWriter(outputs["classes"], src.grid, 1, "uint8", CLASS_NODATA, ["class"],
+                                           tags={"classes": ",".join(names)})}
+        if cfg.probabilities:
+            writers["probs"] = RasterWriter(outputs["probs"], src.grid, n_classes, "float32", PROB_NODATA, [f"p_{n}" for n in names])
+
+        def finalize(blended, raw, valid):
+            cls = blended.argmax(0).astype(np.uint8)
+            cls[~valid] = CLASS_NODATA
+            res = {"classes": cls}
+            if cfg.probabilities:
+                res["probs"] = np.where(valid[None], blended, np.float32(PROB_NODATA))
+            return res
+
+        entered = []
+        try:
+            for w in writers.values():
+                w.__enter__()
+                entered.append(w)
+            stats = run_tiled(src, make_predict_fn(net, payload["mean"], payload["std"], device), n_classes, finalize,
+                              writers, spec, description=f"predict {Path(raster).name}")
+        except BaseException as exc:
+            for w in reversed(entered):
+                w.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        for w in reversed(entered):
+            w.__exit__(None, None, None)
+    return {"raster": str(raster), "windows": stats.n_windows, "seconds": round(stats.total_seconds, 3),
+            "predict_seconds": round(stats.predict_seconds, 3), **{k: str(v) for k, v in outputs.items()}}
+
+
+def run_predict(cfg: PredictConfig) -> dict[str, Any]:
+    """Predict every raster; optional polygons and previews; sidecar in the output folder."""
+    import torch
+
+    from geotool.io.files import expand_inputs
+    from geotool.io.raster import RasterSource
+    from geotool.segmentation.train import load_model
+
+    if cfg.batch_size < 1 or cfg.min_area < 0 or cfg.simplify < 0:
+        raise ConfigError("--batch-size must be positive and --min-area, --simplify non-negative")
+    if cfg.polygons is not None and Path(cfg.polygons).suffix.lower() not in (".gpkg", ".geojson", ".shp"):
+        raise ConfigError(f"--polygons {cfg.polygons}: use a .gpkg, .geojson or .shp path")
+    net, payload = load_model(cfg.model)
+    rasters = [str(p) for p in expand_inputs(cfg.rasters)]
+    for r in rasters:  # validate every input before writing anything
+        with RasterSource(r, bands=payload["bands"], nodata=payload.get("input_nodata")) as src:
+            if src.count != payload["band_count"]:
+                raise BandError(f"{r}: {src.count} bands selected, the model was trained on {payload['band_count']}; "
+                                "give a raster with the same bands in the same order")
+    window = cfg.window or payload["window"]
+    if window % 32:
+        raise ConfigError(f"--window must be a multiple of 32, not {window}")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    device = _device(cfg.device)
+    net.to(device)
+    out_dir = Path(cfg.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = [predict_raster(net, payload, r, out_dir, cfg, device) for r in rasters]
+    if cfg.polygons or cfg.preview:
+        _post(results, payload, cfg)
+    write_sidecar(out_dir, "predict", cfg, inputs=[cfg.model] + rasters, results={"rasters": results})
+    return {"rasters": results, "polygons": cfg.polygons}
+
+
+def _post(results: list[dict], payload: dict, cfg: PredictConfig) -> None:
+    """Polygons (whole class raster per scene, uint8) and PNG previews."""
+    import pandas as pd
+
+    from geotool.io.raster import RasterSource
+    from geotool.io.vector import vectorize, write_vector
+    from geotool.segmentation.plots import overlay
+
+    names = dict(enumerate(payload["class_names"]))
+    frames = []
+    for res in results:
+        if cfg.polygons:
+            with RasterSource(res["classes"]) as src:
+                cls, valid = src.read()
+                grid = src.grid
+            cls = cls[0]
+            gdf = vectorize(cls, grid, valid=valid & (cls != CLASS_NODATA), background=0, min_area=cfg.min_area,
+                            simplify=cfg.simplify, class_names=names)
+            gdf["source"] = Path(res["raster"]).name
+            frames.append(gdf)
+            res["polygons"] = int(len(gdf))
+            del cls, valid
+        if cfg.preview:
+            with RasterSource(res["classes"]) as src:
+                step = max(1, max(src.grid.shape) // 1000)
+                c, _ = _decimated(src, step)
+            with RasterSource(res["raster"], bands=payload["bands"][:3], nodata=payload.get("input_nodata")) as src:
+                img, ivalid = _decimated(src, step)
+            c = c[0]
+            path = Path(cfg.output) / f"{Path(res['raster']).stem}_preview.png"
+            overlay(img, c, ivalid & (c != CLASS_NODATA), path, title=Path(res["raster"]).name)
+            res["preview"] = str(path)
+    if cfg.polygons:
+        crs = {str(f.crs) for f in frames}
+        if len(crs) == 1:
+            write_vector(pd.concat(frames, ignore_index=True), cfg.polygons)
+        else:
+            p = Path(cfg.polygons)
+            for f, res in zip(frames, results):
+                write_vector(f, p.with_name(f"{p.stem}_{Path(res['raster']).stem}{p.suffix}"))
+
+
+def _decimated(src, step: int):
+    """Every ``step``-th row and column of ``src`` (read one row at a time: memory set by the width)."""
+    from rasterio.windows import Window
+
+    rows, masks = [], []
+    for r in range(0, src.grid.height, step):
+        data, valid = src.read(Window(0, r, src.grid.width, 1), dtype="float32")
+        rows.append(data[:, 0, ::step])
+        masks.append(valid[0, ::step])
+    return np.stack(rows, axis=1), np.stack(masks)

@@ -1,0 +1,182 @@
+"""``train-segmentation``: fit an smp model on image windows and export a self-contained ``model.ckpt``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geotool.config import write_sidecar
+from geotool.errors import CheckpointError, ConfigError, InputFileError
+from geotool.segmentation.config import SegmentationConfig
+
+log = logging.getLogger(__name__)
+CKPT_FORMAT = "geotool-segmentation"
+
+
+def validate(cfg: SegmentationConfig) -> None:
+    """Check option values before reading or writing anything."""
+    if not cfg.images:
+        raise ConfigError("train-segmentation needs --images")
+    if not cfg.labels:
+        raise ConfigError("train-segmentation needs --labels (a vector file or mask rasters)")
+    if cfg.output is None:
+        raise ConfigError("train-segmentation needs --output RUN_DIR")
+    if cfg.window < 32 or cfg.window % 32:
+        raise ConfigError(f"--window must be a multiple of 32 pixels, not {cfg.window}")
+    if cfg.overlap is not None and not 0 <= cfg.overlap < cfg.window:
+        raise ConfigError(f"overlap must be in [0, window), not {cfg.overlap}")
+    if len(cfg.class_names) < 2:
+        raise ConfigError("class_names needs at least two classes (background first)")
+    if not 0 < cfg.val_fraction < 1 and not cfg.val_images:
+        raise ConfigError(f"--val-fraction must be in (0, 1), not {cfg.val_fraction}")
+    if not 0 <= cfg.positive_fraction <= 1:
+        raise ConfigError("--positive-fraction must be in [0, 1]")
+    if cfg.max_steps < 1 or cfg.steps_per_epoch < 1 or cfg.batch_size < 1:
+        raise ConfigError("--max-steps, --steps-per-epoch and --batch-size must be positive")
+    if any(v <= 0 or v >= len(cfg.class_names) for v in cfg.class_map.values()):
+        raise ConfigError(f"class_map ids must be in 1..{len(cfg.class_names) - 1} (0 is background)")
+    if cfg.encoder_weights and not Path(cfg.encoder_weights).is_file():
+        raise InputFileError(f"--encoder-weights {cfg.encoder_weights} does not exist; give a local state-dict file or omit it")
+    if cfg.resume and not Path(cfg.resume).is_file():
+        raise InputFileError(f"--resume {cfg.resume} does not exist; give RUN/checkpoints/last.ckpt")
+    if len(cfg.loss) == 0:
+        raise ConfigError("give at least one loss")
+
+
+class _FixedWindows:
+    """Validation windows at fixed positions (no augmentation, no sample_transform)."""
+
+    def __init__(self, scenes, items, window, ignore_index, normalize) -> None:
+        self.scenes, self.items, self.window, self.ignore, self.normalize = scenes, items, window, ignore_index, normalize
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        k, r, c = self.items[i]
+        img, tgt, val = self.scenes[k].crop(r, c, self.window, self.ignore)
+        img = np.where(val[None], self.normalize(img), 0.0).astype(np.float32)
+        return img, tgt, val
+
+
+def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> dict[str, Any]:
+    """Train, export ``RUN/model.ckpt``, write curves, previews and the sidecar. Returns a summary.
+
+    Args:
+        cfg: resolved settings.
+        sample_transform: optional ``(image, mask, valid, rng) -> (image, mask)`` applied to training
+            windows only, in raw units, before normalisation and albumentations (e.g. OBA).
+    """
+    validate(cfg)
+    import torch
+    from lightning.pytorch.callbacks import Callback
+    from torch.utils.data import DataLoader
+
+    from geotool.io.checkpoint import save_checkpoint
+    from geotool.progress import progress_enabled
+    from geotool.segmentation.augment import build_augment
+    from geotool.segmentation.data import load_scenes
+    from geotool.segmentation.module import SegmentationModule
+    from geotool.segmentation.plots import validation_panel
+    from geotool.training.curves import plot_training_curves
+    from geotool.training.normalization import band_statistics, normalize
+    from geotool.training.sampler import RandomWindowDataset, grid_windows
+    from geotool.training.trainer import make_trainer
+
+    train_scenes, val_scenes = load_scenes(cfg)
+    counts = {s.image.shape[0] for s in train_scenes + val_scenes}
+    if len(counts) != 1:
+        raise ConfigError(f"the images have different band counts {sorted(counts)}; select the same bands with --bands")
+    mean, std = band_statistics([s.image for s in train_scenes], [s.valid & s.train_region for s in train_scenes])
+    norm = lambda img: normalize(img, mean, std)  # noqa: E731
+    n_classes = len(cfg.class_names)
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "previews").mkdir(exist_ok=True)
+    try:
+        train_ds = RandomWindowDataset(train_scenes, cfg.window, cfg.steps_per_epoch * cfg.batch_size, cfg.seed, "train",
+                                       cfg.positive_fraction, cfg.ignore_index, sample_transform,
+                                       build_augment(cfg.augment, cfg.ignore_index), norm)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; lower --window or --val-fraction") from None
+    items = grid_windows(val_scenes, cfg.window, "val", cfg.val_windows, cfg.seed)
+    if not items:
+        raise ConfigError(f"no {cfg.window}-pixel validation window fits; lower --window or raise --block")
+    val_ds = _FixedWindows(val_scenes, items, cfg.window, cfg.ignore_index, norm)
+    arch = dict(arch=cfg.arch, encoder=cfg.encoder, in_channels=int(train_scenes[0].image.shape[0]), classes=n_classes)
+
+    class _Epochs(Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            train_ds.epoch = trainer.current_epoch
+
+        def on_validation_epoch_end(self, trainer, pl_module):
+            if trainer.sanity_checking or not trainer.is_global_zero or not pl_module.val_outputs:
+                return
+            x, y, pred, valid = (t.numpy() for t in pl_module.val_outputs[0])
+            validation_panel(x, y, pred, valid, cfg.ignore_index, n_classes,
+                             out / "previews" / f"epoch_{trainer.current_epoch:03d}.png",
+                             title=f"epoch {trainer.current_epoch}: validation windows (image | label | prediction)")
+
+    trainer, ckpt_cb = make_trainer(cfg, out, monitor="val_miou", mode="max", callbacks=[_Epochs()], seed=cfg.seed,
+                                    progress=progress_enabled())
+    module = SegmentationModule(arch, list(cfg.loss), cfg.ignore_index, cfg.lr, cfg.encoder_weights)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0, generator=gen)
+    val_dl = DataLoader(val_ds, batch_size=min(cfg.batch_size, len(val_ds)), shuffle=False)
+    trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
+    if not trainer.is_global_zero:
+        return {}
+    if ckpt_cb.best_model_path:
+        state = torch.load(ckpt_cb.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+    summary = {
+        "best_val_miou": float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else None,
+        "epochs": trainer.current_epoch,
+        "steps": int(trainer.global_step),
+        "train_scenes": len(train_scenes),
+        "val_windows": len(items),
+    }
+    payload = {
+        "format": CKPT_FORMAT,
+        "version": 1,
+        "arch": arch,
+        "bands": [b for b in train_scenes[0].bands],
+        "band_count": arch["in_channels"],
+        "mean": mean,
+        "std": std,
+        "class_names": list(cfg.class_names),
+        "window": cfg.window,
+        "overlap": cfg.overlap if cfg.overlap is not None else cfg.window // 4,
+        "nodata_output": 255,
+        "input_nodata": cfg.nodata,
+        "task": cfg.task,
+        "state_dict": {k: v.detach().cpu() for k, v in module.net.state_dict().items()},
+        "train": {"images": [str(p) for p in cfg.images], "seed": cfg.seed},
+        "summary": summary,
+    }
+    save_checkpoint(out / "model.ckpt", payload)
+    plot_training_curves(out / "metrics.csv", out / "training_curves.png")
+    write_sidecar(out, "train-segmentation", cfg, inputs=list(cfg.images) + list(cfg.labels), seed=cfg.seed, results=summary)
+    summary["model"] = str(out / "model.ckpt")
+    return summary
+
+
+def load_model(path: str | Path):
+    """``model.ckpt`` -> (network in eval mode, payload). Raises CheckpointError on a bad or foreign file."""
+    from geotool.io.checkpoint import load_checkpoint
+    from geotool.segmentation.model import build_model
+
+    payload = load_checkpoint(path, CKPT_FORMAT)
+    try:
+        a = payload["arch"]
+        net = build_model(a["arch"], a["encoder"], a["in_channels"], a["classes"])
+        net.load_state_dict(payload["state_dict"])
+        for key in ("mean", "std", "class_names", "window", "bands"):
+            payload[key]
+    except (KeyError, RuntimeError, ValueError, TypeError, ConfigError) as exc:
+        raise CheckpointError(f"checkpoint {path} is incomplete or does not match its architecture ({type(exc).__name__}); retrain") from None
+    net.eval()
+    return net, payload

@@ -1,0 +1,38 @@
+"""Per-band normalisation statistics from training pixels only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def band_statistics(images: list[np.ndarray], masks: list[np.ndarray]) -> tuple[list[float], list[float]]:
+    """Mean and standard deviation per band over the pixels where ``mask`` is True.
+
+    Args:
+        images: ``(C, H, W)`` arrays in raw units.
+        masks: ``(H, W)`` bool arrays (valid and inside the training region).
+
+    Returns:
+        ``(mean, std)`` lists of length C, raw units (std floored at 1e-6).
+    """
+    c = images[0].shape[0]
+    total = np.zeros(c)
+    sq = np.zeros(c)
+    n = 0
+    for img, m in zip(images, masks):
+        px = img[:, m].astype(np.float64)
+        total += px.sum(1)
+        sq += (px**2).sum(1)
+        n += px.shape[1]
+    if n == 0:
+        raise ValueError("no training pixel to compute normalisation statistics from")
+    mean = total / n
+    std = np.sqrt(np.maximum(sq / n - mean**2, 0.0))
+    return mean.tolist(), np.maximum(std, 1e-6).tolist()
+
+
+def normalize(image: np.ndarray, mean, std) -> np.ndarray:
+    """``(image - mean) / std`` per band, float32."""
+    m = np.asarray(mean, np.float32).reshape(-1, *([1] * (image.ndim - 1)))
+    s = np.asarray(std, np.float32).reshape(-1, *([1] * (image.ndim - 1)))
+    return ((image - m) / s).astype(np.float32)

@@ -1,0 +1,162 @@
+"""Scenes in memory and a reproducible random-window sampler over them.
+
+:class:`TrainScene` is the record other components (e.g. an object bank for object-based augmentation)
+use to see exactly what training saw: the raster paths and bands, the label source, the pixel arrays and
+the train / validation regions. Build an object bank from ``scene.train_region`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from geotool.training.split import window_positions, window_sums
+
+SampleTransform = Callable[[np.ndarray, np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class TrainScene:
+    """One training scene held in memory.
+
+    Attributes:
+        paths: the raster file(s) read (one RasterSource).
+        bands: selected bands (1-based indices or descriptions).
+        image: ``(C, H, W)`` float32 raw pixel values, 0 where invalid.
+        target: ``(H, W)`` int64 labels (class ids; ``ignore_index`` where nodata / unlabelled).
+        valid: ``(H, W)`` bool, pixels with data in every band.
+        val_region: ``(H, W)`` bool, True inside validation blocks; ``train_region`` is its complement.
+        labels: the label GeoDataFrame in the raster CRS, or None when labels came from a mask raster.
+        label_path: the label file (vector or mask raster).
+        grid: the raster :class:`~geotool.io.raster.Grid`.
+    """
+
+    paths: list[str]
+    bands: list[Any]
+    image: np.ndarray
+    target: np.ndarray
+    valid: np.ndarray
+    val_region: np.ndarray
+    labels: Any = None
+    label_path: Optional[str] = None
+    grid: Any = None
+    _positions: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def train_region(self) -> np.ndarray:
+        """``(H, W)`` bool, True inside training blocks."""
+        return ~self.val_region
+
+    def positions(self, split: str, window: int) -> np.ndarray:
+        """Window top-left positions wholly inside the ``"train"`` or ``"val"`` region (cached)."""
+        key = (split, window)
+        if key not in self._positions:
+            region = self.train_region if split == "train" else self.val_region
+            self._positions[key] = window_positions(region, window) if region.any() else np.zeros((0, 2), np.int64)
+        return self._positions[key]
+
+    def crop(self, row: int, col: int, window: int, ignore_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(image (C,w,w), target (w,w), valid (w,w))`` at ``(row, col)``, padded past the edges."""
+        c, h, w = self.image.shape
+        img = np.zeros((c, window, window), np.float32)
+        tgt = np.full((window, window), ignore_index, np.int64)
+        val = np.zeros((window, window), bool)
+        r0, c0 = max(row, 0), max(col, 0)
+        r1, c1 = min(row + window, h), min(col + window, w)
+        if r1 > r0 and c1 > c0:
+            dst = (slice(r0 - row, r1 - row), slice(c0 - col, c1 - col))
+            img[(slice(None),) + dst] = self.image[:, r0:r1, c0:c1]
+            tgt[dst] = self.target[r0:r1, c0:c1]
+            val[dst] = self.valid[r0:r1, c0:c1]
+        tgt[~val] = ignore_index
+        return img, tgt, val
+
+
+class RandomWindowDataset:
+    """Random windows from the training (or validation) regions of several scenes; a torch map Dataset.
+
+    Item ``i`` of epoch ``e`` is drawn from ``np.random.default_rng([seed, e, i])``, so a run is reproducible
+    whatever the number of workers. Set :attr:`epoch` at each epoch start for fresh windows.
+
+    Args:
+        scenes: the scenes.
+        window: window side, pixels.
+        length: windows per epoch.
+        seed: random seed.
+        split: ``"train"`` or ``"val"``.
+        positive_fraction: share of windows forced to hold at least one pixel of a class > 0
+            (positive-balanced mode; 0 = uniform over positions).
+        ignore_index: label value for nodata/padding.
+        sample_transform: optional ``(image, mask, valid, rng) -> (image, mask)`` on raw units, applied
+            before anything else (training only; e.g. object-based augmentation).
+        normalize: optional ``image -> image`` (raw units -> model units), after ``sample_transform``.
+        augment: optional ``(image, mask, valid, rng) -> (image, mask, valid)`` on normalised windows
+            (e.g. albumentations), applied last.
+    """
+
+    def __init__(self, scenes: list[TrainScene], window: int, length: int, seed: int, split: str = "train",
+                 positive_fraction: float = 0.0, ignore_index: int = 255,
+                 sample_transform: SampleTransform | None = None, augment=None, normalize=None) -> None:
+        self.scenes, self.window, self.length, self.seed = scenes, window, length, seed
+        self.split, self.ignore_index = split, ignore_index
+        self.positive_fraction = positive_fraction
+        self.sample_transform, self.augment, self.normalize = sample_transform, augment, normalize
+        self.epoch = 0
+        self.pos = [s.positions(split, window) for s in scenes]
+        self.weights = np.array([len(p) for p in self.pos], np.float64)
+        if self.weights.sum() == 0:
+            raise ValueError(f"no {window}-pixel window fits inside the {split} region of any scene")
+        self.weights /= self.weights.sum()
+        self.pos_positive = []
+        for s, p in zip(scenes, self.pos):
+            if positive_fraction > 0 and len(p):
+                positive = ((s.target > 0) & (s.target != ignore_index)).astype(np.float32)
+                self.pos_positive.append(p[window_sums(positive, p, window) > 0])
+            else:
+                self.pos_positive.append(np.zeros((0, 2), np.int64))
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        k = int(rng.choice(len(self.scenes), p=self.weights))
+        cands = self.pos[k]
+        if self.positive_fraction > 0 and rng.random() < self.positive_fraction:
+            has = [j for j, p in enumerate(self.pos_positive) if len(p)]
+            if has:
+                k = has[int(rng.integers(len(has)))] if not len(self.pos_positive[k]) else k
+                cands = self.pos_positive[k]
+        row, col = cands[int(rng.integers(len(cands)))]
+        image, mask, valid = self.scenes[k].crop(int(row), int(col), self.window, self.ignore_index)
+        if self.sample_transform is not None:
+            image, mask = self.sample_transform(image, mask, valid, rng)
+            image, mask = np.asarray(image, np.float32), np.asarray(mask, np.int64)
+        if self.normalize is not None:
+            image = self.normalize(image)
+        if self.augment is not None:
+            image, mask, valid = self.augment(image, mask, valid, rng)
+        image = np.where(valid[None], image, 0.0).astype(np.float32)
+        return image, mask.astype(np.int64), valid
+
+
+def grid_windows(scenes: list[TrainScene], window: int, split: str, max_windows: int, seed: int) -> list[tuple[int, int, int]]:
+    """A fixed, evenly spread set of ``(scene, row, col)`` windows in ``split`` (for validation)."""
+    items = []
+    for k, s in enumerate(scenes):
+        p = s.positions(split, window)
+        if len(p) == 0:
+            continue
+        # non-overlapping greedy pick in raster order
+        taken = []
+        for r, c in p[np.lexsort((p[:, 1], p[:, 0]))]:
+            if all(abs(r - a) >= window or abs(c - b) >= window for a, b in taken):
+                taken.append((int(r), int(c)))
+        items += [(k, r, c) for r, c in taken]
+    rng = np.random.default_rng(seed)
+    if len(items) > max_windows:
+        idx = np.sort(rng.choice(len(items), max_windows, replace=False))
+        items = [items[i] for i in idx]
+    return items

@@ -1,0 +1,70 @@
+"""A Lightning Trainer from the options every training command shares."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import Field
+
+from geotool.config import GeotoolConfig
+
+
+class TrainerOptions(GeotoolConfig):
+    """Lightning settings shared by the training commands."""
+
+    accelerator: str = Field("auto", description="Lightning accelerator: auto, cpu, gpu.")
+    devices: str = Field("auto", description="Devices: auto, 1, 2, or a list like 0,1.")
+    precision: str = Field("32-true", description="32-true, 16-mixed, bf16-mixed.")
+    strategy: str = Field("auto", description="auto or ddp (several GPUs / nodes).")
+    max_steps: int = Field(2000, description="Total optimiser steps (the step budget).")
+    steps_per_epoch: int = Field(100, description="Steps per epoch (one CSV row and one validation each).")
+    max_epochs: Optional[int] = Field(None, description="Cap on epochs (default: max_steps / steps_per_epoch).")
+    early_stopping: int = Field(0, description="Stop after this many epochs without improvement (0 = off).")
+    resume: Optional[str] = Field(None, description="Lightning checkpoint to resume (RUN/checkpoints/last.ckpt).")
+    threads: int = Field(0, description="torch CPU threads (0 = default).")
+
+
+def parse_devices(text: str):
+    """``"auto"`` -> "auto", ``"2"`` -> 2, ``"0,1"`` -> [0, 1]."""
+    if text == "auto":
+        return "auto"
+    if "," in text:
+        return [int(p) for p in text.split(",") if p]
+    return int(text)
+
+
+def make_trainer(opts: TrainerOptions, out_dir: str | Path, monitor: str, mode: str = "max",
+                 callbacks: list[Any] | None = None, seed: int = 0, progress: bool = False):
+    """Seed everything and build a Trainer with best + last checkpoints and a CSV log in ``out_dir``.
+
+    Returns:
+        ``(trainer, checkpoint_callback)``; metrics go to ``out_dir/metrics.csv``, checkpoints to
+        ``out_dir/checkpoints/{best,last}.ckpt``.
+    """
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    if opts.threads > 0:
+        torch.set_num_threads(opts.threads)
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    L.seed_everything(seed, workers=True, verbose=False)
+    out = Path(out_dir)
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=monitor, mode=mode, save_last=True)
+    cbs = [ckpt] + list(callbacks or [])
+    if opts.early_stopping > 0:
+        cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=opts.early_stopping))
+    epochs = opts.max_epochs or math.ceil(opts.max_steps / opts.steps_per_epoch)
+    trainer = L.Trainer(
+        accelerator=opts.accelerator, devices=parse_devices(opts.devices), precision=opts.precision,
+        strategy=opts.strategy, max_epochs=epochs, max_steps=opts.max_steps,
+        limit_train_batches=opts.steps_per_epoch, callbacks=cbs,
+        logger=CSVLogger(str(out), name="", version=""), deterministic=True, num_sanity_val_steps=0,
+        enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=1,
+    )
+    return trainer, ckpt
