@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -119,7 +120,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
 
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "previews").mkdir(exist_ok=True)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     logging.getLogger("lightning").setLevel(logging.WARNING)
@@ -143,6 +144,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
             if trainer.sanity_checking or not trainer.is_global_zero or not pl_module.val_outputs:
                 return
             rgb, nir, fake, valid = (t.float().numpy() for t in pl_module.val_outputs[0])
+            (out / "previews").mkdir(exist_ok=True)
             window_panel(rgb, nir[:, 0], fake[:, 0], valid[:, 0].astype(bool), out / "previews" / f"epoch_{trainer.current_epoch:03d}.png",
                          title=f"epoch {trainer.current_epoch}: validation windows (unit scale)")
 
