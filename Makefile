@@ -77,9 +77,9 @@ demo-nir: install
 	$(GEOTOOL) --quiet train-nir data_samples/nir/naip_20090818_crop.tif --rgb-bands 1,2,3 --nir-band 4 \
 		--window 64 --depth 5 --ngf 16 --ndf 16 --batch-size 8 --max-steps 120 --steps-per-epoch 40 \
 		--threads 1 --seed 0 --output $(DEMO_OUT)/nir/run
-	$(GEOTOOL) --quiet generate-nir $(DEMO_OUT)/nir/run/model.ckpt data_samples/nir/naip_20180716_crop.tif \
-		--ndvi --threads 1 --output $(DEMO_OUT)/nir/naip_20180716_nir.tif
-	$(GEOTOOL) evaluate-nir $(DEMO_OUT)/nir/naip_20180716_nir.tif data_samples/nir/naip_20180716_crop.tif \
-		--nir-band 4 --baseline linear --baseline-train data_samples/nir/naip_20090818_crop.tif \
-		--plot $(DEMO_OUT)/nir/comparison.png --output $(DEMO_OUT)/nir/metrics.json
+	$(GEOTOOL) --quiet generate-nir $(DEMO_OUT)/nir/run/model.ckpt data_samples/nir/naip_20090818_crop.tif \
+		--ndvi --threads 1 --output $(DEMO_OUT)/nir/naip_20090818_nir.tif
+	$(GEOTOOL) evaluate-nir $(DEMO_OUT)/nir/naip_20090818_nir.tif data_samples/nir/naip_20090818_crop.tif \
+		--nir-band 4 --region east --baseline linear,gb --plot $(DEMO_OUT)/nir/comparison.png \
+		--output $(DEMO_OUT)/nir/metrics_east.json
 	@echo "NIR previews: $(DEMO_OUT)/nir/run/previews/*.png, comparison: $(DEMO_OUT)/nir/comparison.png"
