@@ -125,7 +125,12 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
     net, payload = load_model(cfg.model)
     rasters = [str(p) for p in expand_inputs(cfg.rasters)]
     for r in rasters:  # validate every input before writing anything
-        with RasterSource(r, bands=payload["bands"], nodata=payload.get("input_nodata")) as src:
+        try:
+            src = RasterSource(r, bands=payload["bands"], nodata=payload.get("input_nodata"))
+        except BandError as exc:
+            raise BandError(f"{r} does not hold the bands the model was trained on ({payload['band_count']} bands: "
+                            f"{payload['bands']}): {exc}") from None
+        with src:
             if src.count != payload["band_count"]:
                 raise BandError(f"{r}: {src.count} bands selected, the model was trained on {payload['band_count']}; "
                                 "give a raster with the same bands in the same order")
