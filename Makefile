@@ -42,7 +42,7 @@ clean:
 # ---- demo: each command on data_samples/, outputs and PNG previews in $(DEMO_OUT)/ -------------
 GEOTOOL := $(BIN)/geotool
 
-demo: install demo-soil demo-oba demo-nir
+demo: install demo-soil demo-oba demo-nir demo-segmentation
 	@echo "demo outputs and PNG previews are in $(DEMO_OUT)/"
 
 # soil-sample (maxvol and cLHS) and soil-evaluate on the Kshen field, with PNG maps and chart
@@ -83,3 +83,15 @@ demo-nir: install
 		--nir-band 4 --region east --baseline linear,gb --plot $(DEMO_OUT)/nir/comparison.png \
 		--output $(DEMO_OUT)/nir/metrics_east.json
 	@echo "NIR previews: $(DEMO_OUT)/nir/run/previews/*.png, comparison: $(DEMO_OUT)/nir/comparison.png"
+
+demo-segmentation: install
+	@mkdir -p $(DEMO_OUT)/segmentation
+	$(GEOTOOL) --quiet train-segmentation --task buildings --images data_samples/buildings/SN7_mosaic_clipped.tif \
+		--labels data_samples/buildings/SN7_buildings.geojson --window 128 --batch-size 8 --max-steps 60 \
+		--steps-per-epoch 20 --threads 1 --seed 0 --output $(DEMO_OUT)/segmentation/run
+	$(GEOTOOL) --quiet predict $(DEMO_OUT)/segmentation/run/model.ckpt data_samples/buildings/SN7_mosaic_clipped.tif \
+		--probabilities --min-area 20 --polygons $(DEMO_OUT)/segmentation/buildings.gpkg --threads 1 \
+		--output $(DEMO_OUT)/segmentation/pred
+	$(GEOTOOL) evaluate $(DEMO_OUT)/segmentation/pred/SN7_mosaic_clipped_classes.tif \
+		data_samples/buildings/SN7_buildings.geojson --output $(DEMO_OUT)/segmentation/metrics.json
+	@echo "Segmentation PNGs: $(DEMO_OUT)/segmentation/run/training_curves.png, run/previews/*.png, pred/*_preview.png"

@@ -76,7 +76,7 @@ def load_scene(image: str, label: str, cfg, n_classes: int, split_seed: int, val
     if not (valid & (target != cfg.ignore_index)).any():
         raise EmptyDataError(f"{image} has no labelled valid pixel; check nodata and {label}")
     block = cfg.block or 2 * cfg.window
-    val_region = block_split(grid.height, grid.width, block, val_fraction, split_seed)
+    val_region = block_split(grid.height, grid.width, block, val_fraction, split_seed, window=cfg.window)
     return TrainScene([str(image)], bands, data, target, valid, val_region, gdf, str(label), grid)
 
 

@@ -93,9 +93,6 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
     mean, std = band_statistics([s.image for s in train_scenes], [s.valid & s.train_region for s in train_scenes])
     norm = lambda img: normalize(img, mean, std)  # noqa: E731
     n_classes = len(cfg.class_names)
-    out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "previews").mkdir(exist_ok=True)
     try:
         train_ds = RandomWindowDataset(train_scenes, cfg.window, cfg.steps_per_epoch * cfg.batch_size, cfg.seed, "train",
                                        cfg.positive_fraction, cfg.ignore_index, sample_transform,
@@ -106,6 +103,9 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
     if not items:
         raise ConfigError(f"no {cfg.window}-pixel validation window fits; lower --window or raise --block")
     val_ds = _FixedWindows(val_scenes, items, cfg.window, cfg.ignore_index, norm)
+    out = Path(cfg.output)  # every input is validated: only now create the run folder
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "previews").mkdir(exist_ok=True)
     arch = dict(arch=cfg.arch, encoder=cfg.encoder, in_channels=int(train_scenes[0].image.shape[0]), classes=n_classes)
 
     class _Epochs(Callback):

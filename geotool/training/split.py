@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def block_split(height: int, width: int, block: int, val_fraction: float, seed: int) -> np.ndarray:
+def block_split(height: int, width: int, block: int, val_fraction: float, seed: int,
+                window: int | None = None, tries: int = 64) -> np.ndarray:
     """Region masks of a scene: ``(height, width)`` bool, True = validation block.
 
     Args:
@@ -19,6 +20,8 @@ def block_split(height: int, width: int, block: int, val_fraction: float, seed: 
         block: block side, pixels (use at least the window size so that whole windows fit in a block).
         val_fraction: share of blocks kept for validation, in (0, 1); 0 gives no validation region.
         seed: random seed (same seed, same split).
+        window: when given, redraw (seeded, up to ``tries`` times) until both regions hold at least one
+            whole window (partial blocks at the far edges may be too small).
 
     With at least two blocks, both regions get at least one block.
     """
@@ -30,10 +33,13 @@ def block_split(height: int, width: int, block: int, val_fraction: float, seed: 
         n_val = min(max(n_val, 1), n - 1)
     elif n < 2:
         n_val = 0
-    chosen = np.zeros(n, bool)
-    chosen[rng.permutation(n)[:n_val]] = True
-    blocks = chosen.reshape(nby, nbx)
-    return np.repeat(np.repeat(blocks, block, axis=0), block, axis=1)[:height, :width]
+    for _ in range(max(1, tries)):
+        chosen = np.zeros(n, bool)
+        chosen[rng.permutation(n)[:n_val]] = True
+        val = np.repeat(np.repeat(chosen.reshape(nby, nbx), block, axis=0), block, axis=1)[:height, :width]
+        if window is None or n_val == 0 or (len(window_positions(val, window)) and len(window_positions(~val, window))):
+            return val
+    return val
 
 
 def window_positions(region: np.ndarray, window: int) -> np.ndarray:
