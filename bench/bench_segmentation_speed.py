@@ -50,7 +50,7 @@ def tile_raster(src_path: str, out: Path, size: int) -> None:
 def train_tiny(img: str, labels: str, out: Path, steps: int, window: int = 256) -> float:
     t = time.perf_counter()
     cmd = [GEOTOOL, "--quiet", "train-segmentation", "--task", "buildings", "--images", img, "--labels", labels,
-           "--window", str(window), "--max-steps", str(steps), "--steps-per-epoch", str(steps), "--threads", "2",
+           "--window", str(window), "--block", str(window), "--max-steps", str(steps), "--steps-per-epoch", str(steps), "--threads", "2",
            "--output", str(out)]
     subprocess.run(cmd, check=True)
     return time.perf_counter() - t
