@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 import os
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import rasterio
@@ -497,6 +497,14 @@ class RasterWriter:
             self._ds.close()
         finally:
             self._atomic.__exit__(exc_type, exc, tb)
+
+
+@contextmanager
+def open_writers(writers: Mapping[str, "RasterWriter"]) -> Iterator[Mapping[str, "RasterWriter"]]:
+    """Enter several :class:`RasterWriter` objects together: on success every output is renamed into
+    place, on any error every temp file is removed (no half-written set of outputs)."""
+    with ExitStack() as stack:
+        yield {name: stack.enter_context(writer) for name, writer in writers.items()}
 
 
 def write_raster(

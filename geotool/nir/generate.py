@@ -69,7 +69,7 @@ def run_generate_nir(cfg: GenerateNIRConfig) -> list[dict]:
     """Generate NIR for every input; validate everything (model, bands, scaling, paths) before writing."""
     import torch
 
-    from geotool.io.raster import RasterSource, RasterWriter
+    from geotool.io.raster import RasterSource, RasterWriter, open_writers
     from geotool.io.tiling import TilingSpec, run_tiled
     from geotool.models.pix2pix import window_multiple
     from geotool.nir.scaling import Scaling, check_matches
@@ -139,18 +139,8 @@ def run_generate_nir(cfg: GenerateNIRConfig) -> list[dict]:
             writers = {"main": RasterWriter(out, src.grid, len(names), nir_dtype, nodata, names, tags=tags)}
             if cfg.ndvi:
                 writers["ndvi"] = RasterWriter(ndvi_path(out), src.grid, 1, "float32", NDVI_NODATA, ["ndvi"], tags=tags)
-            entered = []
-            try:
-                for w in writers.values():
-                    w.__enter__()
-                    entered.append(w)
-                stats = run_tiled(src, predict, 1, finalize, writers, spec, description=f"generate-nir {Path(src.paths[0]).name}")
-            except BaseException as exc:
-                for w in reversed(entered):
-                    w.__exit__(type(exc), exc, exc.__traceback__)
-                raise
-            for w in reversed(entered):
-                w.__exit__(None, None, None)
+            with open_writers(writers) as opened:
+                stats = run_tiled(src, predict, 1, finalize, opened, spec, description=f"generate-nir {Path(src.paths[0]).name}")
             mpix = src.grid.width * src.grid.height / 1e6
             res = {"input": str(src.paths[0]), "output": str(out), "windows": stats.n_windows,
                    "seconds": round(stats.total_seconds, 3), "predict_seconds": round(stats.predict_seconds, 3),

@@ -14,6 +14,7 @@ from pydantic import Field
 from geotool.config import GeotoolConfig, write_sidecar
 from geotool.errors import ConfigError, InputFileError
 from geotool.nir.scaling import KINDS
+from geotool.training.trainer import parse_devices
 
 log = logging.getLogger(__name__)
 CKPT_FORMAT = "geotool-nir"
@@ -58,14 +59,6 @@ class TrainNIRConfig(GeotoolConfig):
     early_stopping: int = Field(0, description="Stop after this many epochs without val_mae improvement (0 = off).")
     resume: Optional[str] = Field(None, description="Lightning checkpoint (e.g. RUN/checkpoints/last.ckpt) to resume.")
     threads: int = Field(0, description="CPU threads for torch (0 = torch's default; 1 is fastest for tiny models on a busy machine).")
-
-
-def _devices(text: str):
-    if text == "auto":
-        return "auto"
-    if "," in text:
-        return [int(p) for p in text.split(",") if p]
-    return int(text)
 
 
 def validate(cfg: TrainNIRConfig) -> None:
@@ -154,7 +147,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
         callbacks.append(EarlyStopping(monitor="val_mae", mode="min", patience=cfg.early_stopping))
     logger = CSVLogger(str(out), name="", version="")
     trainer = L.Trainer(
-        accelerator=cfg.accelerator, devices=_devices(cfg.devices), precision=cfg.precision, strategy=cfg.strategy,
+        accelerator=cfg.accelerator, devices=parse_devices(cfg.devices), precision=cfg.precision, strategy=cfg.strategy,
         max_epochs=math.ceil(cfg.max_steps / cfg.steps_per_epoch), limit_train_batches=cfg.steps_per_epoch,
         callbacks=callbacks, logger=logger, deterministic=True, num_sanity_val_steps=0,
         enable_progress_bar=_progress(), enable_model_summary=False, log_every_n_steps=1,

@@ -64,7 +64,7 @@ def _device(name: str) -> str:
 
 def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg: PredictConfig, device: str) -> dict[str, Any]:
     """Predict one raster: writes ``<stem>_classes.tif`` (uint8, 255 = nodata) and optionally probabilities."""
-    from geotool.io.raster import RasterSource, RasterWriter
+    from geotool.io.raster import RasterSource, RasterWriter, open_writers
     from geotool.io.tiling import TilingSpec, run_tiled
 
     window = cfg.window or payload["window"]
@@ -93,19 +93,9 @@ def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg
                 res["probs"] = np.where(valid[None], blended, np.float32(PROB_NODATA))
             return res
 
-        entered = []
-        try:
-            for w in writers.values():
-                w.__enter__()
-                entered.append(w)
+        with open_writers(writers) as opened:
             stats = run_tiled(src, make_predict_fn(net, payload["mean"], payload["std"], device), n_classes, finalize,
-                              writers, spec, description=f"predict {Path(raster).name}")
-        except BaseException as exc:
-            for w in reversed(entered):
-                w.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        for w in reversed(entered):
-            w.__exit__(None, None, None)
+                              opened, spec, description=f"predict {Path(raster).name}")
     return {"raster": str(raster), "windows": stats.n_windows, "seconds": round(stats.total_seconds, 3),
             "predict_seconds": round(stats.predict_seconds, 3), **{k: str(v) for k, v in outputs.items()}}
 
