@@ -14,7 +14,7 @@ from pydantic import Field
 from geotool.config import GeotoolConfig, write_sidecar
 from geotool.errors import ConfigError, InputFileError
 from geotool.nir.scaling import KINDS
-from geotool.training.trainer import parse_devices
+from geotool.training.trainer import epoch_callback, parse_devices
 
 log = logging.getLogger(__name__)
 CKPT_FORMAT = "geotool-nir"
@@ -93,7 +93,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     validate(cfg)
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
     from torch.utils.data import DataLoader
 
@@ -129,20 +129,14 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0, generator=gen)
     val_dl = DataLoader(val_items, batch_size=min(8, len(val_items)), shuffle=False)
 
-    class _Epochs(Callback):
-        def on_train_epoch_start(self, trainer, pl_module):
-            train_ds.epoch = trainer.current_epoch
-
-        def on_validation_epoch_end(self, trainer, pl_module):
-            if trainer.sanity_checking or not trainer.is_global_zero or not pl_module.val_outputs:
-                return
-            rgb, nir, fake, valid = (t.float().numpy() for t in pl_module.val_outputs[0])
-            (out / "previews").mkdir(exist_ok=True)
-            window_panel(rgb, nir[:, 0], fake[:, 0], valid[:, 0].astype(bool), out / "previews" / f"epoch_{trainer.current_epoch:03d}.png",
-                         title=f"epoch {trainer.current_epoch}: validation windows (unit scale)")
+    def preview(epoch, arrays):
+        rgb, nir, fake, valid = arrays
+        (out / "previews").mkdir(exist_ok=True)
+        window_panel(rgb, nir[:, 0], fake[:, 0], valid[:, 0].astype(bool), out / "previews" / f"epoch_{epoch:03d}.png",
+                     title=f"epoch {epoch}: validation windows (unit scale)")
 
     ckpt_cb = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_mae", mode="min", save_last=True)
-    callbacks = [ckpt_cb, _Epochs()]
+    callbacks = [ckpt_cb, epoch_callback(train_ds, preview)]
     if cfg.early_stopping > 0:
         callbacks.append(EarlyStopping(monitor="val_mae", mode="min", patience=cfg.early_stopping))
     logger = CSVLogger(str(out), name="", version="")

@@ -72,7 +72,7 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
     """
     validate(cfg)
     import torch
-    from lightning.pytorch.callbacks import Callback
+
     from torch.utils.data import DataLoader
 
     from geotool.io.checkpoint import save_checkpoint
@@ -84,7 +84,7 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
     from geotool.training.curves import plot_training_curves
     from geotool.training.normalization import band_statistics, normalize
     from geotool.training.sampler import RandomWindowDataset, grid_windows
-    from geotool.training.trainer import make_trainer
+    from geotool.training.trainer import epoch_callback, make_trainer
 
     train_scenes, val_scenes = load_scenes(cfg)
     counts = {s.image.shape[0] for s in train_scenes + val_scenes}
@@ -108,19 +108,12 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
     (out / "previews").mkdir(exist_ok=True)
     arch = dict(arch=cfg.arch, encoder=cfg.encoder, in_channels=int(train_scenes[0].image.shape[0]), classes=n_classes)
 
-    class _Epochs(Callback):
-        def on_train_epoch_start(self, trainer, pl_module):
-            train_ds.epoch = trainer.current_epoch
+    def preview(epoch, arrays):
+        x, y, pred, valid = arrays
+        validation_panel(x, y, pred, valid, cfg.ignore_index, n_classes, out / "previews" / f"epoch_{epoch:03d}.png",
+                         title=f"epoch {epoch}: validation windows (image | label | prediction)")
 
-        def on_validation_epoch_end(self, trainer, pl_module):
-            if trainer.sanity_checking or not trainer.is_global_zero or not pl_module.val_outputs:
-                return
-            x, y, pred, valid = (t.numpy() for t in pl_module.val_outputs[0])
-            validation_panel(x, y, pred, valid, cfg.ignore_index, n_classes,
-                             out / "previews" / f"epoch_{trainer.current_epoch:03d}.png",
-                             title=f"epoch {trainer.current_epoch}: validation windows (image | label | prediction)")
-
-    trainer, ckpt_cb = make_trainer(cfg, out, monitor="val_miou", mode="max", callbacks=[_Epochs()], seed=cfg.seed,
+    trainer, ckpt_cb = make_trainer(cfg, out, monitor="val_miou", mode="max", callbacks=[epoch_callback(train_ds, preview)], seed=cfg.seed,
                                     progress=progress_enabled())
     module = SegmentationModule(arch, list(cfg.loss), cfg.ignore_index, cfg.lr, cfg.encoder_weights)
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -68,3 +68,26 @@ def make_trainer(opts: TrainerOptions, out_dir: str | Path, monitor: str, mode: 
         enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=1,
     )
     return trainer, ckpt
+
+
+def epoch_callback(dataset, preview):
+    """A Lightning callback shared by the training commands.
+
+    At each training epoch start it sets ``dataset.epoch`` (the random windows are seeded by epoch), and
+    after each validation epoch, on the main process only, it calls ``preview(epoch, arrays)`` with the
+    module's first stored validation batch (``pl_module.val_outputs[0]``) as numpy arrays (floating tensors
+    as float32, so bf16/fp16 runs work too) to write that epoch's preview PNG.
+    """
+    from lightning.pytorch.callbacks import Callback
+
+    class EpochHooks(Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            dataset.epoch = trainer.current_epoch
+
+        def on_validation_epoch_end(self, trainer, pl_module):
+            if trainer.sanity_checking or not trainer.is_global_zero or not pl_module.val_outputs:
+                return
+            arrays = tuple(t.float().numpy() if t.is_floating_point() else t.numpy() for t in pl_module.val_outputs[0])
+            preview(trainer.current_epoch, arrays)
+
+    return EpochHooks()
