@@ -14,7 +14,7 @@ from pydantic import Field
 from geotool.config import GeotoolConfig, write_sidecar
 from geotool.errors import ConfigError, InputFileError
 from geotool.nir.scaling import KINDS
-from geotool.training.trainer import epoch_callback, parse_devices
+from geotool.training.trainer import epoch_callback, parse_devices, restore_best
 
 log = logging.getLogger(__name__)
 CKPT_FORMAT = "geotool-nir"
@@ -149,10 +149,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
     if not trainer.is_global_zero:
         return {}
-    best = ckpt_cb.best_model_path
-    if best:
-        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
+    restore_best(module, ckpt_cb)
     nodata = check_nodata_fits(nir_nodata, nir_dtype)
     summary = {
         "best_val_mae_unit": float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else None,

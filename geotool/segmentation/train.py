@@ -84,7 +84,7 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
     from geotool.training.curves import plot_training_curves
     from geotool.training.normalization import band_statistics, normalize
     from geotool.training.sampler import RandomWindowDataset, grid_windows
-    from geotool.training.trainer import epoch_callback, make_trainer
+    from geotool.training.trainer import epoch_callback, make_trainer, restore_best
 
     train_scenes, val_scenes = load_scenes(cfg)
     counts = {s.image.shape[0] for s in train_scenes + val_scenes}
@@ -122,9 +122,7 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
     trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
     if not trainer.is_global_zero:
         return {}
-    if ckpt_cb.best_model_path:
-        state = torch.load(ckpt_cb.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
+    restore_best(module, ckpt_cb)
     summary = {
         "best_val_miou": float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else None,
         "epochs": trainer.current_epoch,
