@@ -59,6 +59,7 @@ def train_segmentation(
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
     val_fraction: Annotated[Optional[float], typer.Option(help="Share of blocks held out (spatial split).")] = None,
     block: Annotated[Optional[int], typer.Option(help="Split block side, pixels (default 2 x window).")] = None,
+    split_seed: Annotated[Optional[int], typer.Option(help="Seed of the block split (default: --seed).")] = None,
     positive_fraction: Annotated[Optional[float], typer.Option(help="Share of windows holding foreground.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Optimiser steps (step budget).")] = None,
     steps_per_epoch: Annotated[Optional[int], typer.Option(help="Steps per epoch.")] = None,
@@ -70,10 +71,14 @@ def train_segmentation(
     early_stopping: Annotated[Optional[int], typer.Option(help="Patience in epochs on val mIoU (0 = off).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Resume from RUN/checkpoints/last.ckpt.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (0 = default).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="DataLoader workers preparing training windows (0 = main process).")] = None,
+    oba: Annotated[Optional[Path], typer.Option(help="On-the-fly object-based augmentation with these settings (e.g. configs/oba.yaml); objects come from the training blocks only.")] = None,
+    oba_probability: Annotated[Optional[float], typer.Option(help="Chance that a training window gets OBA (turns OBA on).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
 ) -> None:
     """Train a segmentation model (smp + Lightning) on GeoTIFFs with vector or mask labels."""
     from geotool.config import load_config
+    from geotool.io.files import read_yaml
     from geotool.segmentation.config import SegmentationConfig
     from geotool.segmentation.train import run_train_segmentation
 
@@ -83,11 +88,12 @@ def train_segmentation(
         "bands": parse_band_list(bands), "nodata": nodata, "class_attribute": class_attribute,
         "class_map": _class_map(class_map), "class_names": parse_str_list(class_names), "arch": arch, "encoder": encoder,
         "encoder_weights": str(encoder_weights) if encoder_weights else None, "loss": parse_str_list(loss),
-        "window": window, "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction, "block": block,
+        "window": window, "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction, "block": block, "split_seed": split_seed,
         "positive_fraction": positive_fraction, "max_steps": max_steps, "steps_per_epoch": steps_per_epoch,
         "max_epochs": max_epochs, "accelerator": accelerator, "devices": devices, "precision": precision,
         "strategy": strategy, "early_stopping": early_stopping, "resume": str(resume) if resume else None,
-        "threads": threads, "seed": seed,
+        "threads": threads, "workers": workers, "seed": seed,
+        "oba": read_yaml(oba) if oba is not None else None, "oba.probability": oba_probability,
     }, preset=task)
     summary = run_train_segmentation(cfg)
     if summary and not STATE.quiet:

@@ -25,21 +25,24 @@ class OnlineOBA:
     Args:
         bank: objects from the training split.
         cfg: the same config as ``oba-augment`` (``scene_size`` is ignored: the window's size is used).
-        res: pixel size of the training windows (CRS units); chips are resampled from their own size.
+        res: pixel size of the training windows (CRS units), or one per training scene (then the dataset
+            passes the window's scene index); chips are resampled from their own pixel size.
     """
 
-    def __init__(self, bank: ObjectBank, cfg: OBAConfig, res: float) -> None:
+    wants_scene = True  # RandomWindowDataset passes ``scene=`` (the window's scene index)
+
+    def __init__(self, bank: ObjectBank, cfg: OBAConfig, res: float | Sequence[float]) -> None:
         require_objects(bank, "the training split")
         self.bank = bank
         self.cfg = cfg
-        self.res = float(res)
+        self.res = [float(r) for r in res] if isinstance(res, (list, tuple)) else float(res)
         self._class_index = bank.by_class()
 
-    def __call__(self, image, mask, valid, rng):
-        return self.sample_transform(image, mask, valid, rng)
+    def __call__(self, image, mask, valid, rng, scene: int = 0):
+        return self.sample_transform(image, mask, valid, rng, scene)
 
     def sample_transform(
-        self, image: np.ndarray, mask: np.ndarray, valid: np.ndarray, rng: np.random.Generator
+        self, image: np.ndarray, mask: np.ndarray, valid: np.ndarray, rng: np.random.Generator, scene: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
         """Augment one training sample.
 
@@ -48,6 +51,7 @@ class OnlineOBA:
             mask: ``(H, W)`` int64 class ids, ``cfg.ignore_index`` on nodata.
             valid: ``(H, W)`` bool.
             rng: the sample's generator (the dataset seeds it per sample/epoch).
+            scene: index of the window's scene (selects its pixel size when ``res`` is per scene).
 
         Returns:
             ``(image float32 (C, H, W), mask int64 (H, W))``, unchanged with probability ``1 - p``.
@@ -61,7 +65,8 @@ class OnlineOBA:
                 f"training windows have {image.shape[0]} band(s) but the OBA object bank has {self.bank.band_count}; "
                 "build the bank from the same bands"
             )
-        comp = compose_scene(image, valid, mask, self.bank, rng, self.cfg, self.res, self._class_index)
+        res = self.res[scene] if isinstance(self.res, list) else self.res
+        comp = compose_scene(image, valid, mask, self.bank, rng, self.cfg, res, self._class_index)
         out_mask = comp.mask
         out_mask[~valid] = mask[~valid]
         return comp.image, out_mask
@@ -162,3 +167,34 @@ def build_online_oba_from_files(
             gdf[cfg.shadows.height_attribute] = gdf["_height"]
         scenes.append(TrainingScene(image, gdf, "_class", region))
     return build_online_oba(scenes, cfg)
+
+
+def build_online_oba_for_scenes(scenes: Sequence[Any], cfg: OBAConfig) -> OnlineOBA:
+    """The hook for ``train-segmentation --oba``: bank the objects of the training split of scenes loaded
+    by :func:`geotool.segmentation.data.load_scenes` (:class:`geotool.training.sampler.TrainScene`).
+
+    Vector labels bring their class ids (``_class``); mask-raster labels are vectorized from the scene's
+    target. Only objects lying entirely inside ``scene.train_region`` are banked, so nothing from the
+    validation blocks can be pasted into a training window.
+    """
+    from geotool.io.vector import vectorize
+
+    entries = []
+    for s in scenes:
+        if not s.train_region.any():
+            continue
+        if s.labels is not None:
+            gdf = s.labels
+        else:
+            known = s.valid & (s.target != cfg.ignore_index)
+            gdf = vectorize(s.target.astype(np.int32), s.grid, valid=known).rename(columns={"class_id": "_class"})
+        if cfg.paste_classes is not None:
+            gdf = gdf[gdf["_class"].isin([int(c) for c in cfg.paste_classes])].reset_index(drop=True)
+        entries.append(TrainingScene(s.paths if len(s.paths) > 1 else s.paths[0], gdf, "_class", s.train_region))
+    if not entries:
+        from geotool.errors import EmptyDataError
+
+        raise EmptyDataError("no training block is left for the OBA object bank; lower --val-fraction")
+    hook = build_online_oba(entries, cfg, bands=scenes[0].bands)
+    hook.res = [float(np.mean(s.grid.res)) for s in scenes]  # windows of each scene get objects at its pixel size
+    return hook

@@ -24,15 +24,20 @@ def build_augment(cfg, ignore_index: int):
         ops.append(A.Affine(scale=(0.9, 1.1), rotate=(-15, 15), fill=0, fill_mask=ignore_index, p=cfg.scale_rotate))
     if not ops:
         return None
-    compose = A.Compose(ops, additional_targets={"invalid": "mask"})
+    return AlbumentationsAugment(A.Compose(ops, additional_targets={"invalid": "mask"}), ignore_index)
 
-    def apply(image: np.ndarray, mask: np.ndarray, valid: np.ndarray, rng: np.random.Generator):
-        compose.set_random_seed(int(rng.integers(2**31 - 1)))
-        out = compose(image=np.ascontiguousarray(image.transpose(1, 2, 0)), mask=mask.astype(np.int32),
-                      invalid=(~valid).astype(np.uint8))
+
+class AlbumentationsAugment:
+    """A picklable callable (DataLoader workers may spawn) applying one albumentations pipeline."""
+
+    def __init__(self, compose, ignore_index: int) -> None:
+        self.compose, self.ignore_index = compose, ignore_index
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, valid: np.ndarray, rng: np.random.Generator):
+        self.compose.set_random_seed(int(rng.integers(2**31 - 1)))
+        out = self.compose(image=np.ascontiguousarray(image.transpose(1, 2, 0)), mask=mask.astype(np.int32),
+                           invalid=(~valid).astype(np.uint8))
         invalid = out["invalid"] > 0
         m = out["mask"].astype(np.int64)
-        m[invalid] = ignore_index
+        m[invalid] = self.ignore_index
         return np.ascontiguousarray(out["image"].transpose(2, 0, 1)), m, ~invalid
-
-    return apply

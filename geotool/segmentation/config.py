@@ -7,6 +7,7 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from geotool.config import GeotoolConfig
+from geotool.oba.config import OBAConfig
 from geotool.training.trainer import TrainerOptions
 
 LossName = Literal["dice", "ce", "bce", "focal", "lovasz", "jaccard", "tversky"]
@@ -45,8 +46,12 @@ class SegmentationConfig(TrainerOptions):
     lr: float = Field(1e-3, description="AdamW learning rate.")
     val_fraction: float = Field(0.25, description="Share of blocks held out for validation (spatial split).")
     block: Optional[int] = Field(None, description="Split block side, pixels (default 2 x window).")
+    split_seed: Optional[int] = Field(None, description="Seed of the block split (default: seed); fix it to compare seeds on one split.")
     val_windows: int = Field(32, description="Max validation windows per epoch.")
     positive_fraction: float = Field(0.0, description="Share of training windows forced to contain foreground.")
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="Augmentation.")
     overlap: Optional[int] = Field(None, description="Prediction window overlap, pixels (stored in the checkpoint; default window / 4).")
+    oba: Optional[OBAConfig] = Field(None, description="On-the-fly object-based augmentation of training windows "
+                                     "(the oba-augment settings, e.g. configs/oba.yaml); none = off.")
+    workers: int = Field(0, description="DataLoader worker processes preparing training windows (0 = in the main process).")
     seed: int = Field(0, description="Random seed.")

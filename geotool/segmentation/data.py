@@ -13,6 +13,7 @@ from geotool.training.split import block_split
 
 log = logging.getLogger(__name__)
 VECTOR_EXT = (".gpkg", ".geojson", ".json", ".shp")
+CLASS_COLUMN = "_class"  # class id of each label polygon in TrainScene.labels
 
 
 def is_vector(path: str | Path) -> bool:
@@ -61,6 +62,7 @@ def load_scene(image: str, label: str, cfg, n_classes: int, split_seed: int, val
         if not inside.any():
             raise NoOverlapError(f"no labelled feature of {label} overlaps {image} after reprojection to {grid.crs}")
         target = rasterize(gdf, grid, values=values, fill=0, dtype="int64" if values.max() > 255 else "uint8").astype(np.int64)
+        gdf = gdf.assign(**{CLASS_COLUMN: values})
     else:
         with RasterSource(label) as lab:
             if not lab.grid.same_as(grid):
@@ -97,7 +99,8 @@ def load_scenes(cfg) -> tuple[list[TrainScene], list[TrainScene]]:
     images = expand_inputs(cfg.images)
     labels = pair_labels(images, [str(p) for p in expand_inputs(cfg.labels, suffixes=VECTOR_EXT + (".tif", ".tiff"), what="label")])
     separate = bool(cfg.val_images)
-    train = [load_scene(str(im), lab, cfg, n_classes, cfg.seed + i, 0.0 if separate else cfg.val_fraction)
+    split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+    train = [load_scene(str(im), lab, cfg, n_classes, split_seed + i, 0.0 if separate else cfg.val_fraction)
              for i, (im, lab) in enumerate(zip(images, labels))]
     if separate:
         vimages = expand_inputs(cfg.val_images)

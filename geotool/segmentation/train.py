@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,8 @@ def validate(cfg: SegmentationConfig) -> None:
         raise InputFileError(f"--encoder-weights {cfg.encoder_weights} does not exist; give a local state-dict file or omit it")
     if cfg.resume and not Path(cfg.resume).is_file():
         raise InputFileError(f"--resume {cfg.resume} does not exist; give RUN/checkpoints/last.ckpt")
+    if cfg.workers < 0:
+        raise ConfigError(f"--workers must be 0 or more, not {cfg.workers}")
     if len(cfg.loss) == 0:
         raise ConfigError("give at least one loss")
 
@@ -62,37 +66,40 @@ class _FixedWindows:
         return img, tgt, val
 
 
-def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> dict[str, Any]:
-    """Train, export ``RUN/model.ckpt``, write curves, previews and the sidecar. Returns a summary.
+@dataclass
+class TrainingData:
+    """What a training run reads: scenes, normalisation statistics and the two datasets."""
 
-    Args:
-        cfg: resolved settings.
-        sample_transform: optional ``(image, mask, valid, rng) -> (image, mask)`` applied to training
-            windows only, in raw units, before normalisation and albumentations (e.g. OBA).
+    train_scenes: list
+    val_scenes: list
+    mean: list
+    std: list
+    train_ds: Any
+    val_ds: Any
+    val_items: list
+
+
+def build_training_data(cfg: SegmentationConfig, sample_transform=None) -> TrainingData:
+    """Load the scenes, split them and build the training and validation datasets.
+
+    Training windows get ``sample_transform`` (or, when ``cfg.oba`` is set, object-based augmentation
+    with a bank from the training blocks only) and albumentations; validation windows get neither.
     """
-    validate(cfg)
-    import torch
-
-    from torch.utils.data import DataLoader
-
-    from geotool.io.checkpoint import save_checkpoint
-    from geotool.progress import progress_enabled
     from geotool.segmentation.augment import build_augment
     from geotool.segmentation.data import load_scenes
-    from geotool.segmentation.module import SegmentationModule
-    from geotool.segmentation.plots import validation_panel
-    from geotool.training.curves import plot_training_curves
     from geotool.training.normalization import band_statistics, normalize
     from geotool.training.sampler import RandomWindowDataset, grid_windows
-    from geotool.training.trainer import epoch_callback, make_trainer, restore_best
 
     train_scenes, val_scenes = load_scenes(cfg)
     counts = {s.image.shape[0] for s in train_scenes + val_scenes}
     if len(counts) != 1:
         raise ConfigError(f"the images have different band counts {sorted(counts)}; select the same bands with --bands")
+    if sample_transform is None and cfg.oba is not None:
+        from geotool.oba.online import build_online_oba_for_scenes
+
+        sample_transform = build_online_oba_for_scenes(train_scenes, cfg.oba.model_copy(update={"ignore_index": cfg.ignore_index}))
     mean, std = band_statistics([s.image for s in train_scenes], [s.valid & s.train_region for s in train_scenes])
-    norm = lambda img: normalize(img, mean, std)  # noqa: E731
-    n_classes = len(cfg.class_names)
+    norm = partial(normalize, mean=mean, std=std)
     try:
         train_ds = RandomWindowDataset(train_scenes, cfg.window, cfg.steps_per_epoch * cfg.batch_size, cfg.seed, "train",
                                        cfg.positive_fraction, cfg.ignore_index, sample_transform,
@@ -103,6 +110,32 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
     if not items:
         raise ConfigError(f"no {cfg.window}-pixel validation window fits; lower --window or raise --block")
     val_ds = _FixedWindows(val_scenes, items, cfg.window, cfg.ignore_index, norm)
+    return TrainingData(train_scenes, val_scenes, mean, std, train_ds, val_ds, items)
+
+
+def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> dict[str, Any]:
+    """Train, export ``RUN/model.ckpt``, write curves, previews and the sidecar. Returns a summary.
+
+    Args:
+        cfg: resolved settings.
+        sample_transform: optional ``(image, mask, valid, rng) -> (image, mask)`` applied to training
+            windows only, in raw units, before normalisation and albumentations; overrides ``cfg.oba``.
+    """
+    validate(cfg)
+    import torch
+
+    from torch.utils.data import DataLoader
+
+    from geotool.io.checkpoint import save_checkpoint
+    from geotool.progress import progress_enabled
+    from geotool.segmentation.module import SegmentationModule
+    from geotool.segmentation.plots import validation_panel
+    from geotool.training.curves import plot_training_curves
+    from geotool.training.trainer import epoch_callback, make_trainer, restore_best
+
+    data = build_training_data(cfg, sample_transform)
+    train_scenes, train_ds, val_ds, items, mean, std = data.train_scenes, data.train_ds, data.val_ds, data.val_items, data.mean, data.std
+    n_classes = len(cfg.class_names)
     out = Path(cfg.output)  # every input is validated: only now create the run folder
     out.mkdir(parents=True, exist_ok=True)
     (out / "previews").mkdir(exist_ok=True)
@@ -117,7 +150,8 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
                                     progress=progress_enabled())
     module = SegmentationModule(arch, list(cfg.loss), cfg.ignore_index, cfg.lr, cfg.encoder_weights)
     gen = torch.Generator().manual_seed(cfg.seed)
-    train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0, generator=gen)
+    train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers, generator=gen,
+                          persistent_workers=False)
     val_dl = DataLoader(val_ds, batch_size=min(cfg.batch_size, len(val_ds)), shuffle=False)
     trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
     if not trainer.is_global_zero:
@@ -129,6 +163,7 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
         "steps": int(trainer.global_step),
         "train_scenes": len(train_scenes),
         "val_windows": len(items),
+        "oba_objects": len(data.train_ds.sample_transform.bank) if cfg.oba is not None and sample_transform is None else None,
     }
     payload = {
         "format": CKPT_FORMAT,

@@ -28,7 +28,8 @@ class TrainScene:
         target: ``(H, W)`` int64 labels (class ids; ``ignore_index`` where nodata / unlabelled).
         valid: ``(H, W)`` bool, pixels with data in every band.
         val_region: ``(H, W)`` bool, True inside validation blocks; ``train_region`` is its complement.
-        labels: the label GeoDataFrame in the raster CRS, or None when labels came from a mask raster.
+        labels: the label GeoDataFrame in the raster CRS with each polygon's class id in ``_class``, or None
+            when labels came from a mask raster.
         label_path: the label file (vector or mask raster).
         grid: the raster :class:`~geotool.io.raster.Grid`.
     """
@@ -90,7 +91,8 @@ class RandomWindowDataset:
             (positive-balanced mode; 0 = uniform over positions).
         ignore_index: label value for nodata/padding.
         sample_transform: optional ``(image, mask, valid, rng) -> (image, mask)`` on raw units, applied
-            before anything else (training only; e.g. object-based augmentation).
+            before anything else (training only; e.g. object-based augmentation). When it has a true
+            ``wants_scene`` attribute it is also given ``scene=`` (the index of the window's scene).
         normalize: optional ``image -> image`` (raw units -> model units), after ``sample_transform``.
         augment: optional ``(image, mask, valid, rng) -> (image, mask, valid)`` on normalised windows
             (e.g. albumentations), applied last.
@@ -132,7 +134,10 @@ class RandomWindowDataset:
         row, col = cands[int(rng.integers(len(cands)))]
         image, mask, valid = self.scenes[k].crop(int(row), int(col), self.window, self.ignore_index)
         if self.sample_transform is not None:
-            image, mask = self.sample_transform(image, mask, valid, rng)
+            if getattr(self.sample_transform, "wants_scene", False):
+                image, mask = self.sample_transform(image, mask, valid, rng, scene=k)
+            else:
+                image, mask = self.sample_transform(image, mask, valid, rng)
             image, mask = np.asarray(image, np.float32), np.asarray(mask, np.int64)
         if self.normalize is not None:
             image = self.normalize(image)

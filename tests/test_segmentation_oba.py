@@ -1,0 +1,101 @@
+"""On-the-fly OBA in train-segmentation: bank from the training blocks only, validation never augmented."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from geotool.cli.main import app
+from geotool.config import load_config
+from geotool.io.vector import write_vector
+from geotool.segmentation.config import SegmentationConfig
+from geotool.segmentation.train import build_training_data
+
+from segmentation_helpers import make_scene, mask_polygons
+
+OBA = {"probability": 1.0, "n_objects": [2, 4], "min_gap": 1, "blend": "hard", "brightness": 0.0, "contrast": 0.0,
+       "scale_range": [1.0, 1.0]}
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    d = tmp_path_factory.mktemp("segoba")
+    grid, mask, img = make_scene(d / "scene.tif", height=192, width=160)
+    labels = d / "labels.geojson"
+    write_vector(mask_polygons(mask, grid), labels)  # EPSG:4326 labels on a UTM raster
+    return d, grid, mask, img, labels
+
+
+def _config(img, labels, out, oba=None):
+    return load_config(SegmentationConfig, None, {
+        "images": [str(img)], "labels": [str(labels)], "output": str(out), "window": 64, "block": 64,
+        "batch_size": 4, "steps_per_epoch": 4, "val_fraction": 0.3, "seed": 3, "oba": oba,
+        "augment": {"flips": False, "rot90": False, "brightness_contrast": 0.0},
+    })
+
+
+def _objects_inside(mask: np.ndarray, region: np.ndarray) -> int:
+    from scipy import ndimage
+
+    lab, n = ndimage.label(mask > 0)
+    return sum(bool(region[lab == i].all()) for i in range(1, n + 1))
+
+
+def test_bank_holds_only_training_block_objects(scene):
+    d, grid, mask, img, labels = scene
+    data = build_training_data(_config(img, labels, d / "run", OBA))
+    s = data.train_scenes[0]
+    bank = data.train_ds.sample_transform.bank
+    expected = _objects_inside(mask, s.train_region & s.valid)
+    assert 0 < expected < _objects_inside(mask, np.ones_like(s.valid))
+    assert len(bank) == expected
+
+
+def test_validation_identical_with_and_without_oba_training_changed(scene):
+    d, grid, mask, img, labels = scene
+    plain = build_training_data(_config(img, labels, d / "run"))
+    oba = build_training_data(_config(img, labels, d / "run", OBA))
+    assert plain.train_ds.sample_transform is None and oba.train_ds.sample_transform is not None
+    assert len(plain.val_ds) == len(oba.val_ds) > 0
+    for i in range(len(plain.val_ds)):
+        for a, b in zip(plain.val_ds[i], oba.val_ds[i]):
+            np.testing.assert_array_equal(a, b)
+    gained = 0
+    for i in range(8):
+        (xp, yp, vp), (xo, yo, vo) = plain.train_ds[i], oba.train_ds[i]
+        np.testing.assert_array_equal(vp, vo)
+        changed = (yo != yp)
+        # pasted pixels only turn background into objects, and the image changes exactly there or nearby
+        assert ((yp[changed] == 0) & (yo[changed] == 1)).all()
+        gained += int(changed.sum())
+        assert not np.array_equal(xp, xo) or not changed.any()
+    assert gained > 0
+
+
+def test_cli_oba_with_workers_records_the_bank(scene, tmp_path):
+    d, grid, mask, img, labels = scene
+    oba_yaml = tmp_path / "oba.yaml"
+    oba_yaml.write_text("n_objects: [1, 3]\nblend: gaussian\n")
+    res = CliRunner().invoke(app, [str(a) for a in (
+        "train-segmentation", "--images", img, "--labels", labels, "--output", tmp_path / "run", "--window", "64",
+        "--block", "64", "--batch-size", "2", "--max-steps", "2", "--steps-per-epoch", "2", "--threads", "1",
+        "--accelerator", "cpu", "--oba", oba_yaml, "--oba-probability", "0.9", "--workers", "1", "--seed", "2")])
+    assert res.exit_code == 0, res.output
+    side = json.loads((tmp_path / "run" / "geotool.json").read_text())
+    text = json.dumps(side)
+    assert '"probability": 0.9' in text and '"n_objects": [1, 3]' in text
+    assert (tmp_path / "run" / "model.ckpt").exists()
+
+
+def test_cli_oba_bad_yaml_is_a_clean_error(scene, tmp_path):
+    d, grid, mask, img, labels = scene
+    bad = tmp_path / "oba.yaml"
+    bad.write_text("n_objectz: [1, 3]\n")
+    res = CliRunner().invoke(app, [str(a) for a in (
+        "train-segmentation", "--images", img, "--labels", labels, "--output", tmp_path / "run", "--oba", bad)])
+    assert res.exit_code == 2
+    assert "oba" in res.output and not (tmp_path / "run").exists()
