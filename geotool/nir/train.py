@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from pathlib import Path
 from typing import Literal, Optional
@@ -11,17 +10,18 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from geotool.config import GeotoolConfig, write_sidecar
+from geotool.config import write_sidecar
 from geotool.errors import ConfigError, InputFileError
 from geotool.nir.scaling import KINDS
-from geotool.training.trainer import epoch_callback, parse_devices, restore_best
+from geotool.training.trainer import TrainerOptions, epoch_callback, make_trainer, restore_best
 
 log = logging.getLogger(__name__)
 CKPT_FORMAT = "geotool-nir"
 
 
-class TrainNIRConfig(GeotoolConfig):
-    """Settings of ``geotool train-nir``."""
+class TrainNIRConfig(TrainerOptions):
+    """Settings of ``geotool train-nir`` (Lightning options shared with ``train-segmentation``; steps are
+    generator steps)."""
 
     inputs: list[str] = Field(default_factory=list, description="Paired GeoTIFFs holding RGB and NIR bands.")
     nir_inputs: Optional[list[str]] = Field(None, description="Separate NIR rasters, one per input, on the same grid.")
@@ -32,8 +32,6 @@ class TrainNIRConfig(GeotoolConfig):
         "auto", description="Radiometric scaling: uint8 /255, reflectance10000 /10000, float as is, percentile 1-99%.")
     window: int = Field(256, description="Training window side, pixels (multiple of 2**depth).")
     batch_size: int = Field(4, description="Windows per step.")
-    steps_per_epoch: int = Field(100, description="Generator steps per epoch (one CSV row and preview each).")
-    max_steps: int = Field(2000, description="Total generator steps (the step budget).")
     val_fraction: float = Field(0.3, description="East fraction of every scene kept for validation (spatial split).")
     val_windows: int = Field(16, description="Validation windows per epoch.")
     generator: Literal["pix2pix", "smp"] = Field("pix2pix", description="pix2pix U-Net or an smp Unet.")
@@ -52,13 +50,6 @@ class TrainNIRConfig(GeotoolConfig):
     lr: float = Field(2e-4, description="Adam learning rate (beta1 0.5).")
     augment: bool = Field(True, description="Random flips/rot90 of input and target together.")
     seed: int = Field(0, description="Random seed.")
-    accelerator: str = Field("auto", description="Lightning accelerator: auto, cpu, gpu, mps.")
-    devices: str = Field("auto", description="Lightning devices: auto, 1, 2, or 0,1.")
-    precision: str = Field("32-true", description="Lightning precision: 32-true, 16-mixed, bf16-mixed.")
-    strategy: str = Field("auto", description="Lightning strategy: auto, ddp...")
-    early_stopping: int = Field(0, description="Stop after this many epochs without val_mae improvement (0 = off).")
-    resume: Optional[str] = Field(None, description="Lightning checkpoint (e.g. RUN/checkpoints/last.ckpt) to resume.")
-    threads: int = Field(0, description="CPU threads for torch (0 = torch's default; 1 is fastest for tiny models on a busy machine).")
 
 
 def validate(cfg: TrainNIRConfig) -> None:
@@ -91,10 +82,7 @@ def validate(cfg: TrainNIRConfig) -> None:
 def run_train_nir(cfg: TrainNIRConfig) -> dict:
     """Train and export. Returns a summary (best val MAE/SSIM, steps, paths)."""
     validate(cfg)
-    import lightning as L
     import torch
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
     from torch.utils.data import DataLoader
 
     from geotool.io.checkpoint import save_checkpoint
@@ -103,6 +91,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     from geotool.nir.data import RandomWindows, fit_scalings, read_paired, to_scenes, validation_windows
     from geotool.nir.module import NIRGan
     from geotool.nir.plots import training_curves, window_panel
+    from geotool.progress import progress_enabled
 
     raw = read_paired(cfg.inputs, cfg.rgb_bands, cfg.nir_band, cfg.nir_inputs)
     split_fraction = 1.0 - cfg.val_fraction
@@ -114,20 +103,6 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    logging.getLogger("lightning").setLevel(logging.WARNING)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    arch = dict(generator=cfg.generator, in_channels=3, ngf=cfg.ngf, depth=cfg.depth, dropout=cfg.dropout,
-                encoder=cfg.encoder, ndf=cfg.ndf, d_layers=cfg.d_layers)
-    loss = dict(gan_mode=cfg.gan_mode, gan_weight=cfg.gan_weight, l1_weight=cfg.l1_weight,
-                ssim_weight=cfg.ssim_weight, ndvi_weight=cfg.ndvi_weight)
-    module = NIRGan(arch, loss, lr=cfg.lr, encoder_weights=cfg.encoder_weights)
-    train_ds = RandomWindows(scenes, cfg.window, cfg.steps_per_epoch * cfg.batch_size, cfg.seed, cfg.augment)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0, generator=gen)
-    val_dl = DataLoader(val_items, batch_size=min(8, len(val_items)), shuffle=False)
 
     def preview(epoch, arrays):
         rgb, nir, fake, valid = arrays
@@ -135,17 +110,17 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
         window_panel(rgb, nir[:, 0], fake[:, 0], valid[:, 0].astype(bool), out / "previews" / f"epoch_{epoch:03d}.png",
                      title=f"epoch {epoch}: validation windows (unit scale)")
 
-    ckpt_cb = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_mae", mode="min", save_last=True)
-    callbacks = [ckpt_cb, epoch_callback(train_ds, preview)]
-    if cfg.early_stopping > 0:
-        callbacks.append(EarlyStopping(monitor="val_mae", mode="min", patience=cfg.early_stopping))
-    logger = CSVLogger(str(out), name="", version="")
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator, devices=parse_devices(cfg.devices), precision=cfg.precision, strategy=cfg.strategy,
-        max_epochs=math.ceil(cfg.max_steps / cfg.steps_per_epoch), limit_train_batches=cfg.steps_per_epoch,
-        callbacks=callbacks, logger=logger, deterministic=True, num_sanity_val_steps=0,
-        enable_progress_bar=_progress(), enable_model_summary=False, log_every_n_steps=1,
-    )
+    train_ds = RandomWindows(scenes, cfg.window, cfg.steps_per_epoch * cfg.batch_size, cfg.seed, cfg.augment)
+    trainer, ckpt_cb = make_trainer(cfg, out, monitor="val_mae", mode="min", callbacks=[epoch_callback(train_ds, preview)],
+                                    seed=cfg.seed, progress=progress_enabled(), optimizers_per_step=2 if cfg.gan_weight > 0 else 1)
+    arch = dict(generator=cfg.generator, in_channels=3, ngf=cfg.ngf, depth=cfg.depth, dropout=cfg.dropout,
+                encoder=cfg.encoder, ndf=cfg.ndf, d_layers=cfg.d_layers)
+    loss = dict(gan_mode=cfg.gan_mode, gan_weight=cfg.gan_weight, l1_weight=cfg.l1_weight,
+                ssim_weight=cfg.ssim_weight, ndvi_weight=cfg.ndvi_weight)
+    module = NIRGan(arch, loss, lr=cfg.lr, encoder_weights=cfg.encoder_weights)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0, generator=gen)
+    val_dl = DataLoader(val_items, batch_size=min(8, len(val_items)), shuffle=False)
     trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
     if not trainer.is_global_zero:
         return {}
@@ -154,7 +129,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     summary = {
         "best_val_mae_unit": float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else None,
         "epochs": trainer.current_epoch,
-        "generator_steps": train_ds.length // cfg.batch_size * trainer.current_epoch,
+        "steps": int(trainer.global_step) // (2 if cfg.gan_weight > 0 else 1),  # generator steps
     }
     payload = {
         "format": CKPT_FORMAT,
@@ -183,12 +158,6 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     write_sidecar(out, "train-nir", cfg, inputs=list(cfg.inputs) + list(cfg.nir_inputs or []), seed=cfg.seed, results=summary)
     summary["model"] = str(out / "model.ckpt")
     return summary
-
-
-def _progress() -> bool:
-    from geotool.progress import progress_enabled
-
-    return progress_enabled()
 
 
 def load_model(path: str | Path):

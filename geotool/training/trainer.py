@@ -19,7 +19,7 @@ class TrainerOptions(GeotoolConfig):
     devices: str = Field("auto", description="Devices: auto, 1, 2, or a list like 0,1.")
     precision: str = Field("32-true", description="32-true, 16-mixed, bf16-mixed.")
     strategy: str = Field("auto", description="auto or ddp (several GPUs / nodes).")
-    max_steps: int = Field(2000, description="Total optimiser steps (the step budget).")
+    max_steps: int = Field(2000, description="Total training steps (the step budget; a GAN step updates both networks).")
     steps_per_epoch: int = Field(100, description="Steps per epoch (one CSV row and one validation each).")
     max_epochs: Optional[int] = Field(None, description="Cap on epochs (default: max_steps / steps_per_epoch).")
     early_stopping: int = Field(0, description="Stop after this many epochs without improvement (0 = off).")
@@ -37,8 +37,13 @@ def parse_devices(text: str):
 
 
 def make_trainer(opts: TrainerOptions, out_dir: str | Path, monitor: str, mode: str = "max",
-                 callbacks: list[Any] | None = None, seed: int = 0, progress: bool = False):
+                 callbacks: list[Any] | None = None, seed: int = 0, progress: bool = False,
+                 optimizers_per_step: int = 1):
     """Seed everything and build a Trainer with best + last checkpoints and a CSV log in ``out_dir``.
+
+    ``optimizers_per_step``: optimizer steps per training step (2 for a GAN's generator + discriminator
+    under manual optimisation, where Lightning counts each one in ``global_step``), so that
+    ``opts.max_steps`` always counts training steps.
 
     Returns:
         ``(trainer, checkpoint_callback)``; metrics go to ``out_dir/metrics.csv``, checkpoints to
@@ -62,7 +67,7 @@ def make_trainer(opts: TrainerOptions, out_dir: str | Path, monitor: str, mode: 
     epochs = opts.max_epochs or math.ceil(opts.max_steps / opts.steps_per_epoch)
     trainer = L.Trainer(
         accelerator=opts.accelerator, devices=parse_devices(opts.devices), precision=opts.precision,
-        strategy=opts.strategy, max_epochs=epochs, max_steps=opts.max_steps,
+        strategy=opts.strategy, max_epochs=epochs, max_steps=opts.max_steps * optimizers_per_step,
         limit_train_batches=opts.steps_per_epoch, callbacks=cbs,
         logger=CSVLogger(str(out), name="", version=""), deterministic=True, num_sanity_val_steps=0,
         enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=1,
