@@ -189,27 +189,124 @@ def vectorize(
         GeoDataFrame with ``class_id``, ``class_name`` (if names given), ``area`` (m^2 when the CRS is
         geographic, else squared CRS units) and geometry.
     """
-    import geopandas as gpd
     from rasterio import features
     from shapely.geometry import shape
 
+    mask = _foreground(classes, valid, background)
+    data = classes.astype(np.int32, copy=False)
+    shapes = features.shapes(data, mask=mask, transform=grid.transform, connectivity=4)
+    return _polygon_frame(((int(v), shape(g)) for g, v in shapes), grid, min_area, simplify, class_names)
+
+
+def vectorize_source(
+    src,
+    background: int | None = 0,
+    nodata: int | None = None,
+    min_area: float = 0.0,
+    simplify: float = 0.0,
+    class_names: dict[int, str] | None = None,
+    strip_rows: int = 512,
+):
+    """:func:`vectorize` of the first selected band of an open ``RasterSource``, read strip by strip.
+
+    Memory is set by ``strip_rows`` x the raster width (plus the polygons), not by the scene. Each
+    strip's 4-connected regions are polygonized in pixel coordinates (exact integers), the pieces of a
+    region cut at strip boundaries are merged (union of the pieces of one component, see
+    :mod:`geotool.io.components`), then placed with the grid's transform; ``simplify`` and ``min_area``
+    act on the merged polygons. The result equals :func:`vectorize` on the whole raster (same polygons,
+    areas equal up to floating rounding), in another row order.
+
+    Args:
+        src: an open :class:`geotool.io.raster.RasterSource`; its nodata pixels are skipped.
+        nodata: a further class value to skip (e.g. 255 in predicted class rasters).
+        strip_rows: rows read at a time.
+        background, min_area, simplify, class_names: as in :func:`vectorize` (squared CRS units, CRS
+            units).
+    """
+    from affine import Affine
+    from rasterio import features
+    from shapely.geometry import shape
+
+    from geotool.io.components import StripComponents, strip_windows
+
+    comps = StripComponents()
+    pieces = {}  # provisional component id -> its polygon in pixel coordinates
+    for window in strip_windows(src.grid, strip_rows):
+        data, valid = src.read(window)
+        classes = data[0]
+        mask = _foreground(classes, valid, background)
+        if nodata is not None:
+            mask &= classes != nodata
+        strip = comps.add(mask, classes)
+        at_rows = Affine.translation(0, window.row_off)
+        for geom, value in features.shapes(strip.local, mask=strip.local > 0, transform=at_rows, connectivity=4):
+            pieces[strip.offset + int(value)] = shape(geom)  # one polygon per 4-connected piece
+    final = comps.resolve()
+    merged: dict[int, list] = {}
+    for pid, poly in pieces.items():
+        merged.setdefault(int(final[pid]), []).append(poly)
+    t = src.grid.transform
+    records = ((int(comps.classes[cid]), _placed(merged[cid], (t.a, t.b, t.d, t.e, t.c, t.f))) for cid in sorted(merged))
+    return _polygon_frame(records, src.grid, min_area, simplify, class_names)
+
+
+def _foreground(classes: np.ndarray, valid: np.ndarray | None, background: int | None) -> np.ndarray:
     mask = np.ones(classes.shape, bool) if valid is None else valid.astype(bool)
     if background is not None:
         mask &= classes != background
-    data = classes.astype(np.int32, copy=False)
-    records = []
-    for geom, value in features.shapes(data, mask=mask, transform=grid.transform, connectivity=4):
-        poly = shape(geom)
+    return mask
+
+
+def _placed(polys: list, matrix: tuple[float, ...]):
+    """One region from its pixel-space pieces, in CRS units.
+
+    Merged pieces are written the way GDAL writes a region it polygonized whole (no vertex where the cut
+    was, rings starting at their first vertex in row-major order, the pieces' orientation), so that
+    ``simplify`` gives the same result as on the whole raster.
+    """
+    from shapely import unary_union
+    from shapely.affinity import affine_transform
+
+    poly = polys[0]
+    if len(polys) > 1:
+        merged = unary_union(polys).simplify(0, preserve_topology=True)  # drops the collinear cut vertices
+        poly = _gdal_rings(merged, polys[0].exterior.is_ccw)
+    return affine_transform(poly, matrix)
+
+
+def _gdal_rings(poly, exterior_ccw: bool):
+    """``poly`` (pixel coordinates) with the exterior oriented ``exterior_ccw``, holes the other way, and
+    every ring and the list of holes starting at the first vertex in row-major order."""
+    from shapely.geometry import LinearRing, Polygon
+
+    def ring(coords, ccw: bool) -> np.ndarray:
+        xy = np.asarray(coords)[:-1]
+        if LinearRing(xy).is_ccw != ccw:
+            xy = xy[::-1]
+        xy = np.roll(xy, -int(np.lexsort((xy[:, 0], xy[:, 1]))[0]), axis=0)
+        return np.vstack([xy, xy[:1]])
+
+    holes = sorted((ring(h.coords, not exterior_ccw) for h in poly.interiors), key=lambda xy: (xy[0, 1], xy[0, 0]))
+    return Polygon(ring(poly.exterior.coords, exterior_ccw), holes)
+
+
+def _polygon_frame(records, grid: Grid, min_area: float, simplify: float, class_names: dict[int, str] | None):
+    """GeoDataFrame (``class_id``, ``class_name``, ``area``) of ``(class, polygon)`` records after
+    simplification (CRS units) and the ``min_area`` filter (squared CRS units)."""
+    import geopandas as gpd
+
+    kept = []
+    for value, poly in records:
         if simplify > 0:
             poly = poly.simplify(simplify, preserve_topology=True)
         if poly.is_empty or poly.area < min_area:
             continue
-        records.append((int(value), poly))
-    ids = [r[0] for r in records]
+        kept.append((value, poly))
+    ids = [r[0] for r in kept]
     frame = {"class_id": ids}
     if class_names:
         frame["class_name"] = [class_names.get(i, str(i)) for i in ids]
-    gdf = gpd.GeoDataFrame(frame, geometry=[r[1] for r in records], crs=grid.crs)
+    gdf = gpd.GeoDataFrame(frame, geometry=[r[1] for r in kept], crs=grid.crs)
     gdf["area"] = polygon_areas(gdf)
     return gdf
 

@@ -1,20 +1,24 @@
 """``evaluate``: a class raster against a reference raster or vector labels.
 
-Per-class IoU, F1, precision, recall, macro and micro averages and the confusion matrix, accumulated block
-by block; optionally object-level F1: connected foreground regions (4-connected, the same regions
-``vectorize`` turns into polygons) matched one-to-one at IoU >= 0.5.
+Per-class IoU, F1, precision, recall, macro and micro averages and the confusion matrix; optionally
+object-level F1: connected foreground regions (4-connected, the same regions ``vectorize`` turns into
+polygons) matched one-to-one at IoU >= 0.5. Everything is accumulated over strips of rows (prediction and
+reference read, or vector references rasterized, one strip at a time), so memory is set by the strip, not
+by the scene.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from pydantic import Field
 
 from geotool.config import GeotoolConfig, write_sidecar
 from geotool.errors import ConfigError, RasterMismatchError
+from geotool.io.components import STRIP_ROWS, StripComponents, overlap_counts
 
 
 class EvaluateConfig(GeotoolConfig):
@@ -29,6 +33,7 @@ class EvaluateConfig(GeotoolConfig):
     ignore_index: int = Field(255, description="Reference value treated as nodata.")
     objects: Optional[bool] = Field(None, description="Object-level F1 at IoU >= 0.5 (default: when there are 2 classes).")
     object_iou: float = Field(0.5, description="IoU threshold for an object match.")
+    strip_rows: int = Field(STRIP_ROWS, ge=1, description="Rows read at a time (memory ~ rows x width).")
 
 
 def confusion_metrics(conf: np.ndarray, names: list[str]) -> dict[str, Any]:
@@ -59,7 +64,8 @@ def _f(x) -> float | None:
 
 
 def object_f1(pred_fg: np.ndarray, ref_fg: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
-    """Object-level precision/recall/F1: 4-connected regions matched one-to-one at IoU >= ``threshold``."""
+    """Object-level precision/recall/F1 of two whole ``(rows, cols)`` masks: 4-connected regions matched
+    one-to-one at IoU >= ``threshold`` (the in-memory reference of :class:`ObjectMatcher`)."""
     from scipy import ndimage
 
     structure = ndimage.generate_binary_structure(2, 1)
@@ -68,9 +74,45 @@ def object_f1(pred_fg: np.ndarray, ref_fg: np.ndarray, threshold: float = 0.5) -
     both = (lp > 0) & (lr > 0)
     pairs = lp[both].astype(np.int64) * (n_r + 1) + lr[both]
     uniq, inter = np.unique(pairs, return_counts=True)
-    pi, ri = uniq // (n_r + 1), uniq % (n_r + 1)
     area_p = np.bincount(lp.ravel(), minlength=n_p + 1)
     area_r = np.bincount(lr.ravel(), minlength=n_r + 1)
+    return _match_objects(uniq // (n_r + 1), uniq % (n_r + 1), inter, area_p, area_r, threshold)
+
+
+class ObjectMatcher:
+    """Object-level F1 accumulated strip by strip (see :mod:`geotool.io.components`).
+
+    Memory: the current strip plus a few numbers per object and per overlapping (prediction, reference)
+    pair. :meth:`result` equals :func:`object_f1` on the whole masks.
+    """
+
+    def __init__(self) -> None:
+        self.pred = StripComponents()
+        self.ref = StripComponents()
+        self._pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # provisional ids, shared pixels
+
+    def add(self, pred_fg: np.ndarray, ref_fg: np.ndarray) -> None:
+        """Feed the next strip of both ``(rows, cols)`` foreground masks (bool)."""
+        self._pairs.append(overlap_counts(self.pred.add(pred_fg), self.ref.add(ref_fg)))
+
+    def result(self, threshold: float = 0.5) -> dict[str, Any]:
+        """Precision, recall and F1 of the one-to-one matching at IoU >= ``threshold``."""
+        fp, fr = self.pred.resolve(), self.ref.resolve()
+        pid, rid, pixels = (np.concatenate([np.zeros(0, np.int64)] + [p[i] for p in self._pairs]) for i in range(3))
+        base = self.ref.n + 1
+        keys, inverse = np.unique(fp[pid] * base + fr[rid], return_inverse=True)
+        inter = np.bincount(inverse.ravel(), weights=pixels, minlength=len(keys)).astype(np.int64)
+        return _match_objects(keys // base, keys % base, inter, self.pred.counts, self.ref.counts, threshold)
+
+
+def _match_objects(pi: np.ndarray, ri: np.ndarray, inter: np.ndarray, area_p: np.ndarray, area_r: np.ndarray,
+                   threshold: float) -> dict[str, Any]:
+    """Greedy one-to-one matching by decreasing IoU >= ``threshold`` of overlapping pairs ``(pi, ri)``.
+
+    ``inter`` is each pair's shared pixels (pairs sorted by ``(pi, ri)``); ``area_p``/``area_r`` are object
+    sizes in pixels indexed by id (ids 1..n, index 0 = background).
+    """
+    n_p, n_r = len(area_p) - 1, len(area_r) - 1
     iou = inter / (area_p[pi] + area_r[ri] - inter)
     order = np.argsort(-iou)
     used_p, used_r, tp = set(), set(), 0
@@ -88,13 +130,12 @@ def object_f1(pred_fg: np.ndarray, ref_fg: np.ndarray, threshold: float = 0.5) -
 
 
 def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
-    """Compute the metrics, write JSON + CSV, return the JSON record."""
+    """Compute the metrics strip by strip, write JSON + CSV, return the JSON record."""
     import pandas as pd
 
+    from geotool.io.components import strip_windows
     from geotool.io.files import require_file, write_json, write_table
-    from geotool.io.raster import RasterSource, iter_block_windows, read_tags
-    from geotool.io.vector import rasterize, read_vector
-    from geotool.segmentation.data import is_vector, label_values
+    from geotool.io.raster import RasterSource, read_tags
 
     out = Path(cfg.output)
     if out.suffix.lower() != ".json":
@@ -102,42 +143,70 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     require_file(cfg.prediction, "prediction raster")
     require_file(cfg.reference, "reference file")
     names = cfg.class_names or [n for n in read_tags(cfg.prediction).get("classes", "").split(",") if n]
-    with RasterSource(cfg.prediction) as pred_src:
-        grid = pred_src.grid
-        pred_all, pvalid_all = pred_src.read()
-    pred_all = pred_all[0].astype(np.int64)
-    pvalid_all &= pred_all != 255
-    if is_vector(cfg.reference):
-        gdf = read_vector(cfg.reference, target=grid, raster_name=cfg.prediction)
-        gdf, values = label_values(gdf, cfg.reference, cfg.class_attribute, cfg.class_map)
-        ref_all = rasterize(gdf, grid, values=values, fill=0, dtype="int32").astype(np.int64)
-        rvalid_all = np.ones_like(pvalid_all)
-    else:
-        with RasterSource(cfg.reference) as ref_src:
-            if not ref_src.grid.same_as(grid):
-                raise RasterMismatchError(f"{cfg.reference} is not on the grid of {cfg.prediction} "
-                                          f"({'; '.join(ref_src.grid.differences(grid))}); resample it first")
-            ref_all, rvalid_all = ref_src.read()
-        ref_all = ref_all[0].astype(np.int64)
-        rvalid_all &= ref_all != cfg.ignore_index
-    keep = pvalid_all & rvalid_all
-    k = int(max(pred_all[keep].max(initial=0), ref_all[keep].max(initial=0))) + 1
-    k = max(k, len(names), 2)
+    # with more than 2 named classes k > 2, so objects are off by default: skip the labelling
+    matcher = ObjectMatcher() if cfg.objects or (cfg.objects is None and len(names) <= 2) else None
+    conf = np.zeros((2, 2), np.int64)
+    with ExitStack() as stack:
+        pred_src = stack.enter_context(RasterSource(cfg.prediction))
+        read_reference = _reference_reader(cfg, pred_src.grid, stack)
+        for window in strip_windows(pred_src.grid, cfg.strip_rows):
+            pred, pvalid = pred_src.read(window)
+            pred = pred[0].astype(np.int64)
+            ref, rvalid = read_reference(window)
+            keep = pvalid & (pred != 255) & rvalid
+            conf = _add_confusion(conf, ref[keep], pred[keep])
+            if matcher is not None:
+                matcher.add((pred > 0) & keep, (ref > 0) & keep)
+    k = max(len(conf), len(names))
+    conf = np.pad(conf, (0, k - len(conf)))
     names = (names + [f"class_{i}" for i in range(len(names), k)])[:k]
-    conf = np.zeros((k, k), np.int64)
-    for w in iter_block_windows(grid, 1024):
-        sl = (slice(w.row_off, w.row_off + w.height), slice(w.col_off, w.col_off + w.width))
-        m = keep[sl]
-        conf += np.bincount(ref_all[sl][m] * k + pred_all[sl][m], minlength=k * k).reshape(k, k)
     record = {"prediction": cfg.prediction, "reference": cfg.reference, "classes": names, **confusion_metrics(conf, names)}
-    if cfg.objects if cfg.objects is not None else k == 2:
-        record["objects"] = object_f1((pred_all > 0) & keep, (ref_all > 0) & keep, cfg.object_iou)
+    if matcher is not None and (cfg.objects or k == 2):
+        record["objects"] = matcher.result(cfg.object_iou)
     rows = [{"class": n, **v} for n, v in record["per_class"].items()]
     rows += [{"class": "macro", **record["macro"]}, {"class": "micro", **record["micro"]}]
     write_json(out, record)
     write_table(out.with_suffix(".csv"), pd.DataFrame(rows))
     write_sidecar(out, "evaluate", cfg, inputs=[cfg.prediction, cfg.reference])
     return record
+
+
+def _reference_reader(cfg: EvaluateConfig, grid, stack: ExitStack) -> Callable:
+    """``window -> (classes int64 (rows, cols), valid bool)`` of the reference on the prediction's grid.
+
+    Vector labels are reprojected once and rasterized per window; a reference raster must share the grid.
+    """
+    from geotool.io.raster import RasterSource
+    from geotool.io.vector import rasterize, read_vector
+    from geotool.segmentation.data import is_vector, label_values
+
+    if is_vector(cfg.reference):
+        gdf = read_vector(cfg.reference, target=grid, raster_name=cfg.prediction)
+        gdf, values = label_values(gdf, cfg.reference, cfg.class_attribute, cfg.class_map)
+
+        def burn(window):
+            ref = rasterize(gdf, grid, window=window, values=values, fill=0, dtype="int32").astype(np.int64)
+            return ref, np.ones(ref.shape, bool)
+
+        return burn
+    src = stack.enter_context(RasterSource(cfg.reference))
+    if not src.grid.same_as(grid):
+        raise RasterMismatchError(f"{cfg.reference} is not on the grid of {cfg.prediction} "
+                                  f"({'; '.join(src.grid.differences(grid))}); resample it first")
+
+    def read(window):
+        ref, valid = src.read(window)
+        ref = ref[0].astype(np.int64)
+        return ref, valid & (ref != cfg.ignore_index)
+
+    return read
+
+
+def _add_confusion(conf: np.ndarray, ref: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """``conf`` (rows = reference) plus the pairs ``(ref, pred)``, grown to the largest class seen."""
+    k = max(len(conf), int(ref.max(initial=0)) + 1, int(pred.max(initial=0)) + 1)
+    conf = np.pad(conf, (0, k - len(conf)))
+    return conf + np.bincount(ref * k + pred, minlength=k * k).reshape(k, k)
 
 
 def format_table(record: dict[str, Any]) -> str:

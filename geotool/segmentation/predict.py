@@ -141,11 +141,11 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
 
 
 def _post(results: list[dict], payload: dict, cfg: PredictConfig) -> None:
-    """Polygons (whole class raster per scene, uint8) and PNG previews."""
+    """Polygons (class raster read in strips of rows: memory set by the width, not the scene) and PNG previews."""
     import pandas as pd
 
     from geotool.io.raster import RasterSource
-    from geotool.io.vector import vectorize, write_vector
+    from geotool.io.vector import vectorize_source, write_vector
     from geotool.segmentation.plots import overlay
 
     names = dict(enumerate(payload["class_names"]))
@@ -153,15 +153,11 @@ def _post(results: list[dict], payload: dict, cfg: PredictConfig) -> None:
     for res in results:
         if cfg.polygons:
             with RasterSource(res["classes"]) as src:
-                cls, valid = src.read()
-                grid = src.grid
-            cls = cls[0]
-            gdf = vectorize(cls, grid, valid=valid & (cls != CLASS_NODATA), background=0, min_area=cfg.min_area,
-                            simplify=cfg.simplify, class_names=names)
+                gdf = vectorize_source(src, background=0, nodata=CLASS_NODATA, min_area=cfg.min_area,
+                                       simplify=cfg.simplify, class_names=names)
             gdf["source"] = Path(res["raster"]).name
             frames.append(gdf)
             res["polygons"] = int(len(gdf))
-            del cls, valid
         if cfg.preview:
             with RasterSource(res["classes"]) as src:
                 step = max(1, max(src.grid.shape) // 1000)
