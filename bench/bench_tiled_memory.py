@@ -6,8 +6,8 @@ for `generate-nir`, both from data_samples/), written block by block. Each comma
 process; its peak RSS comes from ``wait4`` (ru_maxrss). The baseline is the 2000^2 run in the same process.
 
 Settings are identical for both sizes. To keep the 20000^2 runs at minutes on a 2-core CPU the models are
-light (segmentation: FPN + mobilenet_v2 trained 1 step, window 512, overlap 64, batch 4; NIR: pix2pix
-U-Net with ngf 8, window 256, overlap 64); the model's own memory does not depend on the scene size.
+light (segmentation: Linknet + mobilenet_v2 with encoder_depth 3, trained 1 step; NIR: pix2pix U-Net with
+ngf 8; both window 512, overlap 64); the model's own memory does not depend on the scene size.
 
     nice -n 10 python bench/bench_tiled_memory.py [--sizes 2000,20000] [--only predict|nir]
 """
@@ -61,10 +61,12 @@ def peak_rss_mb(cmd: list[str]) -> tuple[float, float]:
 
 def segmentation_model(tmp: Path) -> Path:
     sample = ROOT / "data_samples" / "buildings"
+    light = tmp / "light.yaml"
+    light.write_text("model_options: {encoder_depth: 3}\n")
     subprocess.run([str(BIN / "geotool"), "--quiet", "train-segmentation", "--images", str(sample / "SN7_mosaic_clipped.tif"),
-                    "--labels", str(sample / "SN7_buildings.geojson"), "--task", "buildings", "--bands", "1,2,3", "--arch", "FPN",
-                    "--encoder", "mobilenet_v2", "--window", "128", "--block", "128", "--max-steps", "1",
-                    "--steps-per-epoch", "1", "--batch-size", "2", "--threads", "2", "--output", str(tmp / "seg")],
+                    "--labels", str(sample / "SN7_buildings.geojson"), "--task", "buildings", "--config", str(light),
+                    "--bands", "1,2,3", "--arch", "Linknet", "--encoder", "mobilenet_v2", "--window", "128", "--block", "128",
+                    "--max-steps", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--threads", "2", "--output", str(tmp / "seg")],
                    check=True)
     return tmp / "seg" / "model.ckpt"
 
@@ -88,8 +90,8 @@ def main() -> None:
                     lambda m, r, o: ["predict", m, r, "--output", o, "--no-preview", "--window", "512", "--overlap", "64",
                                      "--batch-size", "4"]),
         "nir": (ROOT / "data_samples/nir/naip_20090818_crop.tif", nir_model,
-                lambda m, r, o: ["generate-nir", m, r, "--output", f"{o}/nir.tif", "--window", "256", "--overlap", "64",
-                                 "--batch-size", "8"]),
+                lambda m, r, o: ["generate-nir", m, r, "--output", f"{o}/nir.tif", "--window", "512", "--overlap", "64",
+                                 "--batch-size", "4"]),
     }
     with tempfile.TemporaryDirectory(prefix="bench_mem_") as d:
         tmp = Path(d)

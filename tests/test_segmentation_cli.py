@@ -157,3 +157,18 @@ def test_bad_inputs_give_clean_errors_and_no_output(trained, tmp_path):
     # unknown architecture: caught before any output
     res = invoke("train-segmentation", "--images", img, "--labels", labels, "--output", tmp_path / "run2", "--arch", "Nope", *FAST)
     assert res.exit_code == 2 and "architecture" in res.output
+
+
+def test_model_options_travel_in_the_checkpoint(trained, tmp_path):
+    d, grid, mask, img, labels = trained
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text("model_options: {encoder_depth: 3, decoder_channels: [32, 16, 8]}\n")
+    res = invoke("train-segmentation", "--images", img, "--labels", labels, "--task", "buildings", "--config", cfg,
+                 "--output", tmp_path / "run", *FAST)
+    assert res.exit_code == 0, res.output
+    res = invoke("predict", tmp_path / "run/model.ckpt", img, "--output", tmp_path / "pred", "--no-preview", "--threads", "1")
+    assert res.exit_code == 0, res.output
+    assert read_grid(tmp_path / "pred/scene_classes.tif").shape == grid.shape
+    cfg.write_text("model_options: {encoder_depthh: 3}\n")
+    res = invoke("train-segmentation", "--images", img, "--labels", labels, "--config", cfg, "--output", tmp_path / "bad", *FAST)
+    assert res.exit_code == 2 and "encoder_depthh" in res.output and not (tmp_path / "bad").exists()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import Field
 
@@ -40,6 +40,8 @@ class SegmentationConfig(TrainerOptions):
     arch: str = Field("Unet", description="smp architecture: Unet, UnetPlusPlus, FPN, PSPNet, DeepLabV3, DeepLabV3Plus, Linknet, MAnet, PAN, UPerNet, Segformer, DPT.")
     encoder: str = Field("resnet18", description="smp encoder name.")
     encoder_weights: Optional[str] = Field(None, description="Local encoder state-dict file (none = random init, no hub).")
+    model_options: dict[str, Any] = Field(default_factory=dict, description="Extra smp architecture arguments, e.g. "
+                                          "{encoder_depth: 3, decoder_channels: [64, 32, 16]} for a lighter Unet.")
     loss: list[LossName] = Field(["ce", "dice"], description="Losses summed (smp.losses).")
     window: int = Field(256, description="Training and prediction window, pixels (multiple of 32).")
     batch_size: int = Field(8, description="Windows per step.")

@@ -17,8 +17,13 @@ def architectures() -> list[str]:
     return sorted(cls.__name__ for cls in smp.MODEL_ARCHITECTURES_MAPPING.values())
 
 
-def build_model(arch: str, encoder: str, in_channels: int, classes: int, encoder_weights: str | None = None):
-    """An smp model with random weights, optionally loading a local encoder state dict."""
+def build_model(arch: str, encoder: str, in_channels: int, classes: int, encoder_weights: str | None = None,
+                options: dict | None = None):
+    """An smp model with random weights, optionally loading a local encoder state dict.
+
+    ``options``: extra keyword arguments of the smp architecture (e.g. ``encoder_depth``,
+    ``decoder_channels``), stored in the checkpoint so ``predict`` rebuilds the same network.
+    """
     import segmentation_models_pytorch as smp
     import torch
 
@@ -28,8 +33,10 @@ def build_model(arch: str, encoder: str, in_channels: int, classes: int, encoder
     key = known.get(ARCH_ALIASES.get(arch.lower(), arch).lower())
     if key is None:
         raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(architectures())}")
+    _check_options(mapping[key], options or {})
     try:
-        model = smp.create_model(arch=key, encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=classes)
+        model = smp.create_model(arch=key, encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=classes,
+                                 **(options or {}))
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ConfigError(f"cannot build {arch} with encoder {encoder!r}: {str(exc).splitlines()[0][:200]}") from None
     if encoder_weights:
@@ -47,6 +54,18 @@ def build_model(arch: str, encoder: str, in_channels: int, classes: int, encoder
         if len(missing) == len(model.encoder.state_dict()):
             raise CheckpointError(f"--encoder-weights {path} shares no parameter name with encoder {encoder}")
     return model
+
+
+def _check_options(cls, options: dict) -> None:
+    """Refuse option names the architecture does not declare (smp would pass them on silently)."""
+    import inspect
+
+    reserved = {"self", "encoder_name", "encoder_weights", "in_channels", "classes", "kwargs"}
+    allowed = set(inspect.signature(cls.__init__).parameters) - reserved
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ConfigError(f"model_options {', '.join(unknown)} are not arguments of smp {cls.__name__}; "
+                          f"choose from {', '.join(sorted(allowed))}")
 
 
 def build_loss(names: list[str], classes: int, ignore_index: int):

@@ -20,7 +20,8 @@ class SegmentationModule(L.LightningModule):
     def __init__(self, arch: dict[str, Any], loss: list[str], ignore_index: int, lr: float, encoder_weights: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder_weights"])
-        self.net = build_model(arch["arch"], arch["encoder"], arch["in_channels"], arch["classes"], encoder_weights)
+        self.net = build_model(arch["arch"], arch["encoder"], arch["in_channels"], arch["classes"], encoder_weights,
+                               arch.get("options"))
         self.loss_fn = build_loss(loss, arch["classes"], ignore_index)
         self.ignore_index = ignore_index
         self.n_classes = arch["classes"]

@@ -48,6 +48,10 @@ def validate(cfg: SegmentationConfig) -> None:
         raise ConfigError(f"--workers must be 0 or more, not {cfg.workers}")
     if len(cfg.loss) == 0:
         raise ConfigError("give at least one loss")
+    if cfg.model_options:  # a wrong smp argument fails now, before anything is read or written
+        from geotool.segmentation.model import build_model
+
+        build_model(cfg.arch, cfg.encoder, 3, len(cfg.class_names), options=cfg.model_options)
 
 
 class _FixedWindows:
@@ -139,7 +143,8 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
     out = Path(cfg.output)  # every input is validated: only now create the run folder
     out.mkdir(parents=True, exist_ok=True)
     (out / "previews").mkdir(exist_ok=True)
-    arch = dict(arch=cfg.arch, encoder=cfg.encoder, in_channels=int(train_scenes[0].image.shape[0]), classes=n_classes)
+    arch = dict(arch=cfg.arch, encoder=cfg.encoder, in_channels=int(train_scenes[0].image.shape[0]), classes=n_classes,
+                options=dict(cfg.model_options))
 
     def preview(epoch, arrays):
         x, y, pred, valid = arrays
@@ -198,7 +203,7 @@ def load_model(path: str | Path):
     payload = load_checkpoint(path, CKPT_FORMAT)
     try:
         a = payload["arch"]
-        net = build_model(a["arch"], a["encoder"], a["in_channels"], a["classes"])
+        net = build_model(a["arch"], a["encoder"], a["in_channels"], a["classes"], options=a.get("options"))
         net.load_state_dict(payload["state_dict"])
         for key in ("mean", "std", "class_names", "window", "bands"):
             payload[key]
