@@ -1,19 +1,16 @@
-"""Tiled NIR generation cost vs bare generator forward passes, throughput, and peak memory vs scene size.
+"""Tiled NIR generation cost vs bare generator forward passes, and throughput.
 
 Usage:
-    nice -n 10 python bench/bench_nir_speed.py [--size 1024] [--threads 2] [--mem-sizes 1000,4000]
+    nice -n 10 python bench/bench_nir_speed.py [--size 1024] [--threads 2]
 
 The default generator (pix2pix U-Net, ngf 64, depth 8, window 256, random weights: speed does not
 depend on the weights) runs over a synthetic uint8 RGB scene written to a temp folder.
-Memory is measured in child processes (peak RSS, ru_maxrss) with a small generator so big scenes stay fast.
+Peak memory (20000^2 vs 2000^2) is measured by bench/bench_tiled_memory.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -62,13 +59,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--mem-sizes", default="1000,4000")
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.child:  # peak-memory child: model, scene, out
-        generate(Path(a.child[0]), Path(a.child[1]), Path(a.child[2]), a.threads)
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-        return
     import torch
 
     from geotool.nir.train import load_model
@@ -92,21 +83,6 @@ def main() -> None:
     print(f"scene {a.size}x{a.size}, {n} windows (256 px, overlap 64), threads {a.threads}")
     print(f"tiled generate-nir: {res['seconds']:.2f} s ({mpix / res['seconds']:.3f} Mpx/s); bare forward passes: {bare:.2f} s")
     print(f"ratio tiled / bare forward = {res['seconds'] / bare:.3f} (target <= 1.3)")
-    # Peak memory vs scene size (small generator, child processes).
-    small = tmp / "small.ckpt"
-    make_model(small, 8, 8, 256)
-    peaks = {}
-    for size in [int(s) for s in a.mem_sizes.split(",")]:
-        sc = tmp / f"mem_{size}.tif"
-        make_scene(sc, size)
-        t = time.perf_counter()
-        outp = subprocess.run([sys.executable, __file__, "--threads", str(a.threads), "--child", str(small), str(sc), str(tmp / f"o_{size}.tif")],
-                              check=True, capture_output=True, text=True).stdout.split()
-        peaks[size] = int(outp[-1]) / 1024
-        print(f"peak RSS generating {size}x{size}: {peaks[size]:.0f} MB ({time.perf_counter() - t:.1f} s)")
-        sc.unlink()
-    sizes = sorted(peaks)
-    print(f"peak memory ratio {sizes[-1]}^2 / {sizes[0]}^2 = {peaks[sizes[-1]] / peaks[sizes[0]]:.3f} (target <= 1.5)")
 
 
 if __name__ == "__main__":
