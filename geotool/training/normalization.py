@@ -13,7 +13,10 @@ def band_statistics(images: list[np.ndarray], masks: list[np.ndarray]) -> tuple[
         masks: ``(H, W)`` bool arrays (valid and inside the training region).
 
     Returns:
-        ``(mean, std)`` lists of length C, raw units (std floored at 1e-6).
+        ``(mean, std)`` lists of length C, raw units. A (near-)constant band (std below 1e-3 of
+        ``max(|mean|, 1)``, e.g. an untagged alpha band) gets ``std = max(|mean|, 1)`` instead, so that
+        small changes to it (blending, jitter, nodata fill) stay small after normalisation rather than
+        being divided by ~0.
     """
     c = images[0].shape[0]
     total = np.zeros(c)
@@ -28,7 +31,13 @@ def band_statistics(images: list[np.ndarray], masks: list[np.ndarray]) -> tuple[
         raise ValueError("no training pixel to compute normalisation statistics from")
     mean = total / n
     std = np.sqrt(np.maximum(sq / n - mean**2, 0.0))
-    return mean.tolist(), np.maximum(std, 1e-6).tolist()
+    scale = np.maximum(np.abs(mean), 1.0)
+    return mean.tolist(), np.where(std < 1e-3 * scale, scale, std).tolist()
+
+
+def constant_bands(std: list[float], mean: list[float]) -> list[int]:
+    """0-based indices of bands :func:`band_statistics` found constant (their std was replaced)."""
+    return [i for i, (s, m) in enumerate(zip(std, mean)) if s == max(abs(m), 1.0)]
 
 
 def normalize(image: np.ndarray, mean, std) -> np.ndarray:
