@@ -53,8 +53,10 @@ def blobs(seed: int = 0, classes: int = 1, nodata: bool = False) -> np.ndarray:
 
 def _stream_labels(fg: np.ndarray, classes: np.ndarray | None, rows: int) -> tuple[np.ndarray, StripComponents]:
     comps = StripComponents()
-    strips = [comps.add(fg[w.row_off:w.row_off + w.height], None if classes is None else classes[w.row_off:w.row_off + w.height])
-              for w in strip_windows(GRID, rows)]
+    strips = []
+    for w in strip_windows(GRID, rows):
+        sl = slice(w.row_off, w.row_off + w.height)
+        strips.append(comps.add(fg[sl], None if classes is None else classes[sl]))
     final = comps.resolve()
     return np.concatenate([final[s.ids()] for s in strips]), comps
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from geotool.errors import CRSError, EmptyDataError, InputFileError, NoOverlapError, OutputError
 from geotool.io.atomic import atomic_file_group, atomic_path
+from geotool.io.components import STRIP_ROWS
 from geotool.io.files import require_file
 from geotool.io.raster import Grid, crs_name
 
@@ -205,7 +206,8 @@ def vectorize_source(
     min_area: float = 0.0,
     simplify: float = 0.0,
     class_names: dict[int, str] | None = None,
-    strip_rows: int = 512,
+    strip_rows: int = STRIP_ROWS,
+    description: str | None = None,
 ):
     """:func:`vectorize` of the first selected band of an open ``RasterSource``, read strip by strip.
 
@@ -213,13 +215,14 @@ def vectorize_source(
     strip's 4-connected regions are polygonized in pixel coordinates (exact integers), the pieces of a
     region cut at strip boundaries are merged (union of the pieces of one component, see
     :mod:`geotool.io.components`), then placed with the grid's transform; ``simplify`` and ``min_area``
-    act on the merged polygons. The result equals :func:`vectorize` on the whole raster (same polygons,
-    areas equal up to floating rounding), in another row order.
+    act on the merged polygons. The result equals :func:`vectorize` on the whole raster, vertex for vertex
+    (up to floating rounding of the transform), in another row order.
 
     Args:
         src: an open :class:`geotool.io.raster.RasterSource`; its nodata pixels are skipped.
         nodata: a further class value to skip (e.g. 255 in predicted class rasters).
         strip_rows: rows read at a time.
+        description: label of the progress bar (shown on a terminal only).
         background, min_area, simplify, class_names: as in :func:`vectorize` (squared CRS units, CRS
             units).
     """
@@ -228,25 +231,31 @@ def vectorize_source(
     from shapely.geometry import shape
 
     from geotool.io.components import StripComponents, strip_windows
+    from geotool.progress import progress_bar
 
     comps = StripComponents()
     pieces = {}  # provisional component id -> its polygon in pixel coordinates
-    for window in strip_windows(src.grid, strip_rows):
-        data, valid = src.read(window)
-        classes = data[0]
-        mask = _foreground(classes, valid, background)
-        if nodata is not None:
-            mask &= classes != nodata
-        strip = comps.add(mask, classes)
-        at_rows = Affine.translation(0, window.row_off)
-        for geom, value in features.shapes(strip.local, mask=strip.local > 0, transform=at_rows, connectivity=4):
-            pieces[strip.offset + int(value)] = shape(geom)  # one polygon per 4-connected piece
+    n_strips = -(-src.grid.height // strip_rows)
+    with progress_bar(description or "polygons", n_strips) as bar:
+        for window in strip_windows(src.grid, strip_rows):
+            data, valid = src.read(window)
+            classes = data[0]
+            mask = _foreground(classes, valid, background)
+            if nodata is not None:
+                mask &= classes != nodata
+            strip = comps.add(mask, classes)
+            at_rows = Affine.translation(0, window.row_off)
+            for geom, value in features.shapes(strip.local, mask=strip.local > 0, transform=at_rows, connectivity=4):
+                pieces[strip.offset + int(value)] = shape(geom)  # one polygon per 4-connected piece
+            bar.advance()
     final = comps.resolve()
     merged: dict[int, list] = {}
     for pid, poly in pieces.items():
         merged.setdefault(int(final[pid]), []).append(poly)
+    del pieces
     t = src.grid.transform
-    records = ((int(comps.classes[cid]), _placed(merged[cid], (t.a, t.b, t.d, t.e, t.c, t.f))) for cid in sorted(merged))
+    matrix = (t.a, t.b, t.d, t.e, t.c, t.f)
+    records = ((int(comps.classes[cid]), _placed(merged.pop(cid), matrix, strip_rows)) for cid in sorted(merged))
     return _polygon_frame(records, src.grid, min_area, simplify, class_names)
 
 
@@ -257,37 +266,64 @@ def _foreground(classes: np.ndarray, valid: np.ndarray | None, background: int |
     return mask
 
 
-def _placed(polys: list, matrix: tuple[float, ...]):
-    """One region from its pixel-space pieces, in CRS units.
-
-    Merged pieces are written the way GDAL writes a region it polygonized whole (no vertex where the cut
-    was, rings starting at their first vertex in row-major order, the pieces' orientation), so that
-    ``simplify`` gives the same result as on the whole raster.
-    """
-    from shapely import unary_union
+def _placed(polys: list, matrix: tuple[float, ...], strip_rows: int):
+    """One region from its pieces (pixel coordinates, cut at multiples of ``strip_rows``), in CRS units."""
     from shapely.affinity import affine_transform
 
-    poly = polys[0]
-    if len(polys) > 1:
-        merged = unary_union(polys).simplify(0, preserve_topology=True)  # drops the collinear cut vertices
-        poly = _gdal_rings(merged, polys[0].exterior.is_ccw)
-    return affine_transform(poly, matrix)
+    return affine_transform(polys[0] if len(polys) == 1 else _merge_pieces(polys, strip_rows), matrix)
 
 
-def _gdal_rings(poly, exterior_ccw: bool):
-    """``poly`` (pixel coordinates) with the exterior oriented ``exterior_ccw``, holes the other way, and
-    every ring and the list of holes starting at the first vertex in row-major order."""
-    from shapely.geometry import LinearRing, Polygon
+def _merge_pieces(polys: list, strip_rows: int):
+    """Union of the pixel-space pieces of one 4-connected region, written as GDAL writes a region that it
+    polygonized whole (the pieces' orientation, no vertex where a cut was, every ring and the list of
+    holes starting at the first vertex in row-major order), so that ``simplify`` acts alike.
 
-    def ring(coords, ccw: bool) -> np.ndarray:
-        xy = np.asarray(coords)[:-1]
-        if LinearRing(xy).is_ccw != ccw:
-            xy = xy[::-1]
-        xy = np.roll(xy, -int(np.lexsort((xy[:, 0], xy[:, 1]))[0]), axis=0)
-        return np.vstack([xy, xy[:1]])
+    A piece's own holes lie inside its strip and stay holes of the region as they are, so only the
+    exteriors are united. Pieces meet only along strip boundaries; with a vertex at every pixel corner
+    there they form a polygonal coverage, whose union is fast even for huge regions.
+    """
+    import shapely
 
-    holes = sorted((ring(h.coords, not exterior_ccw) for h in poly.interiors), key=lambda xy: (xy[0, 1], xy[0, 0]))
-    return Polygon(ring(poly.exterior.coords, exterior_ccw), holes)
+    pieces = np.array(polys, dtype=object)
+    ccw = polys[0].exterior.is_ccw
+    exteriors = shapely.get_exterior_ring(pieces)
+    shells = [shapely.polygons(_split_cut_edges(np.asarray(r.coords), strip_rows)) for r in exteriors]
+    outline = shapely.coverage_union_all(shells)
+    rings = shapely.get_rings(pieces)
+    first_ring = np.cumsum(np.r_[0, shapely.get_num_interior_rings(pieces)[:-1] + 1])
+    old_holes = np.delete(rings, first_ring)
+    new_holes = [shapely.linearrings(_gdal_ring(h.coords, not ccw)) for h in outline.interiors]
+    holes = np.concatenate([np.array(new_holes, dtype=object), old_holes])
+    start = shapely.get_point(holes, 0)
+    holes = holes[np.lexsort((shapely.get_x(start), shapely.get_y(start)))]
+    return shapely.polygons(shapely.linearrings(_gdal_ring(outline.exterior.coords, ccw)), holes=holes)
+
+
+def _split_cut_edges(xy: np.ndarray, strip_rows: int) -> np.ndarray:
+    """Closed ring ``(n, 2)`` in pixel coordinates with a vertex at every pixel corner along its
+    horizontal edges on strip boundaries (y a multiple of ``strip_rows``)."""
+    a, b = xy[:-1], xy[1:]
+    on_cut = (a[:, 1] == b[:, 1]) & (a[:, 1] % strip_rows == 0)
+    n = np.where(on_cut, np.abs(b[:, 0] - a[:, 0]), 1).astype(np.int64)  # points per edge, its start included
+    edge = np.repeat(np.arange(len(a)), n)
+    step = np.arange(len(edge)) - np.repeat(np.cumsum(n) - n, n)
+    x = a[edge, 0] + np.sign(b[edge, 0] - a[edge, 0]) * step
+    return np.vstack([np.column_stack([x, a[edge, 1]]), xy[-1:]])
+
+
+def _gdal_ring(coords, ccw: bool) -> np.ndarray:
+    """A closed ring of integer pixel coordinates without collinear vertices, oriented ``ccw`` and
+    starting at its first vertex in row-major order."""
+    xy = np.asarray(coords)[:-1]
+    prev, after = np.roll(xy, 1, axis=0), np.roll(xy, -1, axis=0)
+    d0, d1 = xy - prev, after - xy
+    straight = (d0[:, 0] * d1[:, 1] == d0[:, 1] * d1[:, 0]) & ((d0 * d1).sum(1) > 0)
+    xy = xy[~straight]
+    area2 = np.sum(xy[:, 0] * np.roll(xy[:, 1], -1) - np.roll(xy[:, 0], -1) * xy[:, 1])  # > 0: counter-clockwise
+    if (area2 > 0) != ccw:
+        xy = xy[::-1]
+    xy = np.roll(xy, -int(np.lexsort((xy[:, 0], xy[:, 1]))[0]), axis=0)
+    return np.vstack([xy, xy[:1]])
 
 
 def _polygon_frame(records, grid: Grid, min_area: float, simplify: float, class_names: dict[int, str] | None):

@@ -136,6 +136,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     from geotool.io.components import strip_windows
     from geotool.io.files import require_file, write_json, write_table
     from geotool.io.raster import RasterSource, read_tags
+    from geotool.progress import progress_bar
 
     out = Path(cfg.output)
     if out.suffix.lower() != ".json":
@@ -149,14 +150,17 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     with ExitStack() as stack:
         pred_src = stack.enter_context(RasterSource(cfg.prediction))
         read_reference = _reference_reader(cfg, pred_src.grid, stack)
+        n_strips = -(-pred_src.grid.height // cfg.strip_rows)
+        bar = stack.enter_context(progress_bar(f"evaluate {Path(cfg.prediction).name}", n_strips))
         for window in strip_windows(pred_src.grid, cfg.strip_rows):
             pred, pvalid = pred_src.read(window)
-            pred = pred[0].astype(np.int64)
+            pred = pred[0]
             ref, rvalid = read_reference(window)
             keep = pvalid & (pred != 255) & rvalid
             conf = _add_confusion(conf, ref[keep], pred[keep])
             if matcher is not None:
                 matcher.add((pred > 0) & keep, (ref > 0) & keep)
+            bar.advance()
     k = max(len(conf), len(names))
     conf = np.pad(conf, (0, k - len(conf)))
     names = (names + [f"class_{i}" for i in range(len(names), k)])[:k]
@@ -172,7 +176,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
 
 
 def _reference_reader(cfg: EvaluateConfig, grid, stack: ExitStack) -> Callable:
-    """``window -> (classes int64 (rows, cols), valid bool)`` of the reference on the prediction's grid.
+    """``window -> (classes (rows, cols), valid bool)`` of the reference on the prediction's grid.
 
     Vector labels are reprojected once and rasterized per window; a reference raster must share the grid.
     """
@@ -185,7 +189,7 @@ def _reference_reader(cfg: EvaluateConfig, grid, stack: ExitStack) -> Callable:
         gdf, values = label_values(gdf, cfg.reference, cfg.class_attribute, cfg.class_map)
 
         def burn(window):
-            ref = rasterize(gdf, grid, window=window, values=values, fill=0, dtype="int32").astype(np.int64)
+            ref = rasterize(gdf, grid, window=window, values=values, fill=0, dtype="int32")
             return ref, np.ones(ref.shape, bool)
 
         return burn
@@ -196,7 +200,7 @@ def _reference_reader(cfg: EvaluateConfig, grid, stack: ExitStack) -> Callable:
 
     def read(window):
         ref, valid = src.read(window)
-        ref = ref[0].astype(np.int64)
+        ref = ref[0]
         return ref, valid & (ref != cfg.ignore_index)
 
     return read
@@ -204,6 +208,7 @@ def _reference_reader(cfg: EvaluateConfig, grid, stack: ExitStack) -> Callable:
 
 def _add_confusion(conf: np.ndarray, ref: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """``conf`` (rows = reference) plus the pairs ``(ref, pred)``, grown to the largest class seen."""
+    ref, pred = ref.astype(np.int64), pred.astype(np.int64)
     k = max(len(conf), int(ref.max(initial=0)) + 1, int(pred.max(initial=0)) + 1)
     conf = np.pad(conf, (0, k - len(conf)))
     return conf + np.bincount(ref * k + pred, minlength=k * k).reshape(k, k)

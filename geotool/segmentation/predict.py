@@ -154,7 +154,8 @@ def _post(results: list[dict], payload: dict, cfg: PredictConfig) -> None:
         if cfg.polygons:
             with RasterSource(res["classes"]) as src:
                 gdf = vectorize_source(src, background=0, nodata=CLASS_NODATA, min_area=cfg.min_area,
-                                       simplify=cfg.simplify, class_names=names)
+                                       simplify=cfg.simplify, class_names=names,
+                                       description=f"polygons {Path(res['raster']).name}")
             gdf["source"] = Path(res["raster"]).name
             frames.append(gdf)
             res["polygons"] = int(len(gdf))
