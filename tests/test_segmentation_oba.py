@@ -99,3 +99,14 @@ def test_cli_oba_bad_yaml_is_a_clean_error(scene, tmp_path):
         "train-segmentation", "--images", img, "--labels", labels, "--output", tmp_path / "run", "--oba", bad)])
     assert res.exit_code == 2
     assert "oba" in res.output and not (tmp_path / "run").exists()
+
+
+def test_bank_from_mask_raster_labels(scene):
+    from geotool.io.raster import write_raster
+
+    d, grid, mask, img, labels = scene
+    mask_tif = d / "mask.tif"
+    write_raster(mask_tif, mask[None], grid, nodata=None)
+    data = build_training_data(_config(img, mask_tif, d / "run", OBA))
+    s = data.train_scenes[0]
+    assert len(data.train_ds.sample_transform.bank) == _objects_inside(mask, s.train_region & s.valid)
