@@ -82,7 +82,8 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--split-seed", type=int, default=0)
-    ap.add_argument("--ablations", action="store_true", help="run the ablation variants instead of plain/oba")
+    ap.add_argument("--ablations", action="store_true", help="also run the ablation variants")
+    ap.add_argument("--variants", default=None, help="only these variants (names, separated by ';')")
     ap.add_argument("--out", default="/tmp/oba_gain")
     args = ap.parse_args()
     import torch
@@ -94,6 +95,8 @@ def main() -> None:
     rows = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
     done = {(r["variant"], r["arch"], r["seed"], r["steps_budget"]) for r in rows}
     variants = {**MAIN, **ABLATIONS} if args.ablations else MAIN
+    if args.variants:
+        variants = {k: v for k, v in {**MAIN, **ABLATIONS}.items() if k in args.variants.split(";")}
     for arch in args.archs.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:
             for variant, overrides in variants.items():
