@@ -30,7 +30,7 @@ from geotool.progress import progress_bar
 
 #: Output rows are written in multiples of this (the GeoTIFF tile height used by RasterWriter).
 WRITE_BLOCK = 256
-#: GDAL block cache while the engine runs, in MB: enough for a tile row of a very wide scene.
+#: Upper bound of the GDAL block cache while the engine runs, in MB (see :func:`gdal_cache_mb`).
 GDAL_CACHE_MB = 256
 
 PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -176,7 +176,7 @@ def run_tiled(
     predict_seconds = 0.0
     n_windows = len(row_starts) * len(col_starts)
 
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), progress_bar(description or "windows", n_windows) as bar:
+    with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb(source, writers, win)), progress_bar(description or "windows", n_windows) as bar:
         for i, r in enumerate(row_starts):
             strip, strip_valid = source.read(Window(col_lo, r, strip_width, win))  # native dtype
             for cols in _batches(col_starts, spec.batch_size):
@@ -205,6 +205,17 @@ def run_tiled(
                 acc[:, capacity - final :] = 0.0
                 emitted += final
     return TilingStats(n_windows, predict_seconds, time.perf_counter() - start)
+
+
+def gdal_cache_mb(source: RasterSource, writers: Mapping[str, RasterWriter], window: int) -> int:
+    """GDAL block cache for one run, in MB: the input tile rows a strip of windows touches plus the
+    output tile rows being written (all at full scene width), with headroom; between 16 and
+    ``GDAL_CACHE_MB``. A fixed large cache would fill with blocks of a wide scene and make peak memory
+    grow with the scene rather than with the window."""
+    rows = window + 2 * WRITE_BLOCK  # a window strip straddles tile rows above and below
+    per_px = source.count * source.dtype.itemsize + sum(w.count * w.dtype.itemsize for w in writers.values())
+    need = 1.5 * rows * source.grid.width * per_px / 2**20
+    return int(min(max(need, 16), GDAL_CACHE_MB))
 
 
 def _ramp(spec: TilingSpec) -> np.ndarray:
