@@ -30,10 +30,10 @@ DATA = ROOT.parent / "shared" / "data" / "buildings"
 
 # name -> overrides of the OBA config (None = no OBA)
 MAIN = {"plain": None, "oba": {}}
-ABLATIONS = {  # one change per main knob against the defaults (3-10 objects, gaussian, no shadows, p 0.6)
+ABLATIONS = {  # one change per main knob against configs/oba.yaml (hard paste, 3-10 objects, no shadows, p 0.6)
+    "oba blend=gaussian": {"blend": "gaussian"},
     "oba n_objects=1-3": {"n_objects": [1, 3]},
     "oba n_objects=10-20": {"n_objects": [10, 20]},
-    "oba blend=hard": {"blend": "hard"},
     "oba shadows": {"shadows": {"enabled": True}},
     "oba p=1.0": {"probability": 1.0},
 }

@@ -65,7 +65,9 @@ class OBAConfig(GeotoolConfig):
     match: Literal["none", "meanstd", "histogram"] = Field(
         "none", description="Match the object's per-band mean/std or histogram to the local background."
     )
-    blend: Literal["hard", "gaussian"] = Field("gaussian", description="Paste with a hard mask or a Gaussian-feathered alpha edge.")
+    blend: Literal["hard", "gaussian"] = Field(
+        "hard", description="Paste with a hard mask or a Gaussian-feathered alpha edge (hard measured better on buildings, BENCHMARKS.md)."
+    )
     feather_sigma: float = Field(1.0, gt=0, description="Gaussian feather width in pixels.")
     ignore_ring: int = Field(0, ge=0, description="Width in pixels of an ignore ring (ignore_index) around pasted boundaries in the mask.")
     ignore_index: int = Field(255, ge=0, le=255, description="Mask value for nodata and ignore-ring pixels.")
