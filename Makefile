@@ -88,7 +88,7 @@ demo-segmentation: install
 	@mkdir -p $(DEMO_OUT)/segmentation
 	$(GEOTOOL) --quiet train-segmentation --task buildings --images data_samples/buildings/SN7_mosaic_clipped.tif \
 		--labels data_samples/buildings/SN7_buildings.geojson --bands 1,2,3 --window 128 --batch-size 8 --max-steps 60 \
-		--steps-per-epoch 20 --threads 1 --seed 0 --output $(DEMO_OUT)/segmentation/run
+		--steps-per-epoch 20 --oba configs/oba.yaml --threads 1 --seed 0 --output $(DEMO_OUT)/segmentation/run
 	$(GEOTOOL) --quiet predict $(DEMO_OUT)/segmentation/run/model.ckpt data_samples/buildings/SN7_mosaic_clipped.tif \
 		--probabilities --min-area 20 --polygons $(DEMO_OUT)/segmentation/buildings.gpkg --threads 1 \
 		--output $(DEMO_OUT)/segmentation/pred
