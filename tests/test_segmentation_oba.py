@@ -110,3 +110,17 @@ def test_bank_from_mask_raster_labels(scene):
     data = build_training_data(_config(img, mask_tif, d / "run", OBA))
     s = data.train_scenes[0]
     assert len(data.train_ds.sample_transform.bank) == _objects_inside(mask, s.train_region & s.valid)
+
+
+def test_objects_are_resampled_to_the_window_scene_pixel_size(scene):
+    d, grid, mask, img, labels = scene
+    cfg = {**OBA, "n_objects": [1, 1], "min_gap": 0}
+    hook = build_training_data(_config(img, labels, d / "run", cfg)).train_ds.sample_transform
+    hook.res = [2.0, 4.0]  # as if the dataset's second scene had 4 m pixels (the bank's objects are 2 m)
+    image = np.zeros((3, 64, 64), np.float32)
+    area = {0: 0, 1: 0}
+    for k in range(20):
+        for s in (0, 1):
+            _, m = hook(image, np.zeros((64, 64), np.int64), np.ones((64, 64), bool), np.random.default_rng(k), scene=s)
+            area[s] += int((m == 1).sum())
+    assert 3.0 < area[0] / max(area[1], 1) < 5.5  # half the side, a quarter of the area

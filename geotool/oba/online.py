@@ -90,19 +90,21 @@ class TrainingScene:
     region: Any = None
 
 
-def build_online_oba(scenes: Sequence[TrainingScene], cfg: OBAConfig, bands: Sequence[int | str] | None = None) -> OnlineOBA:
+def build_online_oba(scenes: Sequence[TrainingScene], cfg: OBAConfig, bands: Sequence[int | str] | None = None,
+                     res: float | Sequence[float] | None = None) -> OnlineOBA:
     """Bank every object lying entirely inside each scene's training region and return the hook.
 
-    The output pixel size is the first scene's; objects from scenes of another pixel size are resampled.
+    ``res``: pixel size of the training windows, or one per dataset scene (see :class:`OnlineOBA`);
+    default the first scene's. Objects from scenes of another pixel size are resampled.
     """
     from geotool.io.raster import RasterSource
 
     bank = ObjectBank()
-    res = None
+    first_res = None
     for scene in scenes:
         with RasterSource(scene.image, bands=bands if bands is not None else cfg.bands) as src:
-            if res is None:
-                res = float(np.mean(src.grid.res))
+            if first_res is None:
+                first_res = float(np.mean(src.grid.res))
             gdf = scene.labels
             classes = gdf[scene.class_column].to_numpy() if scene.class_column else np.ones(len(gdf), int)
             region_mask, region_geom = None, None
@@ -127,7 +129,7 @@ def build_online_oba(scenes: Sequence[TrainingScene], cfg: OBAConfig, bands: Seq
                 from geotool.errors import BandError
 
                 raise BandError(f"{src.paths[0]} has {src.count} band(s), other training scenes {bank.band_count}")
-    return OnlineOBA(bank, cfg, res if res is not None else 1.0)
+    return OnlineOBA(bank, cfg, res if res is not None else (first_res or 1.0))
 
 
 def build_online_oba_from_files(
@@ -195,6 +197,5 @@ def build_online_oba_for_scenes(scenes: Sequence[Any], cfg: OBAConfig) -> Online
         from geotool.errors import EmptyDataError
 
         raise EmptyDataError("no training block is left for the OBA object bank; lower --val-fraction")
-    hook = build_online_oba(entries, cfg, bands=scenes[0].bands)
-    hook.res = [float(np.mean(s.grid.res)) for s in scenes]  # windows of each scene get objects at its pixel size
-    return hook
+    # windows of each scene get objects at that scene's pixel size
+    return build_online_oba(entries, cfg, bands=scenes[0].bands, res=[float(np.mean(s.grid.res)) for s in scenes])
