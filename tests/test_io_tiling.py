@@ -42,6 +42,17 @@ def test_pointwise_model_is_reproduced_exactly(raster_factory, tmp_path, spec):
         assert stats.n_windows == len(plan_windows(src.grid, spec))
 
 
+def test_rows_are_emitted_in_column_chunks_exactly(raster_factory, tmp_path, monkeypatch):
+    """Finished rows are finalized and written EMIT_COLUMNS at a time; chunk borders leave no trace."""
+    from geotool.io import tiling
+
+    monkeypatch.setattr(tiling, "EMIT_COLUMNS", 256)
+    data = np.random.default_rng(1).random((2, 300, 700)).astype(np.float32)  # 3 chunks, the last partial
+    path = raster_factory("wide.tif", data)
+    out, _, _ = _run(path, tmp_path, TilingSpec(window=64, overlap=16, batch_size=4), lambda b, v: b[:, :1] - b[:, 1:2])
+    assert np.allclose(out[0], data[0] - data[1], atol=1e-5)
+
+
 def test_scene_smaller_than_one_window(raster_factory, tmp_path):
     data = np.arange(30, dtype=np.float32).reshape(1, 5, 6)
     path = raster_factory("tiny.tif", data)

@@ -30,6 +30,9 @@ from geotool.progress import progress_bar
 
 #: Output rows are written in multiples of this (the GeoTIFF tile height used by RasterWriter).
 WRITE_BLOCK = 256
+#: Finished rows are normalised, finalized and written this many columns at a time (a multiple of
+#: WRITE_BLOCK, so writes stay tile-aligned): the temporaries no longer grow with the scene width.
+EMIT_COLUMNS = 8 * WRITE_BLOCK
 #: Upper bound of the GDAL block cache while the engine runs, in MB (see :func:`gdal_cache_mb`).
 GDAL_CACHE_MB = 256
 
@@ -199,8 +202,7 @@ def run_tiled(
             if i + 1 < len(row_starts):
                 final = (final // WRITE_BLOCK) * WRITE_BLOCK
             if final > 0:
-                wsum = np.outer(row_sum[emitted : emitted + final], col_sum)
-                _emit(source, finalize, writers, acc[:, :final], wsum, emitted, width)
+                _emit(source, finalize, writers, acc[:, :final], row_sum[emitted : emitted + final], col_sum, emitted)
                 acc[:, : capacity - final] = acc[:, final:]
                 acc[:, capacity - final :] = 0.0
                 emitted += final
@@ -254,19 +256,22 @@ def _emit(
     finalize: FinalizeFn,
     writers: Mapping[str, RasterWriter],
     acc: np.ndarray,
-    wsum: np.ndarray,
+    row_sum: np.ndarray,
+    col_sum: np.ndarray,
     row: int,
-    width: int,
 ) -> None:
-    """Normalise finished rows (``acc`` / ``wsum``), finalize them with their input pixels, write every sink."""
-    n_rows = acc.shape[1]
-    blended = acc / wsum
-    window = Window(0, row, width, n_rows)
-    raw, valid = source.read(window, dtype=np.float32)
-    raw[:, ~valid] = 0.0
-    outputs = finalize(blended, raw, valid)
-    missing = set(writers) - set(outputs)
-    if missing:
-        raise ValueError(f"finalize returned no array for {sorted(missing)}")
-    for name, writer in writers.items():
-        writer.write(np.asarray(outputs[name]), window)
+    """Normalise finished rows (``acc`` / weight sums), finalize them with their input pixels and write
+    every sink, ``EMIT_COLUMNS`` columns at a time."""
+    n_rows, width = acc.shape[1], acc.shape[2]
+    for c0 in range(0, width, EMIT_COLUMNS):
+        c1 = min(c0 + EMIT_COLUMNS, width)
+        blended = acc[:, :, c0:c1] / np.outer(row_sum, col_sum[c0:c1])
+        window = Window(c0, row, c1 - c0, n_rows)
+        raw, valid = source.read(window, dtype=np.float32)
+        raw[:, ~valid] = 0.0
+        outputs = finalize(blended, raw, valid)
+        missing = set(writers) - set(outputs)
+        if missing:
+            raise ValueError(f"finalize returned no array for {sorted(missing)}")
+        for name, writer in writers.items():
+            writer.write(np.asarray(outputs[name]), window)
