@@ -91,7 +91,7 @@ def build_training_data(cfg: SegmentationConfig, sample_transform=None) -> Train
     """
     from geotool.segmentation.augment import build_augment
     from geotool.segmentation.data import load_scenes
-    from geotool.training.normalization import band_statistics, constant_bands, normalize
+    from geotool.training.normalization import band_statistics, normalize
     from geotool.training.sampler import RandomWindowDataset, grid_windows
 
     train_scenes, val_scenes = load_scenes(cfg)
@@ -101,9 +101,11 @@ def build_training_data(cfg: SegmentationConfig, sample_transform=None) -> Train
     if sample_transform is None and cfg.oba is not None:
         from geotool.oba.online import build_online_oba_for_scenes
 
-        sample_transform = build_online_oba_for_scenes(train_scenes, cfg.oba.model_copy(update={"ignore_index": cfg.ignore_index}))
-    mean, std = band_statistics([s.image for s in train_scenes], [s.valid & s.train_region for s in train_scenes])
-    for i in constant_bands(std, mean):
+        sample_transform = build_online_oba_for_scenes(train_scenes, cfg.oba.model_copy(update={"ignore_index": cfg.ignore_index}),
+                                                       cfg.class_names)
+    stats = band_statistics([s.image for s in train_scenes], [s.valid & s.train_region for s in train_scenes])
+    mean, std = stats
+    for i in stats.constant:
         log.warning("band %s of %s is constant over the training pixels (an alpha band?); it carries no information, "
                     "leave it out with --bands", train_scenes[0].bands[i], train_scenes[0].paths[0])
     norm = partial(normalize, mean=mean, std=std)

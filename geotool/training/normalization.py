@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
-def band_statistics(images: list[np.ndarray], masks: list[np.ndarray]) -> tuple[list[float], list[float]]:
+@dataclass(frozen=True)
+class BandStatistics:
+    """Per-band ``mean`` and ``std`` (raw units) and the 0-based indices of ``constant`` bands.
+
+    Unpacks as ``mean, std = band_statistics(...)``.
+    """
+
+    mean: list[float]
+    std: list[float]
+    constant: list[int]
+
+    def __iter__(self):
+        return iter((self.mean, self.std))
+
+
+def band_statistics(images: list[np.ndarray], masks: list[np.ndarray]) -> BandStatistics:
     """Mean and standard deviation per band over the pixels where ``mask`` is True.
 
     Args:
@@ -13,7 +30,7 @@ def band_statistics(images: list[np.ndarray], masks: list[np.ndarray]) -> tuple[
         masks: ``(H, W)`` bool arrays (valid and inside the training region).
 
     Returns:
-        ``(mean, std)`` lists of length C, raw units. A (near-)constant band (std below 1e-3 of
+        mean and std lists of length C, raw units, and the constant bands. A (near-)constant band (std below 1e-3 of
         ``max(|mean|, 1)``, e.g. an untagged alpha band) gets ``std = max(|mean|, 1)`` instead, so that
         small changes to it (blending, jitter, nodata fill) stay small after normalisation rather than
         being divided by ~0.
@@ -32,12 +49,8 @@ def band_statistics(images: list[np.ndarray], masks: list[np.ndarray]) -> tuple[
     mean = total / n
     std = np.sqrt(np.maximum(sq / n - mean**2, 0.0))
     scale = np.maximum(np.abs(mean), 1.0)
-    return mean.tolist(), np.where(std < 1e-3 * scale, scale, std).tolist()
-
-
-def constant_bands(std: list[float], mean: list[float]) -> list[int]:
-    """0-based indices of bands :func:`band_statistics` found constant (their std was replaced)."""
-    return [i for i, (s, m) in enumerate(zip(std, mean)) if s == max(abs(m), 1.0)]
+    constant = std < 1e-3 * scale
+    return BandStatistics(mean.tolist(), np.where(constant, scale, std).tolist(), np.flatnonzero(constant).tolist())
 
 
 def normalize(image: np.ndarray, mean, std) -> np.ndarray:
