@@ -124,3 +124,14 @@ def test_objects_are_resampled_to_the_window_scene_pixel_size(scene):
             _, m = hook(image, np.zeros((64, 64), np.int64), np.ones((64, 64), bool), np.random.default_rng(k), scene=s)
             area[s] += int((m == 1).sum())
     assert 3.0 < area[0] / max(area[1], 1) < 5.5  # half the side, a quarter of the area
+
+
+def test_paste_classes_by_segmentation_class_name(scene):
+    from geotool.errors import ConfigError
+
+    d, grid, mask, img, labels = scene
+    by_name = build_training_data(_config(img, labels, d / "run", {**OBA, "paste_classes": ["foreground"]}))
+    by_id = build_training_data(_config(img, labels, d / "run", {**OBA, "paste_classes": [1]}))
+    assert len(by_name.train_ds.sample_transform.bank) == len(by_id.train_ds.sample_transform.bank) > 0
+    with pytest.raises(ConfigError, match="Roof"):
+        build_training_data(_config(img, labels, d / "run", {**OBA, "paste_classes": ["Roof"]}))

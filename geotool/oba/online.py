@@ -171,16 +171,22 @@ def build_online_oba_from_files(
     return build_online_oba(scenes, cfg)
 
 
-def build_online_oba_for_scenes(scenes: Sequence[Any], cfg: OBAConfig) -> OnlineOBA:
+def build_online_oba_for_scenes(scenes: Sequence[Any], cfg: OBAConfig, class_names: Sequence[str] = ()) -> OnlineOBA:
     """The hook for ``train-segmentation --oba``: bank the objects of the training split of scenes loaded
     by :func:`geotool.segmentation.data.load_scenes` (:class:`geotool.training.sampler.TrainScene`).
 
     Vector labels bring their class ids (``_class``); mask-raster labels are vectorized from the scene's
     target. Only objects lying entirely inside ``scene.train_region`` are banked, so nothing from the
-    validation blocks can be pasted into a training window.
+    validation blocks can be pasted into a training window. ``paste_classes`` may be ids or names of
+    ``class_names`` (the segmentation classes, index = id).
     """
     from geotool.io.vector import vectorize
+    from geotool.oba.pipeline import resolve_classes
 
+    paste = None
+    if cfg.paste_classes is not None:
+        mapping = {name: i for i, name in enumerate(class_names) if i > 0}
+        paste = sorted(resolve_classes(cfg.paste_classes, mapping, "the segmentation classes"))
     entries = []
     for s in scenes:
         if not s.train_region.any():
@@ -190,8 +196,8 @@ def build_online_oba_for_scenes(scenes: Sequence[Any], cfg: OBAConfig) -> Online
         else:
             known = s.valid & (s.target != cfg.ignore_index)
             gdf = vectorize(s.target.astype(np.int32), s.grid, valid=known).rename(columns={"class_id": "_class"})
-        if cfg.paste_classes is not None:
-            gdf = gdf[gdf["_class"].isin([int(c) for c in cfg.paste_classes])].reset_index(drop=True)
+        if paste is not None:
+            gdf = gdf[gdf["_class"].isin(paste)].reset_index(drop=True)
         entries.append(TrainingScene(s.paths if len(s.paths) > 1 else s.paths[0], gdf, "_class", s.train_region))
     if not entries:
         from geotool.errors import EmptyDataError
