@@ -1,7 +1,9 @@
 """NAIP RGB -> NIR quality: GAN vs L1-only generator vs per-pixel linear and gradient-boosting baselines.
 
 Train on the west 70% of one date (step budget), evaluate on the east 30% of the same date and on the
-whole other date. Baselines are fitted on the same west-70% pixels in the same run.
+whole other date. Baselines are fitted on the same west-70% pixels in the same run. The generators are
+exported from their final step (``--export last``): train-nir's validation windows lie in the east 30%,
+so choosing the best epoch there would select the model on the evaluation region.
 
 Usage:
     nice -n 10 python bench/bench_nir_quality.py [--data /work/shared/data/nir] [--steps 400] [--out /tmp/bench_nir]
@@ -32,6 +34,9 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=6)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-schedule", default="linear-decay")
+    ap.add_argument("--tta", action="store_true", help="generate with flip averaging (4 passes per window)")
     ap.add_argument("--out", default="/tmp/bench_nir")
     a = ap.parse_args()
     data = Path(a.data)
@@ -40,7 +45,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     common = ["--window", a.window, "--ngf", a.ngf, "--ndf", a.ngf, "--depth", a.depth, "--batch-size", 4,
               "--max-steps", a.steps, "--steps-per-epoch", max(1, a.steps // 4), "--accelerator", "cpu",
-              "--threads", a.threads, "--seed", a.seed, "--no-dropout"]
+              "--threads", a.threads, "--seed", a.seed, "--no-dropout", "--lr", a.lr, "--lr-schedule", a.lr_schedule,
+              "--export", "last"]
     rows = {}
     for name, extra in (("gan", ["--gan-weight", 1]), ("l1_only", ["--gan-weight", 0])):
         t = time.perf_counter()
@@ -48,7 +54,8 @@ def main() -> None:
         train_s = time.perf_counter() - t
         for tag, scene, region in (("same_date_east", d1, "east"), ("other_date", d2, "all")):
             gen = out / f"{name}_{tag}.tif"
-            sh("generate-nir", out / name / "model.ckpt", scene, "--output", gen, "--threads", a.threads)
+            sh("generate-nir", out / name / "model.ckpt", scene, "--output", gen, "--threads", a.threads,
+               "--tta" if a.tta else "--no-tta")
             metrics = out / f"{name}_{tag}.json"
             sh("evaluate-nir", gen, scene, "--output", metrics, "--region", region, "--baseline", "linear,gb",
                "--baseline-train", d1, "--seed", a.seed, "--plot", out / f"{name}_{tag}.png")

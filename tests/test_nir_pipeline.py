@@ -28,8 +28,9 @@ def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("nir")
     scene = context_scene(base / "scene.tif", size=128, seed=0, nodata_corner=12)
     run = base / "run"
+    # Constant lr: 90 steps are too few to spend half of them decaying; the seam bound below is measured on this model.
     res = _run(["train-nir", scene, "--output", run, *TINY, "--max-steps", 90, "--steps-per-epoch", 45,
-                "--lr", 0.001, "--threads", 1, "--seed", 3])
+                "--lr", 0.001, "--lr-schedule", "constant", "--threads", 1, "--seed", 3])
     assert res.exit_code == 0, res.output
     return base, scene, run
 
@@ -180,3 +181,18 @@ def test_smp_generator_trains_and_generates(tmp_path):
     assert res.exit_code == 0, res.output
     g, ref = read_grid(out), read_grid(scene)
     assert g.crs == ref.crs and g.transform == ref.transform and g.shape == ref.shape
+
+
+def test_export_last_and_learning_rate_decay(tmp_path):
+    torch.set_num_threads(1)
+    scene = context_scene(tmp_path / "s.tif", size=112, seed=1)
+    run = tmp_path / "run"
+    res = _run(["train-nir", scene, "--output", run, *TINY, "--max-steps", 4, "--steps-per-epoch", 2, "--lr", 0.001,
+                "--seed", 5, "--threads", 1, "--export", "last"])
+    assert res.exit_code == 0, res.output
+    exported = torch.load(run / "model.ckpt", weights_only=False)["state_dict"]
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert all(torch.equal(v, last["state_dict"][f"generator.{k}"]) for k, v in exported.items())
+    # Generator and discriminator both follow linear-decay: after all 4 steps the lr sits at its floor, 1/4.
+    assert [s["last_epoch"] for s in last["lr_schedulers"]] == [4, 4]
+    assert [o["param_groups"][0]["lr"] for o in last["optimizer_states"]] == pytest.approx([0.00025, 0.00025])

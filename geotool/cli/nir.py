@@ -56,6 +56,8 @@ def train_nir(
     ssim_weight: Annotated[Optional[float], typer.Option(help="Weight of the 1-SSIM term.")] = None,
     ndvi_weight: Annotated[Optional[float], typer.Option(help="Weight of the NDVI-consistency term.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option(help="linear-decay (pix2pix: full lr for half the steps, then linearly to 0) or constant.")] = None,
+    export: Annotated[Optional[str], typer.Option(help="model.ckpt from the best validation epoch (best) or the final step (last).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
     accelerator: Annotated[Optional[str], typer.Option(help="auto, cpu, gpu, mps.")] = None,
     devices: Annotated[Optional[str], typer.Option(help="auto, 1, 2 or 0,1.")] = None,
@@ -79,8 +81,8 @@ def train_nir(
         "steps_per_epoch": steps_per_epoch, "val_fraction": val_fraction, "generator": generator, "ngf": ngf,
         "depth": depth, "dropout": dropout, "encoder": encoder, "encoder_weights": str(encoder_weights) if encoder_weights else None,
         "ndf": ndf, "gan_mode": gan_mode, "gan_weight": gan_weight, "l1_weight": l1_weight,
-        "ssim_weight": ssim_weight, "ndvi_weight": ndvi_weight, "lr": lr, "seed": seed,
-        "accelerator": accelerator, "devices": devices, "precision": precision, "strategy": strategy,
+        "ssim_weight": ssim_weight, "ndvi_weight": ndvi_weight, "lr": lr, "lr_schedule": lr_schedule, "export": export,
+        "seed": seed, "accelerator": accelerator, "devices": devices, "precision": precision, "strategy": strategy,
         "early_stopping": early_stopping, "resume": str(resume) if resume else None, "threads": threads,
     }, preset="nir")
     summary = run_train_nir(cfg)

@@ -9,6 +9,7 @@ import torch
 
 from geotool.models.pix2pix import PatchDiscriminator, SmpGenerator, UNetGenerator
 from geotool.nir import losses
+from geotool.training.schedule import make_scheduler
 
 
 class NIRGan(L.LightningModule):
@@ -17,10 +18,11 @@ class NIRGan(L.LightningModule):
     Networks see ``2u - 1`` of unit-scaled values. Generator loss: ``gan_weight * adv + l1_weight * L1
     + ssim_weight * (1 - SSIM) + ndvi_weight * |NDVI_fake - NDVI_real|``, all masked by valid pixels.
     With ``gan_weight == 0`` the discriminator is neither built nor trained (an L1 regression baseline).
+    Both optimisers follow ``lr_schedule`` over ``total_steps`` generator steps.
     """
 
     def __init__(self, arch: dict[str, Any], loss: dict[str, Any], lr: float = 2e-4, beta1: float = 0.5,
-                 encoder_weights: str | None = None) -> None:
+                 encoder_weights: str | None = None, lr_schedule: str = "constant", total_steps: int = 1) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -38,11 +40,14 @@ class NIRGan(L.LightningModule):
         return (self.generator(rgb_unit * 2 - 1) + 1) / 2
 
     def configure_optimizers(self):
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=(self.hparams.beta1, 0.999))
-        if not self.use_gan:
-            return opt_g
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr, betas=(self.hparams.beta1, 0.999))
-        return [opt_g, opt_d]
+        nets = [self.generator] + ([self.discriminator] if self.use_gan else [])
+        opts = [torch.optim.Adam(n.parameters(), lr=self.hparams.lr, betas=(self.hparams.beta1, 0.999)) for n in nets]
+        return opts, [make_scheduler(o, self.hparams.lr_schedule, self.hparams.total_steps) for o in opts]
+
+    def _step_schedules(self) -> None:
+        schedulers = self.lr_schedulers()
+        for sched in schedulers if isinstance(schedulers, list) else [schedulers]:
+            sched.step()
 
     def _content_loss(self, fake, real, rgb, mask):
         c = self.loss_cfg
@@ -79,6 +84,7 @@ class NIRGan(L.LightningModule):
         self.manual_backward(loss_g)
         opt_g.step()
         self.log("train_loss_g", loss_g, on_step=False, on_epoch=True, prog_bar=True)
+        self._step_schedules()
         self.log("train_l1", losses.l1(fake.detach(), nir, mask), on_step=False, on_epoch=True)
 
     def validation_step(self, batch, batch_idx):

@@ -13,6 +13,7 @@ from pydantic import Field
 from geotool.config import write_sidecar
 from geotool.errors import ConfigError, InputFileError
 from geotool.nir.scaling import KINDS
+from geotool.training.schedule import LRSchedule
 from geotool.training.trainer import TrainerOptions, epoch_callback, make_trainer, restore_best
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class TrainNIRConfig(TrainerOptions):
     ssim_weight: float = Field(0.0, description="Weight of 1 - SSIM (7x7 window).")
     ndvi_weight: float = Field(0.0, description="Weight of the NDVI-consistency L1 term.")
     lr: float = Field(2e-4, description="Adam learning rate (beta1 0.5).")
+    lr_schedule: LRSchedule = Field("linear-decay", description="constant, or linear-decay (pix2pix: constant for the first half of the steps, then linearly to zero).")
+    export: Literal["best", "last"] = Field("best", description="Weights written to model.ckpt: the epoch with the lowest validation MAE, or the final step.")
     augment: bool = Field(True, description="Random flips/rot90 of input and target together.")
     seed: int = Field(0, description="Random seed.")
 
@@ -117,14 +120,16 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
                 encoder=cfg.encoder, ndf=cfg.ndf, d_layers=cfg.d_layers)
     loss = dict(gan_mode=cfg.gan_mode, gan_weight=cfg.gan_weight, l1_weight=cfg.l1_weight,
                 ssim_weight=cfg.ssim_weight, ndvi_weight=cfg.ndvi_weight)
-    module = NIRGan(arch, loss, lr=cfg.lr, encoder_weights=cfg.encoder_weights)
+    module = NIRGan(arch, loss, lr=cfg.lr, encoder_weights=cfg.encoder_weights, lr_schedule=cfg.lr_schedule,
+                    total_steps=cfg.max_steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0, generator=gen)
     val_dl = DataLoader(val_items, batch_size=min(8, len(val_items)), shuffle=False)
     trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
     if not trainer.is_global_zero:
         return {}
-    restore_best(module, ckpt_cb)
+    if cfg.export == "best":
+        restore_best(module, ckpt_cb)
     nodata = check_nodata_fits(nir_nodata, nir_dtype)
     summary = {
         "best_val_mae_unit": float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else None,

@@ -1,0 +1,29 @@
+"""Learning-rate schedules, stepped once per training step."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+LRSchedule = Literal["constant", "linear-decay"]
+
+
+def lr_factor(kind: str, total_steps: int):
+    """The multiplier of the base learning rate at step ``i`` (for ``torch.optim.lr_scheduler.LambdaLR``).
+
+    - ``constant``: 1 throughout.
+    - ``linear-decay``: pix2pix's schedule (Isola et al. 2017): 1 for the first half of ``total_steps``,
+      then linearly down towards zero over the second half (never below ``1 / total_steps``).
+    """
+    if kind == "constant":
+        return lambda i: 1.0
+    if kind == "linear-decay":
+        half = max(1, total_steps // 2)
+        return lambda i: max(1.0 / total_steps, min(1.0, (total_steps - i) / (total_steps - half)))
+    raise ValueError(f"unknown learning-rate schedule {kind!r}; use constant or linear-decay")
+
+
+def make_scheduler(optimizer, kind: str, total_steps: int):
+    """A ``LambdaLR`` following :func:`lr_factor`."""
+    import torch
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(kind, total_steps))
