@@ -8,7 +8,9 @@ current strip plus arrays with one entry per provisional id, never the whole sce
 
 Callers may accumulate their own per-strip statistics keyed by provisional id (:meth:`StripLabels.ids`,
 :func:`overlap_counts`) and map them to components with the array returned by
-:meth:`StripComponents.resolve`.
+:meth:`StripComponents.resolve`. Callers that must not wait for the end use :meth:`StripComponents.roots`
+and :meth:`StripComponents.open_roots` after each strip: a component whose root is not open can no
+longer grow, so it may be finished and dropped right away.
 
 Example:
     comps = StripComponents()
@@ -136,6 +138,28 @@ class StripComponents:
             rx, ry = self._find(x), self._find(y)
             if rx != ry:
                 self._parent[max(rx, ry)] = min(rx, ry)
+
+    def roots(self, ids: np.ndarray) -> np.ndarray:
+        """Current root of each provisional id (int64, 0 for 0): the smallest id of its component so far.
+
+        The root of a component that is not open (see :meth:`open_roots`) is final.
+        """
+        roots = self._parent[np.asarray(ids, np.int64)]
+        while True:  # pointer jumping
+            up = self._parent[roots]
+            if np.array_equal(up, roots):
+                return roots
+            roots = up
+
+    def open_roots(self) -> np.ndarray:
+        """Sorted roots of the components touching the last row fed: only these can grow in the next strip."""
+        if self._last is None:
+            return np.zeros(0, np.int64)
+        return np.unique(self.roots(self._last[self._last > 0]))
+
+    def classes_of(self, ids: np.ndarray) -> np.ndarray:
+        """Class (int64; 0 without classes) of each provisional id."""
+        return self._cls[np.asarray(ids, np.int64)]
 
     def _find(self, i: int) -> int:
         parent = self._parent

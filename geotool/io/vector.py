@@ -8,8 +8,9 @@ column).
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -104,27 +105,86 @@ def write_vector(gdf, path: str | os.PathLike, layer: str | None = None) -> Path
     CSV gets the attribute columns, a ``wkt`` column for non-point geometries (points keep their own
     x/y columns, or get them) and a ``crs`` column.
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if gdf.crs is None:
-        raise ValueError("refusing to write a vector without a CRS")
-    if suffix == ".csv":
-        frame = _to_csv_frame(gdf)
-        with atomic_path(path) as tmp:
-            frame.to_csv(tmp, index=False)
-        return path
-    if suffix not in VECTOR_DRIVERS:
-        raise OutputError(
-            f"{path}: unsupported vector extension {suffix or '(none)'}; use .gpkg, .geojson, .shp or .csv"
-        )
-    driver = VECTOR_DRIVERS[suffix]
-    if driver == "ESRI Shapefile":
-        with atomic_file_group(path) as tmp:
-            gdf.to_file(tmp, driver=driver, engine="pyogrio")
-    else:
-        with atomic_path(path) as tmp:
-            gdf.to_file(tmp, driver=driver, layer=layer or path.stem, engine="pyogrio")
-    return path
+    with vector_writer(path, layer) as out:
+        out.write(gdf)
+    return Path(path)
+
+
+@contextmanager
+def vector_writer(path: str | os.PathLike, layer: str | None = None) -> Iterator["VectorWriter"]:
+    """A :class:`VectorWriter` appending GeoDataFrame chunks to ``path`` (.gpkg, .geojson, .shp, .csv).
+
+    The chunks go to a temp file beside ``path``, which replaces ``path`` only when the block ends
+    without error; on error nothing is left. Memory is one chunk, not the whole output.
+
+    Example:
+        with vector_writer("out/polygons.gpkg") as out:
+            for chunk in iter_polygons_source(src):
+                out.write(chunk)
+    """
+    writer = VectorWriter(path, layer)
+    atomic = atomic_file_group if writer.driver == "ESRI Shapefile" else atomic_path
+    with atomic(path) as tmp:
+        writer.tmp = tmp
+        yield writer
+        writer.finish()
+
+
+class VectorWriter:
+    """Appends chunks to one vector output in the temp file ``tmp``; use it through :func:`vector_writer`.
+
+    Every chunk must have the same columns and CRS; the file's layer schema (and, for CSV, whether points
+    get x/y or a ``wkt`` column) is that of the first non-empty chunk, as :func:`write_vector` would
+    write it for all of them. When every chunk is empty, the last one is written (columns and CRS, no
+    rows). :attr:`rows` counts the rows written.
+    """
+
+    def __init__(self, path: str | os.PathLike, layer: str | None = None) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix != ".csv" and suffix not in VECTOR_DRIVERS:
+            raise OutputError(
+                f"{self.path}: unsupported vector extension {suffix or '(none)'}; use .gpkg, .geojson, .shp or .csv"
+            )
+        self.driver = VECTOR_DRIVERS.get(suffix, "CSV")
+        self.layer = layer or self.path.stem
+        self.tmp: Path | None = None
+        self.rows = 0
+        self._crs = None
+        self._columns: list[str] | None = None
+        self._empty = None  # the last empty chunk, written by finish() when no row came
+
+    def write(self, gdf) -> None:
+        """Append the rows of ``gdf`` (a GeoDataFrame with a CRS, the same as earlier chunks)."""
+        if gdf.crs is None:
+            raise ValueError("refusing to write a vector without a CRS")
+        if self._crs is not None and gdf.crs != self._crs:
+            raise ValueError(f"{self.path}: a chunk in {crs_name(gdf.crs)} after chunks in {crs_name(self._crs)}")
+        self._crs = gdf.crs
+        if len(gdf) == 0:
+            self._empty = gdf
+            return
+        self._append(gdf)
+
+    def finish(self) -> None:
+        """Complete the temp file: without any row, write the columns and CRS of the last empty chunk."""
+        if self.rows == 0:
+            if self._empty is None:
+                raise ValueError(f"{self.path}: nothing was written, not even an empty GeoDataFrame")
+            self._append(self._empty)
+
+    def _append(self, gdf) -> None:
+        first = self.rows == 0  # an empty chunk is written only by finish(), alone
+        if self.driver == "CSV":
+            frame = _to_csv_frame(gdf)
+            if not first and list(frame.columns) != self._columns:
+                raise ValueError(f"{self.path}: columns {list(frame.columns)} after {self._columns}")
+            self._columns = list(frame.columns)
+            frame.to_csv(self.tmp, index=False, mode="w" if first else "a", header=first)
+        else:
+            layer = {} if self.driver == "ESRI Shapefile" else {"layer": self.layer}
+            gdf.to_file(self.tmp, driver=self.driver, engine="pyogrio", mode="w" if first else "a", **layer)
+        self.rows += len(gdf)
 
 
 def _to_csv_frame(gdf):
@@ -199,7 +259,21 @@ def vectorize(
     return _polygon_frame(((int(v), shape(g)) for g, v in shapes), grid, min_area, simplify, class_names)
 
 
-def vectorize_source(
+def vectorize_source(src, **options):
+    """All chunks of :func:`iter_polygons_source` (same keyword ``options``) in one GeoDataFrame (CRS: the
+    raster's).
+
+    Holds every polygon of the scene; stream the chunks instead (e.g. into :func:`vector_writer`) when
+    the scene may hold many.
+    """
+    import pandas as pd
+
+    chunks = list(iter_polygons_source(src, **options))
+    full = [c for c in chunks if len(c)] or chunks[-1:]
+    return full[0] if len(full) == 1 else pd.concat(full, ignore_index=True)
+
+
+def iter_polygons_source(
     src,
     background: int | None = 0,
     nodata: int | None = None,
@@ -208,15 +282,19 @@ def vectorize_source(
     class_names: dict[int, str] | None = None,
     strip_rows: int = STRIP_ROWS,
     description: str | None = None,
-):
-    """:func:`vectorize` of the first selected band of an open ``RasterSource``, read strip by strip.
+) -> Iterator:
+    """:func:`vectorize` of the first selected band of an open ``RasterSource``, read strip by strip and
+    yielded in GeoDataFrame chunks (CRS: the raster's) as soon as regions are complete.
 
-    Memory is set by ``strip_rows`` x the raster width (plus the polygons), not by the scene. Each
-    strip's 4-connected regions are polygonized in pixel coordinates (exact integers), the pieces of a
-    region cut at strip boundaries are merged (union of the pieces of one component, see
-    :mod:`geotool.io.components`), then placed with the grid's transform; ``simplify`` and ``min_area``
-    act on the merged polygons. The result equals :func:`vectorize` on the whole raster, vertex for vertex
-    (up to floating rounding of the transform), in another row order.
+    Each strip's 4-connected regions are polygonized in pixel coordinates (exact integers). After each
+    strip, every region that does not touch the strip's last row can no longer grow: the pieces it was
+    cut into at strip boundaries are merged (union of the pieces of one component, see
+    :mod:`geotool.io.components`), placed with the grid's transform, simplified and filtered, and
+    yielded. Memory is therefore ``strip_rows`` x the raster width plus the regions still open (and a few
+    integers per piece), not the scene's polygons. All chunks together equal :func:`vectorize` on the
+    whole raster, vertex for vertex (up to floating rounding of the transform), in another row order.
+    Chunks during the scan are non-empty; the last one (the regions open at the bottom) may be empty,
+    and always comes, so the columns are known even for a scene without polygons.
 
     Args:
         src: an open :class:`geotool.io.raster.RasterSource`; its nodata pixels are skipped.
@@ -224,7 +302,7 @@ def vectorize_source(
         strip_rows: rows read at a time.
         description: label of the progress bar (shown on a terminal only).
         background, min_area, simplify, class_names: as in :func:`vectorize` (squared CRS units, CRS
-            units).
+            units). Areas of a geographic CRS are in m^2 in the UTM zone of the raster's centre.
     """
     from affine import Affine
     from rasterio import features
@@ -234,7 +312,22 @@ def vectorize_source(
     from geotool.progress import progress_bar
 
     comps = StripComponents()
-    pieces = {}  # provisional component id -> its polygon in pixel coordinates
+    pieces: dict[int, Any] = {}  # provisional id -> polygon (pixel coordinates) of a piece of an open region
+    t = src.grid.transform
+    matrix = (t.a, t.b, t.d, t.e, t.c, t.f)
+    area_crs = _area_crs(src.grid)
+
+    def complete(open_roots: np.ndarray):
+        """The regions whose root is not in ``open_roots``, merged, placed and filtered; their pieces dropped."""
+        ids = np.fromiter(pieces, np.int64, len(pieces))
+        roots = comps.roots(ids)
+        merged: dict[int, list] = {}
+        for pid, root, done in zip(ids.tolist(), roots.tolist(), (~np.isin(roots, open_roots)).tolist()):
+            if done:
+                merged.setdefault(root, []).append(pieces.pop(pid))
+        records = ((int(comps.classes_of(r)), _placed(merged.pop(r), matrix, strip_rows)) for r in sorted(merged))
+        return _polygon_frame(records, src.grid, min_area, simplify, class_names, area_crs)
+
     n_strips = -(-src.grid.height // strip_rows)
     with progress_bar(description or "polygons", n_strips) as bar:
         for window in strip_windows(src.grid, strip_rows):
@@ -248,15 +341,10 @@ def vectorize_source(
             for geom, value in features.shapes(strip.local, mask=strip.local > 0, transform=at_rows, connectivity=4):
                 pieces[strip.offset + int(value)] = shape(geom)  # one polygon per 4-connected piece
             bar.advance()
-    final = comps.resolve()
-    merged: dict[int, list] = {}
-    for pid, poly in pieces.items():
-        merged.setdefault(int(final[pid]), []).append(poly)
-    del pieces
-    t = src.grid.transform
-    matrix = (t.a, t.b, t.d, t.e, t.c, t.f)
-    records = ((int(comps.classes[cid]), _placed(merged.pop(cid), matrix, strip_rows)) for cid in sorted(merged))
-    return _polygon_frame(records, src.grid, min_area, simplify, class_names)
+            chunk = complete(comps.open_roots())
+            if len(chunk):
+                yield chunk
+    yield complete(np.zeros(0, np.int64))
 
 
 def _foreground(classes: np.ndarray, valid: np.ndarray | None, background: int | None) -> np.ndarray:
@@ -326,9 +414,12 @@ def _gdal_ring(coords, ccw: bool) -> np.ndarray:
     return np.vstack([xy, xy[:1]])
 
 
-def _polygon_frame(records, grid: Grid, min_area: float, simplify: float, class_names: dict[int, str] | None):
+def _polygon_frame(
+    records, grid: Grid, min_area: float, simplify: float, class_names: dict[int, str] | None, area_crs: Any = None
+):
     """GeoDataFrame (``class_id``, ``class_name``, ``area``) of ``(class, polygon)`` records after
-    simplification (CRS units) and the ``min_area`` filter (squared CRS units)."""
+    simplification (CRS units) and the ``min_area`` filter (squared CRS units); ``area_crs`` as in
+    :func:`polygon_areas`."""
     import geopandas as gpd
 
     kept = []
@@ -343,17 +434,34 @@ def _polygon_frame(records, grid: Grid, min_area: float, simplify: float, class_
     if class_names:
         frame["class_name"] = [class_names.get(i, str(i)) for i in ids]
     gdf = gpd.GeoDataFrame(frame, geometry=[r[1] for r in kept], crs=grid.crs)
-    gdf["area"] = polygon_areas(gdf)
+    gdf["area"] = polygon_areas(gdf, area_crs)
     return gdf
 
 
-def polygon_areas(gdf) -> np.ndarray:
-    """Polygon areas in m^2 for geographic CRSs (via the local UTM zone), else in squared CRS units."""
+def polygon_areas(gdf, area_crs: Any = None) -> np.ndarray:
+    """Polygon areas in m^2 for geographic CRSs (in ``area_crs``, default the UTM zone of ``gdf``'s
+    centre), else in squared CRS units."""
     if len(gdf) == 0:
         return np.zeros(0)
     if gdf.crs is not None and gdf.crs.is_geographic:
-        return gdf.to_crs(gdf.estimate_utm_crs()).geometry.area.to_numpy()
+        return gdf.to_crs(area_crs or gdf.estimate_utm_crs()).geometry.area.to_numpy()
     return gdf.geometry.area.to_numpy()
+
+
+def _area_crs(grid: Grid):
+    """The UTM zone of ``grid``'s centre when its CRS is geographic (so that chunks measure alike), else None."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    frame = gpd.GeoSeries([box(*grid.bounds)], crs=grid.crs)
+    return frame.estimate_utm_crs() if frame.crs is not None and frame.crs.is_geographic else None
+
+
+def frame_crs(crs: Any):
+    """The CRS (pyproj, or None when unset) a GeoDataFrame gets from ``crs`` (e.g. a raster's)."""
+    import geopandas as gpd
+
+    return gpd.GeoSeries([], crs=crs or None).crs
 
 
 def require_features(gdf, path: str | os.PathLike, what: str = "features") -> None:

@@ -141,42 +141,53 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
 
 
 def _post(results: list[dict], payload: dict, cfg: PredictConfig) -> None:
-    """Polygons (class raster read in strips of rows: memory set by the width, not the scene) and PNG previews."""
-    import pandas as pd
+    """Polygons and PNG previews. Polygons stream: each class raster is read in strips of rows and every
+    region is written as soon as it is complete, so memory is set by the width and the regions still
+    open, not by the scene. One file for all inputs when they share a CRS, else one file per input
+    (``<stem>_<raster stem><suffix>``); the files appear only when every input is done."""
+    from contextlib import ExitStack
 
     from geotool.io.raster import RasterSource
-    from geotool.io.vector import vectorize_source, write_vector
+    from geotool.io.vector import iter_polygons_source
     from geotool.segmentation.plots import overlay
 
     names = dict(enumerate(payload["class_names"]))
-    frames = []
-    for res in results:
-        if cfg.polygons:
-            with RasterSource(res["classes"]) as src:
-                gdf = vectorize_source(src, background=0, nodata=CLASS_NODATA, min_area=cfg.min_area,
-                                       simplify=cfg.simplify, class_names=names,
-                                       description=f"polygons {Path(res['raster']).name}")
-            gdf["source"] = Path(res["raster"]).name
-            frames.append(gdf)
-            res["polygons"] = int(len(gdf))
-        if cfg.preview:
-            with RasterSource(res["classes"]) as src:
-                step = max(1, max(src.grid.shape) // 1000)
-                c, _ = _decimated(src, step)
-            with RasterSource(res["raster"], bands=payload["bands"][:3], nodata=payload.get("input_nodata")) as src:
-                img, ivalid = _decimated(src, step)
-            c = c[0]
-            path = Path(cfg.output) / f"{Path(res['raster']).stem}_preview.png"
-            overlay(img, c, ivalid & (c != CLASS_NODATA), path, title=Path(res["raster"]).name)
-            res["preview"] = str(path)
-    if cfg.polygons:
-        crs = {str(f.crs) for f in frames}
-        if len(crs) == 1:
-            write_vector(pd.concat(frames, ignore_index=True), cfg.polygons)
-        else:
-            p = Path(cfg.polygons)
-            for f, res in zip(frames, results):
-                write_vector(f, p.with_name(f"{p.stem}_{Path(res['raster']).stem}{p.suffix}"))
+    with ExitStack() as stack:
+        writers = _polygon_writers(results, cfg.polygons, stack) if cfg.polygons else []
+        for i, res in enumerate(results):
+            if cfg.polygons:
+                res["polygons"] = 0
+                with RasterSource(res["classes"]) as src:
+                    for gdf in iter_polygons_source(src, background=0, nodata=CLASS_NODATA, min_area=cfg.min_area,
+                                                    simplify=cfg.simplify, class_names=names,
+                                                    description=f"polygons {Path(res['raster']).name}"):
+                        gdf["source"] = Path(res["raster"]).name
+                        writers[i].write(gdf)
+                        res["polygons"] += len(gdf)
+            if cfg.preview:
+                with RasterSource(res["classes"]) as src:
+                    step = max(1, max(src.grid.shape) // 1000)
+                    c, _ = _decimated(src, step)
+                with RasterSource(res["raster"], bands=payload["bands"][:3], nodata=payload.get("input_nodata")) as src:
+                    img, ivalid = _decimated(src, step)
+                c = c[0]
+                path = Path(cfg.output) / f"{Path(res['raster']).stem}_preview.png"
+                overlay(img, c, ivalid & (c != CLASS_NODATA), path, title=Path(res["raster"]).name)
+                res["preview"] = str(path)
+
+
+def _polygon_writers(results: list[dict], polygons: str, stack) -> list:
+    """One vector writer per result (entered on ``stack``): the same one when every class raster has the
+    same CRS, else one file per raster."""
+    from geotool.io.raster import read_grid
+    from geotool.io.vector import frame_crs, vector_writer
+
+    crs = {str(frame_crs(read_grid(res["classes"]).crs)) for res in results}  # the CRS each input's polygons carry
+    if len(crs) == 1:
+        return [stack.enter_context(vector_writer(polygons))] * len(results)
+    p = Path(polygons)
+    return [stack.enter_context(vector_writer(p.with_name(f"{p.stem}_{Path(r['raster']).stem}{p.suffix}")))
+            for r in results]
 
 
 def _decimated(src, step: int):
