@@ -6,7 +6,8 @@ exported from their final step (``--export last``): train-nir's validation windo
 so choosing the best epoch there would select the model on the evaluation region.
 
 Usage:
-    nice -n 10 python bench/bench_nir_quality.py [--data /work/shared/data/nir] [--steps 400] [--out /tmp/bench_nir]
+    nice -n 5 python bench/bench_nir_quality.py --steps 2000 --threads 1 --lr 1e-3 --tta --out /tmp/bench_nir2000
+    (about 20 minutes on one core; figures in BENCHMARKS.md)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def sh(*args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="/work/shared/data/nir")
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--window", type=int, default=128)
     ap.add_argument("--ngf", type=int, default=32)
     ap.add_argument("--depth", type=int, default=6)
