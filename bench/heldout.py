@@ -10,11 +10,12 @@ import numpy as np
 
 
 def scores(pred: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
-    """Foreground (class 1) IoU and F1 of two label vectors."""
-    tp = float(((pred == 1) & (ref == 1)).sum())
-    fp = float(((pred == 1) & (ref == 0)).sum())
-    fn = float(((pred == 0) & (ref == 1)).sum())
-    return tp / max(tp + fp + fn, 1), 2 * tp / max(2 * tp + fp + fn, 1)
+    """Foreground (class 1) IoU and F1 of two label vectors, as ``geotool evaluate`` computes them."""
+    from geotool.segmentation.evaluate import add_confusion, confusion_metrics
+
+    conf = add_confusion(np.zeros((2, 2), np.int64), ref, pred)
+    fg = confusion_metrics(conf, [str(i) for i in range(len(conf))])["per_class"]["1"]
+    return fg["iou"] or 0.0, fg["f1"] or 0.0
 
 
 def train_and_score(cfg, sample_transform=None) -> dict:

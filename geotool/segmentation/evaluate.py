@@ -157,7 +157,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             pred = pred[0]
             ref, rvalid = read_reference(window)
             keep = pvalid & (pred != 255) & rvalid
-            conf = _add_confusion(conf, ref[keep], pred[keep])
+            conf = add_confusion(conf, ref[keep], pred[keep])
             if matcher is not None:
                 matcher.add((pred > 0) & keep, (ref > 0) & keep)
             bar.advance()
@@ -206,7 +206,7 @@ def _reference_reader(cfg: EvaluateConfig, grid, stack: ExitStack) -> Callable:
     return read
 
 
-def _add_confusion(conf: np.ndarray, ref: np.ndarray, pred: np.ndarray) -> np.ndarray:
+def add_confusion(conf: np.ndarray, ref: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """``conf`` (rows = reference) plus the pairs ``(ref, pred)``, grown to the largest class seen."""
     ref, pred = ref.astype(np.int64), pred.astype(np.int64)
     k = max(len(conf), int(ref.max(initial=0)) + 1, int(pred.max(initial=0)) + 1)
