@@ -8,8 +8,8 @@ import torch
 
 from geotool.errors import ConfigError
 from geotool.models.pix2pix import PatchDiscriminator, UNetGenerator
-from geotool.nir.baselines import LinearBaseline
-from geotool.nir.metrics import nir_metrics, seam_mask
+from geotool.nir.baselines import GBBaseline, LinearBaseline
+from geotool.nir.metrics import SSIMSums, halo_rows, nir_metrics, seam_mask, ssim
 from geotool.nir.scaling import Scaling, fit_scaling
 
 
@@ -47,12 +47,83 @@ def test_seam_mask_marks_interior_borders_only():
     assert mask[:, 24].all() and mask[24, :].all() and not mask[50, 50]
 
 
+def test_seam_mask_rows_are_rows_of_the_scene_mask():
+    whole = seam_mask((90, 70), window=32, overlap=8, offset=4, width=2)
+    for start, stop in ((0, 7), (20, 33), (85, 90)):
+        assert np.array_equal(seam_mask((90, 70), 32, 8, 4, 2, rows=(start, stop)), whole[start:stop])
+
+
+def _holes(shape, seed):
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(0, 1, (2, *shape))
+    valid = rng.uniform(size=shape) > 0.02
+    valid[10:14, 5:30] = False
+    valid[:, :2] = False
+    return x, np.clip(x + rng.normal(0, 0.1, shape), 0, 1), valid
+
+
+def _streamed_ssim(x, y, valid, rows):
+    acc = SSIMSums()
+    height = x.shape[0]
+    for row_off in range(0, height, rows):
+        start, stop, keep = halo_rows(row_off, min(rows, height - row_off), height)
+        acc.add(x[start:stop], y[start:stop], valid[start:stop], keep)
+    return acc
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 6, 7, 11, 64, 200])
+def test_streamed_ssim_equals_whole_array_ssim(rows):
+    x, y, valid = _holes((61, 37), seed=rows)
+    assert _streamed_ssim(x, y, valid, rows).result() == pytest.approx(ssim(x, y, valid), rel=1e-12, abs=1e-14)
+
+
+def test_ssim_without_a_fully_valid_window_averages_valid_pixels():
+    x, y, valid = _holes((5, 40), seed=0)  # fewer rows than the window: no window is fully valid
+    acc = _streamed_ssim(x, y, valid, 1)
+    assert acc.full_n == 0 and acc.result() == pytest.approx(ssim(x, y, valid), rel=1e-12)
+
+
+def test_metric_sums_match_direct_formulas():
+    rng = np.random.default_rng(2)
+    real = rng.uniform(0.1, 0.7, (30, 30))
+    fake = np.clip(real + rng.normal(0.02, 0.08, real.shape), 0, 1)
+    rgb = rng.uniform(0.05, 0.4, (3, 30, 30))
+    valid = rng.uniform(size=real.shape) > 0.1
+    m = nir_metrics(fake, real, rgb, valid)
+    f, r, v = fake[valid], real[valid], np.vstack([rgb[:, valid], real[valid][None]])
+    w = np.vstack([rgb[:, valid], f[None]])
+    angle = np.degrees(np.arccos(np.clip((v * w).sum(0) / np.linalg.norm(v, axis=0) / np.linalg.norm(w, axis=0), -1, 1)))
+    assert m["pearson_r"] == pytest.approx(np.corrcoef(f, r)[0, 1], rel=1e-12)
+    assert m["rmse"] == pytest.approx(np.sqrt(np.mean((f - r) ** 2)), rel=1e-12)
+    assert m["sam_deg"] == pytest.approx(angle.mean(), rel=1e-9)
+    assert np.isnan(nir_metrics(np.full_like(real, 0.3), real, rgb, valid)["pearson_r"])
+
+
 def test_linear_baseline_recovers_linear_relation():
     rng = np.random.default_rng(1)
     rgb = rng.uniform(0, 1, (3, 500))
     nir = 0.5 * rgb[0] - 0.2 * rgb[1] + 0.1 * rgb[2] + 0.3
     pred = LinearBaseline().fit(rgb, nir).predict(rgb)
     assert np.abs(pred - nir).max() < 1e-5
+
+
+def test_baselines_fitted_in_chunks():
+    rng = np.random.default_rng(3)
+    rgb = rng.uniform(0, 1, (3, 3000)).astype(np.float32)
+    rgb[1] = rgb[0]  # collinear bands: lstsq's minimum-norm solution
+    nir = (0.6 * rgb[0] + 0.1 * rgb[2] ** 2 + rng.normal(0, 0.05, 3000)).astype(np.float32)
+    chunked = LinearBaseline()
+    for part in np.array_split(np.arange(3000), 7):
+        chunked.add(rgb[:, part], nir[part])
+    x = np.vstack([rgb, np.ones(3000)]).T.astype(np.float64)
+    np.testing.assert_allclose(chunked.finish().coef, np.linalg.lstsq(x, nir.astype(np.float64), rcond=None)[0], rtol=1e-9)
+    gbs = [GBBaseline(seed=4, max_iter=5, max_samples=500) for _ in range(2)]
+    for part in np.array_split(np.arange(3000), 9):
+        gbs[0].add(rgb[:, part], nir[part])
+    gbs[1].add(rgb, nir)
+    assert [g.finish()._keys.size for g in gbs] == [500, 500]
+    assert np.array_equal(gbs[0]._nir, gbs[1]._nir)  # the same seeded sample however the pixels are chunked
+    assert np.array_equal(gbs[0].predict(rgb), gbs[1].predict(rgb))
 
 
 @pytest.mark.parametrize("depth, size", [(3, 32), (5, 64)])

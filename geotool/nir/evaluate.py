@@ -1,8 +1,12 @@
-"""``evaluate-nir``: compare generated with real NIR (and per-pixel baselines) and write metrics JSON."""
+"""``evaluate-nir``: compare generated with real NIR (and per-pixel baselines) and write metrics JSON.
+
+The rasters are read in strips of ``STRIP_ROWS`` rows (plus the SSIM halo): memory is set by the raster
+width, not by the scene. Baselines are fitted in a first pass over the training raster.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Literal, Optional
 
 import numpy as np
@@ -31,16 +35,50 @@ class EvaluateNIRConfig(GeotoolConfig):
     plot: Optional[str] = Field(None, description="PNG comparison: RGB | real | generated | error | NDVI (| baselines).")
 
 
-def _unit(values: np.ndarray, dtype: str, kind: str) -> np.ndarray:
-    """Stored values ``(bands, H, W)`` -> unit scale by the fixed rule of ``kind`` (auto: from the dtype)."""
+STRIP_ROWS = 256  # rows per strip (~250 bytes of working memory per pixel of a strip, plus a 3-row SSIM halo)
+PREVIEW_PX = 1000  # longest side (pixels) of the decimated copy drawn by --plot
+AUTO_SAMPLE_STEP = 7  # --scaling auto on float data: sample every 7th row and column...
+AUTO_SAMPLE_MAX = 1_000_000  # ...coarser when that would exceed this many values per band
+
+
+def _sample(src, bands: slice) -> np.ndarray:
+    """Stored values of ``src``'s selected ``bands`` at every ``AUTO_SAMPLE_STEP``-th row and column, flattened
+    (the sample ``--scaling auto`` always used; a coarser step when it would exceed ``AUTO_SAMPLE_MAX`` values
+    per band, i.e. above 49 Mpx)."""
+    from rasterio.windows import Window
+
+    h, w = src.grid.shape
+    step = max(AUTO_SAMPLE_STEP, int(np.ceil(np.sqrt(h * w / AUTO_SAMPLE_MAX))))
+    rows = [src.read(Window(0, r, w, 1))[0][bands, 0, ::step] for r in range(0, h, step)]
+    return np.stack(rows, axis=1).reshape(-1)
+
+
+def _scaling(src, bands: slice, kind: str):
+    """Stored -> unit :class:`~geotool.nir.scaling.Scaling` of ``src``'s selected ``bands`` by the fixed rule
+    of ``kind`` (auto: from the dtype of the first band; float data also from :func:`_sample`)."""
     from geotool.nir.scaling import auto_kind, fit_scaling
 
+    dtype = src.dtypes[bands.start]
     if kind == "auto":
-        kind = auto_kind(dtype, values[:, ::7, ::7].reshape(-1))
-    return fit_scaling(kind, np.zeros((values.shape[0], 0)), dtype).to_unit(values)
+        kind = auto_kind(dtype, _sample(src, bands) if np.dtype(dtype).kind == "f" else None)
+    return fit_scaling(kind, np.zeros((len(src.bands[bands]), 0)), dtype)
+
+
+class _RGBN:
+    """A raster's RGB and NIR bands (selected in that order), read by window in unit scale."""
+
+    def __init__(self, src, kind: str) -> None:
+        self.src, self.grid = src, src.grid
+        self.rgb_scaling, self.nir_scaling = _scaling(src, slice(0, 3), kind), _scaling(src, slice(3, 4), kind)
+
+    def read(self, window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """RGB ``(3, rows, cols)`` and NIR ``(rows, cols)`` float32 unit scale, and the validity mask."""
+        data, valid = self.src.read(window)
+        return self.rgb_scaling.to_unit(data[:3]), self.nir_scaling.to_unit(data[3:])[0], valid
 
 
 def _region(valid: np.ndarray, region: str, val_fraction: float) -> np.ndarray:
+    """``valid`` ``(rows, W)`` of full-width rows, restricted to the east/west split of the columns."""
     split = int(round(valid.shape[1] * (1 - val_fraction)))
     out = valid.copy()
     if region == "east":
@@ -50,12 +88,79 @@ def _region(valid: np.ndarray, region: str, val_fraction: float) -> np.ndarray:
     return out
 
 
-def run_evaluate_nir(cfg: EvaluateNIRConfig) -> dict:
-    """Compute the metrics (see :mod:`geotool.nir.metrics`) and write ``cfg.output``."""
-    from geotool.io.files import write_json
-    from geotool.io.raster import RasterSource, read_stack, read_tags
+def _fit_baselines(cfg: EvaluateNIRConfig, ref: _RGBN, strip_rows: int) -> dict:
+    """Fit ``cfg.baseline`` on the west region of the training raster, streamed strip by strip."""
+    from geotool.io.components import strip_windows
+    from geotool.io.raster import RasterSource
     from geotool.nir.baselines import BASELINES
-    from geotool.nir.metrics import METRIC_NOTES, nir_metrics, seam_mask
+
+    models = {name: BASELINES[name](seed=cfg.seed) if name == "gb" else BASELINES[name]() for name in cfg.baseline}
+    if not models:
+        return models
+    train_path = cfg.baseline_train or cfg.reference
+    with ExitStack() as stack:
+        train = ref
+        if train_path != cfg.reference:
+            train = _RGBN(stack.enter_context(RasterSource(train_path, bands=list(cfg.rgb_bands) + [cfg.nir_band])),
+                          cfg.scaling)
+        for window in strip_windows(train.grid, strip_rows):
+            rgb, nir, valid = train.read(window)
+            west = _region(valid, "west", cfg.val_fraction)
+            for model in models.values():
+                model.add(rgb[:, west], nir[west])
+    return {name: model.finish() for name, model in models.items()}
+
+
+class _Preview:
+    """Every ``step``-th row and column of the panels (longest side at most ``PREVIEW_PX``), for ``--plot``."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.step = max(1, -(-max(shape) // PREVIEW_PX))
+        self.parts: list[tuple] = []
+
+    def add(self, row_off: int, rgb, real, fake, valid, preds: dict) -> None:
+        """Keep the decimated rows of a strip (arrays of the strip's own rows, starting at scene row ``row_off``)."""
+        take = lambda a: a[..., -row_off % self.step :: self.step, :: self.step].copy()  # noqa: E731 - not a view of the strip
+        self.parts.append((take(rgb), take(real), take(fake), take(valid), {k: take(v) for k, v in preds.items()}))
+
+    def write(self, path: str) -> None:
+        """The comparison figure, cropped to the bounding box of the evaluated pixels."""
+        from geotool.nir.plots import comparison_figure
+
+        rgb, real, fake, valid = (np.concatenate([p[i] for p in self.parts], axis=-2) for i in range(4))
+        preds = {k: np.concatenate([p[4][k] for p in self.parts]) for k in self.parts[0][4]}
+        rows, cols = (np.flatnonzero(valid.any(axis)) for axis in (1, 0))
+        if rows.size:
+            box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+            rgb, real, fake, valid = rgb[(slice(None), *box)], real[box], fake[box], valid[box]
+            preds = {k: v[box] for k, v in preds.items()}
+        comparison_figure(rgb, real, fake, valid, preds, path)
+
+
+def _seam_spec(path: str) -> tuple[int, int, int] | None:
+    """(window, overlap, offset) of the tiling that generated ``path`` (from its tags), if recorded."""
+    from geotool.io.raster import read_tags
+
+    tags = read_tags(path)
+    if "geotool_nir_window" not in tags:
+        return None
+    return tuple(int(tags[f"geotool_nir_{k}"]) for k in ("window", "overlap", "offset"))
+
+
+def _seam_check(spec: tuple[int, int, int], width: int, sums: np.ndarray) -> dict | None:
+    """The ``seam_check`` record from ``sums`` = (border |error| sum, border pixels, interior sum, interior pixels)."""
+    if not (sums[1] and sums[3]):
+        return None
+    b, i = sums[0] / sums[1], sums[2] / sums[3]
+    return {"window": spec[0], "overlap": spec[1], "border_width_px": width,
+            "border_mae": float(b), "interior_mae": float(i), "ratio": float(b / i) if i > 0 else float("nan")}
+
+
+def run_evaluate_nir(cfg: EvaluateNIRConfig, strip_rows: int | None = None) -> dict:
+    """Compute the metrics (see :mod:`geotool.nir.metrics`) over strips of ``strip_rows`` rows (default
+    ``STRIP_ROWS``) and write ``cfg.output``."""
+    from geotool.io.files import write_json
+    from geotool.io.raster import RasterSource
 
     if not (cfg.generated and cfg.reference and cfg.output):
         raise ConfigError("evaluate-nir needs GENERATED.tif, REFERENCE.tif and --output metrics.json")
@@ -63,50 +168,67 @@ def run_evaluate_nir(cfg: EvaluateNIRConfig) -> dict:
         raise ConfigError(f"--output {cfg.output} must be a .json file")
     if len(cfg.rgb_bands) != 3:
         raise ConfigError(f"--rgb-bands takes three bands, not {cfg.rgb_bands}")
-    with RasterSource(cfg.generated) as g:
-        gen_band = cfg.generated_band or len(g._all_bands)
-    gen = read_stack(cfg.generated, bands=[gen_band])
-    ref = read_stack(cfg.reference, bands=list(cfg.rgb_bands) + [cfg.nir_band])
-    diffs = ref.grid.differences(gen.grid)
-    if diffs:
-        raise RasterMismatchError(f"{cfg.generated} is not on the grid of {cfg.reference}: {'; '.join(diffs)}")
-    valid = _region(gen.valid & ref.valid, cfg.region, cfg.val_fraction)
-    if not valid.any():
-        raise EmptyDataError(f"no pixel is valid in both {cfg.generated} and {cfg.reference} (region {cfg.region})")
-    rgb_u = _unit(ref.data[:3], ref.dtypes[0], cfg.scaling)
-    real_u = _unit(ref.data[3:], ref.dtypes[3], cfg.scaling)[0]
-    fake_u = _unit(gen.data, gen.dtypes[0], cfg.scaling)[0]
-    results: dict = {"model": nir_metrics(fake_u, real_u, rgb_u, valid), "notes": METRIC_NOTES, "region": cfg.region}
-    tags = read_tags(cfg.generated)
-    if "geotool_nir_window" in tags:
-        win, ov, off = (int(tags[f"geotool_nir_{k}"]) for k in ("window", "overlap", "offset"))
-        border = seam_mask(valid.shape, win, ov, off, cfg.seam_width) & valid
-        interior = valid & ~border
-        if border.any() and interior.any():
-            err = np.abs(fake_u - real_u)
-            b, i = float(err[border].mean()), float(err[interior].mean())
-            results["seam_check"] = {"window": win, "overlap": ov, "border_width_px": cfg.seam_width,
-                                     "border_mae": b, "interior_mae": i, "ratio": b / i if i > 0 else float("nan")}
-    previews = {}
+    with ExitStack() as stack:
+        with RasterSource(cfg.generated) as g:
+            gen_band = cfg.generated_band or len(g._all_bands)
+        gen = stack.enter_context(RasterSource(cfg.generated, bands=[gen_band]))
+        ref = stack.enter_context(RasterSource(cfg.reference, bands=list(cfg.rgb_bands) + [cfg.nir_band]))
+        diffs = ref.grid.differences(gen.grid)
+        if diffs:
+            raise RasterMismatchError(f"{cfg.generated} is not on the grid of {cfg.reference}: {'; '.join(diffs)}")
+        ref_units, strip_rows = _RGBN(ref, cfg.scaling), strip_rows or STRIP_ROWS
+        models = _fit_baselines(cfg, ref_units, strip_rows)
+        results, preview = _metric_pass(cfg, gen, ref_units, models, strip_rows)
     for name in cfg.baseline:
-        train_path = cfg.baseline_train or cfg.reference
-        tr = ref if train_path == cfg.reference else read_stack(train_path, bands=list(cfg.rgb_bands) + [cfg.nir_band])
-        tr_valid = _region(tr.valid, "west", cfg.val_fraction)
-        model = BASELINES[name](seed=cfg.seed) if name == "gb" else BASELINES[name]()
-        tr_rgb = _unit(tr.data[:3], tr.dtypes[0], cfg.scaling)
-        tr_nir = _unit(tr.data[3:], tr.dtypes[3], cfg.scaling)[0]
-        model.fit(tr_rgb[:, tr_valid], tr_nir[tr_valid])
-        pred = model.predict(rgb_u)
-        results[name] = nir_metrics(pred, real_u, rgb_u, valid)
-        results[name]["fitted_on"] = f"{train_path} (west {1 - cfg.val_fraction:.0%} of the columns)"
-        previews[name] = pred
+        results[name]["fitted_on"] = f"{cfg.baseline_train or cfg.reference} (west {1 - cfg.val_fraction:.0%} of the columns)"
     for name in cfg.baseline:
         m, b = results["model"]["mae"], results[name]["mae"]
         results[f"mae_ratio_model_vs_{name}"] = m / b if b > 0 else float("nan")
     write_json(cfg.output, results)
     if cfg.plot:
-        from geotool.nir.plots import comparison_figure
-
-        comparison_figure(rgb_u, real_u, fake_u, valid, previews, cfg.plot)
+        preview.write(cfg.plot)
     write_sidecar(cfg.output, "evaluate-nir", cfg, inputs=[cfg.generated, cfg.reference], seed=cfg.seed)
     return results
+
+
+def _metric_pass(cfg: EvaluateNIRConfig, gen, ref: _RGBN, models: dict, strip_rows: int) -> tuple[dict, _Preview | None]:
+    """One pass over generated and reference strips (with the SSIM halo): the metrics of the model and of each
+    baseline, the seam check, and the decimated preview when ``cfg.plot`` is set.
+
+    Raises:
+        EmptyDataError: no pixel is valid in both rasters within the region.
+    """
+    from rasterio.windows import Window
+
+    from geotool.io.components import strip_windows
+    from geotool.nir.metrics import METRIC_NOTES, StripMetrics, halo_rows, seam_mask
+
+    grid, gen_scaling, spec = ref.grid, _scaling(gen, slice(0, 1), cfg.scaling), _seam_spec(cfg.generated)
+    accs = {name: StripMetrics() for name in ["model", *models]}
+    seam_sums = np.zeros(4)
+    preview = _Preview(grid.shape) if cfg.plot else None
+    for window in strip_windows(grid, strip_rows):
+        row_off, rows = int(window.row_off), int(window.height)
+        start, stop, keep = halo_rows(row_off, rows, grid.height)
+        block = Window(0, start, grid.width, stop - start)
+        data, gen_valid = gen.read(block)
+        fake = gen_scaling.to_unit(data)[0]
+        rgb, real, ref_valid = ref.read(block)
+        valid = _region(gen_valid & ref_valid, cfg.region, cfg.val_fraction)
+        preds = {name: model.predict(rgb) for name, model in models.items()}
+        for name, acc in accs.items():
+            acc.add(preds.get(name, fake), real, rgb, valid, keep)
+        if spec:
+            border = seam_mask(grid.shape, *spec, cfg.seam_width, rows=(row_off, row_off + rows)) & valid[keep]
+            err, interior = np.abs(fake[keep] - real[keep]), valid[keep] & ~border
+            seam_sums += (err[border].astype(np.float64).sum(), border.sum(),
+                          err[interior].astype(np.float64).sum(), interior.sum())
+        if preview:
+            preview.add(row_off, rgb[:, keep], real[keep], fake[keep], valid[keep], {k: v[keep] for k, v in preds.items()})
+    if not accs["model"].sums.s["n"]:
+        raise EmptyDataError(f"no pixel is valid in both {cfg.generated} and {cfg.reference} (region {cfg.region})")
+    results: dict = {"model": accs["model"].result(), "notes": METRIC_NOTES, "region": cfg.region}
+    seam = _seam_check(spec, cfg.seam_width, seam_sums) if spec else None
+    if seam:
+        results["seam_check"] = seam
+    return results | {name: accs[name].result() for name in models}, preview

@@ -68,10 +68,21 @@ def training_curves(frame, path: str | os.PathLike) -> None:
     save_figure(fig, path)
 
 
+def _panel_size(rows: int, cols: int, longest: float = 3.5, narrowest: float = 1.6) -> tuple[float, float]:
+    """(width, height) in inches of one panel showing ``rows`` x ``cols`` pixels: ``longest`` on the longer
+    side, at least ``narrowest`` wide (room for the title) and 0.8 high."""
+    scale = longest / max(rows, cols, 1)
+    return max(cols * scale, narrowest), max(rows * scale, 0.8)
+
+
 def comparison_figure(rgb, real, fake, valid, baselines: dict, path: str | os.PathLike) -> None:
-    """Whole-scene panel: RGB | real NIR | generated NIR | |error| | NDVI real | NDVI generated | baselines."""
+    """One row of panels: RGB | real NIR | generated NIR | |error| | NDVI real | NDVI generated | baselines.
+
+    Arrays as :func:`window_panel` (unit scale, ``(3,H,W)`` / ``(H,W)``) for one scene, or a decimated crop of
+    it; each panel is sized to the arrays' aspect ratio.
+    """
     panels = [("RGB", _stretch(np.where(valid, rgb, 0)), {})]
-    vmax = float(np.percentile(real[valid], 99))
+    vmax = float(np.percentile(real[valid], 99)) if valid.any() else 1.0
     gray = dict(cmap="gray", vmin=0, vmax=vmax)
     nd = dict(cmap="RdYlGn", vmin=-0.5, vmax=0.8)
     panels += [("real NIR", np.where(valid, real, np.nan), gray), ("generated NIR", np.where(valid, fake, np.nan), gray),
@@ -80,7 +91,8 @@ def comparison_figure(rgb, real, fake, valid, baselines: dict, path: str | os.Pa
                ("NDVI generated", np.where(valid, _ndvi(fake, rgb[0]), np.nan), nd)]
     for name, pred in baselines.items():
         panels.append((f"{name} baseline NIR", np.where(valid, pred, np.nan), gray))
-    fig, axes = new_figure(1, len(panels), figsize=(3 * len(panels), 3.3), squeeze=False)
+    w, h = _panel_size(*real.shape)
+    fig, axes = new_figure(1, len(panels), figsize=(w * len(panels), h + 0.3), squeeze=False)
     for ax, (title, img, kw) in zip(axes[0], panels):
         ax.imshow(img, **kw)
         ax.set_title(title, fontsize=9)
