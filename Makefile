@@ -75,7 +75,7 @@ demo-oba: install
 demo-nir: install
 	@mkdir -p $(DEMO_OUT)/nir
 	$(GEOTOOL) --quiet train-nir data_samples/nir/naip_20090818_crop.tif --rgb-bands 1,2,3 --nir-band 4 \
-		--window 64 --depth 5 --ngf 16 --ndf 16 --batch-size 8 --max-steps 120 --steps-per-epoch 40 \
+		--window 64 --depth 5 --ngf 16 --ndf 16 --batch-size 8 --max-steps 120 --steps-per-epoch 40 --lr 0.001 \
 		--threads 1 --seed 0 --output $(DEMO_OUT)/nir/run
 	$(GEOTOOL) --quiet generate-nir $(DEMO_OUT)/nir/run/model.ckpt data_samples/nir/naip_20090818_crop.tif \
 		--ndvi --threads 1 --output $(DEMO_OUT)/nir/naip_20090818_nir.tif
