@@ -196,17 +196,3 @@ def test_export_last_and_learning_rate_decay(tmp_path):
     # Generator and discriminator both follow linear-decay: after all 4 steps the lr sits at its floor, 1/4.
     assert [s["last_epoch"] for s in last["lr_schedulers"]] == [4, 4]
     assert [o["param_groups"][0]["lr"] for o in last["optimizer_states"]] == pytest.approx([0.00025, 0.00025])
-
-
-def test_resize_upsampling_generator_trains_and_generates(tmp_path):
-    torch.set_num_threads(1)
-    scene = context_scene(tmp_path / "s.tif", size=112, seed=4)
-    run = tmp_path / "run"
-    res = _run(["train-nir", scene, "--output", run, *TINY, "--max-steps", 2, "--steps-per-epoch", 2, "--threads", 1,
-                "--upsample", "resize"])
-    assert res.exit_code == 0, res.output
-    assert torch.load(run / "model.ckpt", weights_only=False)["arch"]["upsample"] == "resize"
-    out = tmp_path / "nir.tif"
-    res = _run(["generate-nir", run / "model.ckpt", scene, "--output", out, "--threads", 1])
-    assert res.exit_code == 0, res.output
-    assert read_grid(out).transform == read_grid(scene).transform

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from geotool.errors import ConfigError
-from geotool.models.pix2pix import PatchDiscriminator, UNetGenerator, build_generator
+from geotool.models.pix2pix import PatchDiscriminator, UNetGenerator
 from geotool.nir.baselines import GBBaseline, LinearBaseline
 from geotool.nir.metrics import SSIMSums, halo_rows, nir_metrics, seam_mask, ssim
 from geotool.nir.scaling import Scaling, fit_scaling
@@ -126,20 +126,11 @@ def test_baselines_fitted_in_chunks():
     assert np.array_equal(gbs[0].predict(rgb), gbs[1].predict(rgb))
 
 
-@pytest.mark.parametrize("depth, size, upsample", [(3, 32, "transpose"), (5, 64, "transpose"), (4, 48, "resize")])
-def test_networks_shapes(depth, size, upsample):
-    g = UNetGenerator(3, 1, ngf=4, depth=depth, upsample=upsample)
+@pytest.mark.parametrize("depth, size", [(3, 32), (5, 64)])
+def test_networks_shapes(depth, size):
+    g = UNetGenerator(3, 1, ngf=4, depth=depth)
     d = PatchDiscriminator(4, ndf=4, n_layers=3)
     x = torch.rand(2, 3, size, size)
     y = g(x)
     assert y.shape == (2, 1, size, size) and y.abs().max() <= 1
     assert d(x, y).shape[0] == 2
-
-
-def test_generator_upsampling_and_checkpoints_without_the_key():
-    arch = {"generator": "pix2pix", "in_channels": 3, "ngf": 4, "depth": 3, "dropout": False}
-    convs = lambda net: {type(m).__name__ for m in net.modules() if "Conv" in type(m).__name__}  # noqa: E731
-    assert convs(build_generator(arch)) == {"Conv2d", "ConvTranspose2d"}  # checkpoints older than the option
-    assert convs(build_generator({**arch, "upsample": "resize"})) == {"Conv2d"}
-    with pytest.raises(ValueError, match="transpose or resize"):
-        build_generator({**arch, "upsample": "bilinear"})

@@ -22,20 +22,10 @@ class _Down(nn.Module):
         return self.block(x)
 
 
-def _upsampling_conv(cin: int, cout: int, upsample: str, bias: bool) -> nn.Module:
-    """x2 up-sampling convolution: pix2pix's 4x4 transposed conv, or nearest-neighbour resize + 3x3 conv
-    (no checkerboard artefacts; Odena et al. 2016)."""
-    if upsample == "transpose":
-        return nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=bias)
-    if upsample == "resize":
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1, bias=bias))
-    raise ValueError(f"unknown upsample {upsample!r}; use transpose or resize")
-
-
 class _Up(nn.Module):
-    def __init__(self, cin: int, cout: int, dropout: bool, upsample: str) -> None:
+    def __init__(self, cin: int, cout: int, dropout: bool) -> None:
         super().__init__()
-        layers: list[nn.Module] = [_upsampling_conv(cin, cout, upsample, bias=False), nn.BatchNorm2d(cout)]
+        layers: list[nn.Module] = [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout)]
         if dropout:
             layers.append(nn.Dropout(0.5))
         layers.append(nn.ReLU(inplace=True))
@@ -55,13 +45,11 @@ class UNetGenerator(nn.Module):
         depth: number of down-sampling steps (8 for 256-px windows in the paper; windows must be a
             multiple of ``2 ** depth``).
         dropout: dropout in the three innermost decoder blocks (pix2pix's noise source).
-        upsample: ``transpose`` (pix2pix's 4x4 transposed convs) or ``resize`` (nearest resize + 3x3 conv).
 
     Output is ``tanh`` in [-1, 1] (unit range mapped by ``2u - 1``).
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 1, ngf: int = 64, depth: int = 8, dropout: bool = True,
-                 upsample: str = "transpose") -> None:
+    def __init__(self, in_channels: int = 3, out_channels: int = 1, ngf: int = 64, depth: int = 8, dropout: bool = True) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError("depth must be at least 2")
@@ -75,8 +63,8 @@ class UNetGenerator(nn.Module):
         self.ups = nn.ModuleList()
         for i in reversed(range(depth - 1)):
             up_in = chans[i + 1] if i == depth - 2 else chans[i + 1] * 2
-            self.ups.append(_Up(up_in, chans[i], dropout=dropout and i >= depth - 4, upsample=upsample))
-        self.final = nn.Sequential(_upsampling_conv(chans[0] * 2, out_channels, upsample, bias=True), nn.Tanh())
+            self.ups.append(_Up(up_in, chans[i], dropout=dropout and i >= depth - 4))
+        self.final = nn.Sequential(nn.ConvTranspose2d(chans[0] * 2, out_channels, 4, 2, 1), nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -139,14 +127,12 @@ class SmpGenerator(nn.Module):
         return torch.tanh(self.net(x))
 
 
-def build_generator(arch: dict, encoder_weights: str | None = None) -> nn.Module:
-    """Build the generator described by ``arch`` (as stored in the checkpoint; keys added later default to
-    their former behaviour). ``encoder_weights``: a local state-dict for an smp encoder."""
+def build_generator(arch: dict) -> nn.Module:
+    """Build the generator described by ``arch`` (as stored in the checkpoint)."""
     if arch["generator"] == "pix2pix":
-        return UNetGenerator(arch["in_channels"], 1, arch["ngf"], arch["depth"], arch.get("dropout", True),
-                             arch.get("upsample", "transpose"))
+        return UNetGenerator(arch["in_channels"], 1, arch["ngf"], arch["depth"], arch.get("dropout", True))
     if arch["generator"] == "smp":
-        return SmpGenerator(arch["in_channels"], 1, arch["encoder"], encoder_weights)
+        return SmpGenerator(arch["in_channels"], 1, arch["encoder"], None)
     raise ValueError(f"unknown generator {arch['generator']!r}")
 
 
