@@ -127,12 +127,13 @@ class SmpGenerator(nn.Module):
         return torch.tanh(self.net(x))
 
 
-def build_generator(arch: dict) -> nn.Module:
-    """Build the generator described by ``arch`` (as stored in the checkpoint)."""
+def build_generator(arch: dict, encoder_weights: str | None = None) -> nn.Module:
+    """Build the generator described by ``arch`` (as stored in the checkpoint). ``encoder_weights``: a
+    local state-dict for an smp encoder."""
     if arch["generator"] == "pix2pix":
         return UNetGenerator(arch["in_channels"], 1, arch["ngf"], arch["depth"], arch.get("dropout", True))
     if arch["generator"] == "smp":
-        return SmpGenerator(arch["in_channels"], 1, arch["encoder"], None)
+        return SmpGenerator(arch["in_channels"], 1, arch["encoder"], encoder_weights)
     raise ValueError(f"unknown generator {arch['generator']!r}")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from geotool.models.pix2pix import PatchDiscriminator, SmpGenerator, UNetGenerator
+from geotool.models.pix2pix import PatchDiscriminator, build_generator
 from geotool.nir import losses
 from geotool.training.schedule import make_scheduler
 
@@ -27,10 +27,7 @@ class NIRGan(L.LightningModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.arch, self.loss_cfg = arch, loss
-        if arch["generator"] == "smp":
-            self.generator = SmpGenerator(arch["in_channels"], 1, arch["encoder"], encoder_weights)
-        else:
-            self.generator = UNetGenerator(arch["in_channels"], 1, arch["ngf"], arch["depth"], arch.get("dropout", True))
+        self.generator = build_generator(arch, encoder_weights)
         self.use_gan = float(loss["gan_weight"]) > 0
         self.discriminator = PatchDiscriminator(arch["in_channels"] + 1, arch["ndf"], arch["d_layers"]) if self.use_gan else None
         self.val_outputs: list = []
