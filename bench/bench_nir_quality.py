@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lr-schedule", default="linear-decay")
     ap.add_argument("--tta", action="store_true", help="generate with flip averaging (4 passes per window)")
+    ap.add_argument("--models", default="gan,l1_only", help="generators to train: gan, l1_only or both")
     ap.add_argument("--out", default="/tmp/bench_nir")
     a = ap.parse_args()
     data = Path(a.data)
@@ -49,7 +50,10 @@ def main() -> None:
               "--threads", a.threads, "--seed", a.seed, "--no-dropout", "--lr", a.lr, "--lr-schedule", a.lr_schedule,
               "--export", "last"]
     rows = {}
+    models = a.models.split(",")
     for name, extra in (("gan", ["--gan-weight", 1]), ("l1_only", ["--gan-weight", 0])):
+        if name not in models:
+            continue
         t = time.perf_counter()
         sh("train-nir", d1, "--output", out / name, *common, *extra)
         train_s = time.perf_counter() - t
@@ -70,9 +74,9 @@ def main() -> None:
         print(f"\n## {tag} (unit scale = DN/255)")
         print("| model | " + " | ".join(keys) + " |")
         print("|---" * (len(keys) + 1) + "|")
-        for name in ("gan", "l1_only", "linear", "gb"):
+        for name in (*models, "linear", "gb"):
             print(f"| {name} | " + " | ".join(f"{rows[tag][name][k]:.4f}" for k in keys) + " |")
-        for name in ("gan", "l1_only"):
+        for name in models:
             print(f"{name} MAE / gradient-boosting MAE = {rows[tag][name]['mae'] / rows[tag]['gb']['mae']:.3f}; "
                   f"SSIM {rows[tag][name]['ssim']:.3f} vs {rows[tag]['gb']['ssim']:.3f}")
         print("seam check (border/interior MAE):", {k: round(v["ratio"], 3) for k, v in rows[tag]["seam"].items() if v})
