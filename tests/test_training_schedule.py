@@ -16,6 +16,10 @@ def test_linear_decay_is_flat_then_falls_to_near_zero():
     assert factors[-1] == pytest.approx(0.02) and min(factors) > 0
 
 
+def test_linear_decay_of_a_one_step_run_keeps_the_full_rate():
+    assert lr_factor("linear-decay", 1)(0) == 1.0
+
+
 def test_constant_and_unknown():
     assert {lr_factor("constant", 10)(i) for i in range(10)} == {1.0}
     with pytest.raises(ValueError, match="linear-decay"):

@@ -18,7 +18,8 @@ def lr_factor(kind: str, total_steps: int):
         return lambda i: 1.0
     if kind == "linear-decay":
         half = max(1, total_steps // 2)
-        return lambda i: max(1.0 / total_steps, min(1.0, (total_steps - i) / (total_steps - half)))
+        decay = max(1, total_steps - half)  # steps of the falling part (1 for a one-step run)
+        return lambda i: max(1.0 / total_steps, min(1.0, (total_steps - i) / decay))
     raise ValueError(f"unknown learning-rate schedule {kind!r}; use constant or linear-decay")
 
 
