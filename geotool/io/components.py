@@ -179,12 +179,7 @@ class StripComponents:
             ``classes[c]`` its class (index 0 unused).
         """
         size = self.n_provisional + 1
-        roots = self._parent[:size].copy()
-        while True:  # pointer jumping until every id points at its root
-            up = roots[roots]
-            if np.array_equal(up, roots):
-                break
-            roots = up
+        roots = self.roots(np.arange(size))
         is_root = roots == np.arange(size)
         is_root[0] = False
         final = np.cumsum(is_root)[roots]  # roots in increasing id order -> 1..n
