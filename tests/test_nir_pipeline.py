@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 import torch
@@ -196,3 +197,8 @@ def test_export_last_and_learning_rate_decay(tmp_path):
     # Generator and discriminator both follow linear-decay: after all 4 steps the lr sits at its floor, 1/4.
     assert [s["last_epoch"] for s in last["lr_schedulers"]] == [4, 4]
     assert [o["param_groups"][0]["lr"] for o in last["optimizer_states"]] == pytest.approx([0.00025, 0.00025])
+    # The reported validation MAE is that of the exported (final) weights, which the last validation also saw.
+    summary = torch.load(run / "model.ckpt", weights_only=False)["summary"]
+    logged = pd.read_csv(run / "metrics.csv").dropna(subset=["val_mae"])
+    assert summary["export"] == "last"
+    assert summary["val_mae_unit"] == pytest.approx(float(logged["val_mae"].iloc[-1]), rel=1e-5)

@@ -87,7 +87,8 @@ def train_nir(
     }, preset="nir")
     summary = run_train_nir(cfg)
     if not STATE.quiet and summary:
-        typer.echo(f"wrote {summary['model']} (best val MAE {summary['best_val_mae_unit']:.4f} unit scale, {summary['epochs']} epochs)")
+        typer.echo(f"wrote {summary['model']} ({summary['export']} weights: val MAE {summary['val_mae_unit']:.4f} unit scale, "
+                   f"{summary['steps']} generator steps, {summary['epochs']} epochs)")
 
 
 @handle_errors

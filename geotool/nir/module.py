@@ -84,6 +84,22 @@ class NIRGan(L.LightningModule):
         self._step_schedules()
         self.log("train_l1", losses.l1(fake.detach(), nir, mask), on_step=False, on_epoch=True)
 
+    @torch.no_grad()
+    def score(self, loader) -> dict[str, float]:
+        """Masked MAE and SSIM (unit scale) of the generator as it stands over ``loader``'s windows, each
+        batch weighted by its size as ``validation_step`` logs them: the figures of the weights exported."""
+        was_training, device = self.training, next(self.generator.parameters()).device
+        self.eval()
+        sums, count = {"mae": 0.0, "ssim": 0.0}, 0
+        for rgb, nir, valid in loader:
+            rgb, nir, mask = rgb.to(device), nir.to(device), valid.to(device).float()
+            fake = self(rgb)
+            sums["mae"] += float(losses.l1(fake, nir, mask)) * len(rgb)
+            sums["ssim"] += float(losses.masked_mean(losses.ssim_map(fake, nir), mask)) * len(rgb)
+            count += len(rgb)
+        self.train(was_training)
+        return {k: v / max(count, 1) for k, v in sums.items()}
+
     def validation_step(self, batch, batch_idx):
         rgb, nir, valid = batch
         fake = self(rgb)

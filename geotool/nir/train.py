@@ -83,7 +83,8 @@ def validate(cfg: TrainNIRConfig) -> None:
 
 
 def run_train_nir(cfg: TrainNIRConfig) -> dict:
-    """Train and export. Returns a summary (best val MAE/SSIM, steps, paths)."""
+    """Train and export. Returns a summary: validation MAE/SSIM of the exported weights, the best epoch's
+    validation MAE, epochs, generator steps and the model path."""
     validate(cfg)
     import torch
     from torch.utils.data import DataLoader
@@ -131,7 +132,11 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     if cfg.export == "best":
         restore_best(module, ckpt_cb)
     nodata = check_nodata_fits(nir_nodata, nir_dtype)
+    exported = module.score(val_dl)
     summary = {
+        "export": cfg.export,
+        "val_mae_unit": exported["mae"],  # of the exported weights
+        "val_ssim": exported["ssim"],
         "best_val_mae_unit": float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else None,
         "epochs": trainer.current_epoch,
         "steps": int(trainer.global_step) // (2 if cfg.gan_weight > 0 else 1),  # generator steps
@@ -157,9 +162,6 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
         if "epoch" in frame:
             frame = frame.groupby("epoch", as_index=False).mean(numeric_only=True)
             training_curves(frame, out / "training_curves.png")
-            val = frame.dropna(subset=["val_ssim"]) if "val_ssim" in frame else frame
-            if len(val):
-                summary["last_val_ssim"] = float(val["val_ssim"].iloc[-1])
     write_sidecar(out, "train-nir", cfg, inputs=list(cfg.inputs) + list(cfg.nir_inputs or []), seed=cfg.seed, results=summary)
     summary["model"] = str(out / "model.ckpt")
     return summary
