@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--lr-schedule", default="linear-decay")
     ap.add_argument("--tta", action="store_true", help="generate with flip averaging (4 passes per window)")
     ap.add_argument("--models", default="gan,l1_only", help="generators to train: gan, l1_only or both")
+    ap.add_argument("--train-args", default="", help="extra train-nir flags for both generators, e.g. '--gan-mode lsgan'")
     ap.add_argument("--out", default="/tmp/bench_nir")
     a = ap.parse_args()
     data = Path(a.data)
@@ -48,7 +49,7 @@ def main() -> None:
     common = ["--window", a.window, "--ngf", a.ngf, "--ndf", a.ngf, "--depth", a.depth, "--batch-size", 4,
               "--max-steps", a.steps, "--steps-per-epoch", max(1, a.steps // 4), "--accelerator", "cpu",
               "--threads", a.threads, "--seed", a.seed, "--no-dropout", "--lr", a.lr, "--lr-schedule", a.lr_schedule,
-              "--export", "last"]
+              "--export", "last", *a.train_args.split()]
     rows = {}
     models = a.models.split(",")
     for name, extra in (("gan", ["--gan-weight", 1]), ("l1_only", ["--gan-weight", 0])):

@@ -17,7 +17,7 @@ baseline's east MAE (ratio 1.0):
 
 Usage:
     nice -n 5 python bench/bench_nir_shift.py --cnn-oracle --threads 1 --out /tmp/bench_nir_shift
-    (about 20 minutes on 2 cores with --cnn-oracle, under a minute without; figures in BENCHMARKS.md)
+    (about 16 minutes on 2 cores with --cnn-oracle, under a minute without; figures in BENCHMARKS.md)
 """
 
 from __future__ import annotations
