@@ -52,7 +52,7 @@ def main() -> None:
               "--export", "last", *a.train_args.split()]
     rows = {}
     models = a.models.split(",")
-    for name, extra in (("gan", ["--gan-weight", 1]), ("l1_only", ["--gan-weight", 0])):
+    for name, extra in (("gan", ["--gan-weight", 1]), ("l1_only", ["--gan-weight", 0, "--ssim-weight", 0])):
         if name not in models:
             continue
         t = time.perf_counter()
