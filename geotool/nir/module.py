@@ -84,6 +84,12 @@ class NIRGan(L.LightningModule):
         self._step_schedules()
         self.log("train_l1", losses.l1(fake.detach(), nir, mask), on_step=False, on_epoch=True)
 
+    def _window_metrics(self, rgb, nir, valid) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(generated NIR, masked MAE, masked mean SSIM) of one batch of windows, unit scale."""
+        fake = self(rgb)
+        mask = valid.float()
+        return fake, losses.l1(fake, nir, mask), losses.masked_mean(losses.ssim_map(fake, nir), mask)
+
     @torch.no_grad()
     def score(self, loader) -> dict[str, float]:
         """Masked MAE and SSIM (unit scale) of the generator as it stands over ``loader``'s windows, each
@@ -91,20 +97,18 @@ class NIRGan(L.LightningModule):
         was_training, device = self.training, next(self.generator.parameters()).device
         self.eval()
         sums, count = {"mae": 0.0, "ssim": 0.0}, 0
-        for rgb, nir, valid in loader:
-            rgb, nir, mask = rgb.to(device), nir.to(device), valid.to(device).float()
-            fake = self(rgb)
-            sums["mae"] += float(losses.l1(fake, nir, mask)) * len(rgb)
-            sums["ssim"] += float(losses.masked_mean(losses.ssim_map(fake, nir), mask)) * len(rgb)
-            count += len(rgb)
+        for batch in loader:
+            _, mae, ssim = self._window_metrics(*(t.to(device) for t in batch))
+            sums["mae"] += float(mae) * len(batch[0])
+            sums["ssim"] += float(ssim) * len(batch[0])
+            count += len(batch[0])
         self.train(was_training)
         return {k: v / max(count, 1) for k, v in sums.items()}
 
     def validation_step(self, batch, batch_idx):
         rgb, nir, valid = batch
-        fake = self(rgb)
-        mask = valid.float()
-        self.log("val_mae", losses.l1(fake, nir, mask), on_epoch=True, prog_bar=True, batch_size=rgb.shape[0])
-        self.log("val_ssim", losses.masked_mean(losses.ssim_map(fake, nir), mask), on_epoch=True, batch_size=rgb.shape[0])
+        fake, mae, ssim = self._window_metrics(rgb, nir, valid)
+        self.log("val_mae", mae, on_epoch=True, prog_bar=True, batch_size=rgb.shape[0])
+        self.log("val_ssim", ssim, on_epoch=True, batch_size=rgb.shape[0])
         if batch_idx == 0:
             self.val_outputs = [(rgb[:4].cpu(), nir[:4].cpu(), fake[:4].detach().cpu(), valid[:4].cpu())]
