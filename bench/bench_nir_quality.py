@@ -22,8 +22,21 @@ from pathlib import Path
 GEOTOOL = str(Path(sys.executable).with_name("geotool"))
 
 
+LOSSES = {"gan": ["--gan-weight", 1], "l1_only": ["--gan-weight", 0, "--ssim-weight", 0]}  # train-nir flags per generator
+
+
 def sh(*args) -> None:
     subprocess.run([GEOTOOL, "-q", *map(str, args)], check=True)
+
+
+def generator_args(steps: int, threads: int, seed: int, lr: float, lr_schedule: str = "linear-decay",
+                   window: int = 128, ngf: int = 32, depth: int = 6) -> list:
+    """train-nir flags shared by this bench's generators (``LOSSES`` adds each one's loss), exported from
+    their last step."""
+    return ["--window", window, "--ngf", ngf, "--ndf", ngf, "--depth", depth, "--batch-size", 4,
+            "--max-steps", steps, "--steps-per-epoch", max(1, steps // 4), "--accelerator", "cpu",
+            "--threads", threads, "--seed", seed, "--no-dropout", "--lr", lr, "--lr-schedule", lr_schedule,
+            "--export", "last"]
 
 
 def main() -> None:
@@ -46,13 +59,11 @@ def main() -> None:
     d1, d2 = sorted(data.glob("*2009*.tif"))[0], sorted(data.glob("*2018*.tif"))[0]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    common = ["--window", a.window, "--ngf", a.ngf, "--ndf", a.ngf, "--depth", a.depth, "--batch-size", 4,
-              "--max-steps", a.steps, "--steps-per-epoch", max(1, a.steps // 4), "--accelerator", "cpu",
-              "--threads", a.threads, "--seed", a.seed, "--no-dropout", "--lr", a.lr, "--lr-schedule", a.lr_schedule,
-              "--export", "last", *a.train_args.split()]
+    common = [*generator_args(a.steps, a.threads, a.seed, a.lr, a.lr_schedule, a.window, a.ngf, a.depth),
+              *a.train_args.split()]
     rows = {}
     models = a.models.split(",")
-    for name, extra in (("gan", ["--gan-weight", 1]), ("l1_only", ["--gan-weight", 0, "--ssim-weight", 0])):
+    for name, extra in LOSSES.items():
         if name not in models:
             continue
         t = time.perf_counter()

@@ -25,19 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-GEOTOOL = str(Path(sys.executable).with_name("geotool"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_nir_quality import LOSSES, generator_args, sh  # noqa: E402
+
 SCENE = "m_4709963_se_14_1_20090818.tif"
-
-
-def sh(*args) -> None:
-    subprocess.run([GEOTOOL, "-q", *map(str, args)], check=True)
 
 
 def gb_mae(seed: int, fit_rgb, fit_nir, test_rgb, test_nir) -> float:
@@ -68,9 +65,7 @@ def cnn_oracle(a, scene: Path, out: Path) -> dict[str, float]:
     mirrored = out / "mirrored.tif"  # same grid; only the pixel columns are reversed
     stack = read_stack(scene)
     write_raster(mirrored, stack.data[:, :, ::-1], stack.grid, nodata=stack.nodata[0])
-    common = ["--window", 128, "--ngf", 32, "--ndf", 32, "--depth", 6, "--batch-size", 4, "--max-steps", a.steps,
-              "--steps-per-epoch", max(1, a.steps // 4), "--accelerator", "cpu", "--threads", a.threads,
-              "--seed", a.seed, "--no-dropout", "--lr", a.lr, "--lr-schedule", "linear-decay", "--export", "last"]
+    common = generator_args(a.steps, a.threads, a.seed, a.lr)
 
     def one(name: str, loss: list) -> tuple[str, float]:
         run = out / name
@@ -80,8 +75,7 @@ def cnn_oracle(a, scene: Path, out: Path) -> dict[str, float]:
         return name, json.loads((out / f"{name}.json").read_text())["model"]["mae"]
 
     with ThreadPoolExecutor(2) as pool:  # one training per core
-        jobs = (("l1_only", ["--gan-weight", 0, "--ssim-weight", 0]), ("gan", ["--gan-weight", 1]))
-        return dict(pool.map(lambda job: one(*job), jobs))
+        return dict(pool.map(lambda job: one(*job), LOSSES.items()))
 
 
 def main() -> None:
