@@ -189,7 +189,7 @@ def test_export_last_and_learning_rate_decay(tmp_path):
     scene = context_scene(tmp_path / "s.tif", size=112, seed=1)
     run = tmp_path / "run"
     res = _run(["train-nir", scene, "--output", run, *TINY, "--max-steps", 4, "--steps-per-epoch", 2, "--lr", 0.001,
-                "--seed", 5, "--threads", 1, "--export", "last"])
+                "--seed", 5, "--threads", 1, "--export", "last", "--ema", 0])  # the live weights are exported
     assert res.exit_code == 0, res.output
     exported = torch.load(run / "model.ckpt", weights_only=False)["state_dict"]
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
@@ -202,3 +202,27 @@ def test_export_last_and_learning_rate_decay(tmp_path):
     logged = pd.read_csv(run / "metrics.csv").dropna(subset=["val_mae"])
     assert summary["export"] == "last"
     assert summary["val_mae_unit"] == pytest.approx(float(logged["val_mae"].iloc[-1]), rel=1e-5)
+
+
+def test_ema_validates_and_exports_the_weight_average(tmp_path):
+    torch.set_num_threads(1)
+    scene = context_scene(tmp_path / "s.tif", size=112, seed=1)
+    run = tmp_path / "run"
+    res = _run(["train-nir", scene, "--output", run, *TINY, "--max-steps", 4, "--steps-per-epoch", 2, "--lr", 0.001,
+                "--seed", 5, "--threads", 1, "--export", "last", "--ema", 0.5])
+    assert res.exit_code == 0, res.output
+    exported = torch.load(run / "model.ckpt", weights_only=False)["state_dict"]
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert all(torch.equal(v, last[f"generator_ema.module.{k}"]) for k, v in exported.items())
+    assert not all(torch.equal(v, last[f"generator.{k}"]) for k, v in exported.items())  # the average, not the live weights
+    assert int(last["generator_ema.n_averaged"]) == 4  # updated once per generator step
+    summary = torch.load(run / "model.ckpt", weights_only=False)["summary"]
+    logged = pd.read_csv(run / "metrics.csv").dropna(subset=["val_mae"])
+    assert summary["val_mae_unit"] == pytest.approx(float(logged["val_mae"].iloc[-1]), rel=1e-5)
+
+
+def test_ema_out_of_range_is_refused(tmp_path):
+    scene = context_scene(tmp_path / "s.tif", size=112, seed=1)
+    res = _run(["train-nir", scene, "--output", tmp_path / "run", *TINY, "--ema", 1])
+    assert res.exit_code == 2 and "--ema" in res.output
+    assert not (tmp_path / "run").exists()

@@ -134,3 +134,19 @@ def test_networks_shapes(depth, size):
     y = g(x)
     assert y.shape == (2, 1, size, size) and y.abs().max() <= 1
     assert d(x, y).shape[0] == 2
+
+
+def test_ema_update_warms_up_then_holds_its_decay():
+    from geotool.nir.module import _ema_update
+
+    update = _ema_update(0.99)
+    avg, cur = [torch.zeros(3)], [torch.ones(3)]
+    update(avg, cur, torch.tensor(0))  # decay 1/10: the first average is mostly the current weights
+    assert torch.allclose(avg[0], torch.full((3,), 0.9))
+    avg = [torch.zeros(3)]
+    update(avg, cur, torch.tensor(10_000))  # warm-up (10001/10010 > 0.99) no longer binds
+    assert torch.allclose(avg[0], torch.full((3,), 0.01))
+    counter = [torch.tensor(3)]
+    update(counter, [torch.tensor(7)], torch.tensor(5))  # integer buffers follow the live model
+    assert int(counter[0]) == 7
+

@@ -57,6 +57,7 @@ def train_nir(
     ndvi_weight: Annotated[Optional[float], typer.Option(help="Weight of the NDVI-consistency term.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
     lr_schedule: Annotated[Optional[str], typer.Option(help="linear-decay (pix2pix: full lr for half the steps, then linearly to 0) or constant.")] = None,
+    ema: Annotated[Optional[float], typer.Option(help="Decay of a moving average of the generator's weights, validated and exported (default 0.995; 0 = off).")] = None,
     export: Annotated[Optional[str], typer.Option(help="model.ckpt from the best validation epoch (best) or the final step (last).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
     accelerator: Annotated[Optional[str], typer.Option(help="auto, cpu, gpu, mps.")] = None,
@@ -81,7 +82,7 @@ def train_nir(
         "steps_per_epoch": steps_per_epoch, "val_fraction": val_fraction, "generator": generator, "ngf": ngf,
         "depth": depth, "dropout": dropout, "encoder": encoder, "encoder_weights": str(encoder_weights) if encoder_weights else None,
         "ndf": ndf, "gan_mode": gan_mode, "gan_weight": gan_weight, "l1_weight": l1_weight,
-        "ssim_weight": ssim_weight, "ndvi_weight": ndvi_weight, "lr": lr, "lr_schedule": lr_schedule, "export": export,
+        "ssim_weight": ssim_weight, "ndvi_weight": ndvi_weight, "lr": lr, "lr_schedule": lr_schedule, "ema": ema, "export": export,
         "seed": seed, "accelerator": accelerator, "devices": devices, "precision": precision, "strategy": strategy,
         "early_stopping": early_stopping, "resume": str(resume) if resume else None, "threads": threads,
     }, preset="nir")

@@ -12,29 +12,63 @@ from geotool.nir import losses
 from geotool.training.schedule import make_scheduler
 
 
+def _ema_update(decay: float):
+    """``AveragedModel`` update with TensorFlow's warm-up: decay ``min(decay, (1 + n) / (10 + n))`` after
+    ``n`` updates, so that the average forgets the random initial weights within short runs too."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        n = float(n_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        for a, c in zip(averaged, current):
+            if torch.is_floating_point(a):
+                a.lerp_(c, 1 - d)
+            else:  # integer buffers (BatchNorm's batch counter) keep the live value
+                a.copy_(c)
+
+    return update
+
+
 class NIRGan(L.LightningModule):
     """Generator (RGB -> NIR) and PatchGAN discriminator conditioned on RGB.
 
     Networks see ``2u - 1`` of unit-scaled values. Generator loss: ``gan_weight * adv + l1_weight * L1
     + ssim_weight * (1 - SSIM) + ndvi_weight * |NDVI_fake - NDVI_real|``, all masked by valid pixels.
     With ``gan_weight == 0`` the discriminator is neither built nor trained (an L1 regression baseline).
-    Both optimisers follow ``lr_schedule`` over ``total_steps`` generator steps.
+    Both optimisers follow ``lr_schedule`` over ``total_steps`` generator steps. With ``ema > 0``,
+    validation scores and export take an exponential moving average of the generator's weights and
+    buffers (decay ``ema`` per step, warmed up as in :func:`_ema_update`); training steps use the live
+    generator.
     """
 
     def __init__(self, arch: dict[str, Any], loss: dict[str, Any], lr: float = 2e-4, beta1: float = 0.5,
-                 encoder_weights: str | None = None, lr_schedule: str = "constant", total_steps: int = 1) -> None:
+                 encoder_weights: str | None = None, lr_schedule: str = "constant", total_steps: int = 1,
+                 ema: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.arch, self.loss_cfg = arch, loss
         self.generator = build_generator(arch, encoder_weights)
+        self.generator_ema = None
+        if ema > 0:
+            from torch.optim.swa_utils import AveragedModel
+
+            self.generator_ema = AveragedModel(self.generator, multi_avg_fn=_ema_update(ema), use_buffers=True)
+            self.generator_ema.requires_grad_(False)  # updated by averaging only; DDP must not wait for its gradients
         self.use_gan = float(loss["gan_weight"]) > 0
         self.discriminator = PatchDiscriminator(arch["in_channels"] + 1, arch["ndf"], arch["d_layers"]) if self.use_gan else None
         self.val_outputs: list = []
 
+    @property
+    def exported_generator(self) -> torch.nn.Module:
+        """The generator validated and exported: the weight average when ``ema > 0``, else the live one."""
+        return self.generator_ema.module if self.generator_ema is not None else self.generator
+
     def forward(self, rgb_unit: torch.Tensor) -> torch.Tensor:
-        """Unit RGB ``(B,3,H,W)`` -> unit NIR ``(B,1,H,W)``."""
-        return (self.generator(rgb_unit * 2 - 1) + 1) / 2
+        """Unit RGB ``(B,3,H,W)`` -> unit NIR ``(B,1,H,W)``: the live generator while training, the exported
+        one in eval mode."""
+        net = self.generator if self.training else self.exported_generator
+        return (net(rgb_unit * 2 - 1) + 1) / 2
 
     def configure_optimizers(self):
         nets = [self.generator] + ([self.discriminator] if self.use_gan else [])
@@ -80,6 +114,8 @@ class NIRGan(L.LightningModule):
         opt_g.zero_grad()
         self.manual_backward(loss_g)
         opt_g.step()
+        if self.generator_ema is not None:
+            self.generator_ema.update_parameters(self.generator)
         self.log("train_loss_g", loss_g, on_step=False, on_epoch=True, prog_bar=True)
         self._step_schedules()
         self.log("train_l1", losses.l1(fake.detach(), nir, mask), on_step=False, on_epoch=True)

@@ -50,6 +50,7 @@ class TrainNIRConfig(TrainerOptions):
     ndvi_weight: float = Field(0.0, description="Weight of the NDVI-consistency L1 term.")
     lr: float = Field(2e-4, description="Adam learning rate (beta1 0.5).")
     lr_schedule: LRSchedule = Field("linear-decay", description="constant, or linear-decay (pix2pix: constant for the first half of the steps, then linearly to zero).")
+    ema: float = Field(0.995, description="Decay per step of an exponential moving average of the generator's weights, which is validated and exported instead of the live weights (0 = off).")
     export: Literal["best", "last"] = Field("best", description="Weights written to model.ckpt: the epoch with the lowest validation MAE, or the final step.")
     augment: bool = Field(True, description="Random flips/rot90 of input and target together.")
     seed: int = Field(0, description="Random seed.")
@@ -71,6 +72,8 @@ def validate(cfg: TrainNIRConfig) -> None:
         raise ConfigError(f"--val-fraction must be between 0.05 and 0.9, not {cfg.val_fraction}")
     if cfg.max_steps < 1 or cfg.steps_per_epoch < 1 or cfg.batch_size < 1:
         raise ConfigError("--max-steps, --steps-per-epoch and --batch-size must be positive")
+    if not 0 <= cfg.ema < 1:
+        raise ConfigError(f"--ema must be in [0, 1), not {cfg.ema}; 0 turns the weight average off")
     if cfg.gan_weight < 0 or cfg.l1_weight < 0:
         raise ConfigError("--gan-weight and --l1-weight must be >= 0")
     mult = window_multiple({"generator": cfg.generator, "depth": cfg.depth})
@@ -122,7 +125,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     loss = dict(gan_mode=cfg.gan_mode, gan_weight=cfg.gan_weight, l1_weight=cfg.l1_weight,
                 ssim_weight=cfg.ssim_weight, ndvi_weight=cfg.ndvi_weight)
     module = NIRGan(arch, loss, lr=cfg.lr, encoder_weights=cfg.encoder_weights, lr_schedule=cfg.lr_schedule,
-                    total_steps=cfg.max_steps)
+                    total_steps=cfg.max_steps, ema=cfg.ema)
     gen = torch.Generator().manual_seed(cfg.seed)
     train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0, generator=gen)
     val_dl = DataLoader(val_items, batch_size=min(8, len(val_items)), shuffle=False)
@@ -151,7 +154,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
         "rgb_scaling": rgb_scaling.as_dict(),
         "nir_scaling": nir_scaling.as_dict(),
         "nir_nodata": nodata,
-        "state_dict": {k: v.detach().cpu() for k, v in module.generator.state_dict().items()},
+        "state_dict": {k: v.detach().cpu() for k, v in module.exported_generator.state_dict().items()},
         "train": {"inputs": [str(p) for p in cfg.inputs], "seed": cfg.seed, "gan_weight": cfg.gan_weight},
         "summary": summary,
     }
