@@ -113,6 +113,7 @@ def _no_outputs(path: Path) -> bool:
         (["--rgb-bands", "1,2"], "three bands"),
         (["--nir-band", "9"], "out of range"),
         (["--window", "30"], "multiple of 8"),
+        (["--d-layers", "4"], "does not fit 32-px windows"),
     ],
 )
 def test_train_bad_inputs(trained, tmp_path, args, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from pathlib import Path
 from typing import Literal, Optional
@@ -76,6 +77,8 @@ def validate(cfg: TrainNIRConfig) -> None:
         raise ConfigError(f"--ema must be in [0, 1), not {cfg.ema}; 0 turns the weight average off")
     if cfg.gan_weight < 0 or cfg.l1_weight < 0:
         raise ConfigError("--gan-weight and --l1-weight must be >= 0")
+    if cfg.gan_weight > 0 and (cfg.d_layers < 1 or cfg.window // 2**cfg.d_layers < 3):
+        raise ConfigError(f"--d-layers {cfg.d_layers} does not fit {cfg.window}-px windows; use 1 to {int(math.log2(cfg.window / 3))}")
     mult = window_multiple({"generator": cfg.generator, "depth": cfg.depth})
     if cfg.window % mult:
         raise ConfigError(f"--window {cfg.window} must be a multiple of {mult} for this generator (depth {cfg.depth})")
