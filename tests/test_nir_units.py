@@ -150,3 +150,14 @@ def test_ema_update_warms_up_then_holds_its_decay():
     update(counter, [torch.tensor(7)], torch.tensor(5))  # integer buffers follow the live model
     assert int(counter[0]) == 7
 
+
+
+@pytest.mark.parametrize("window", [24, 32, 128])
+def test_max_patch_layers_is_the_deepest_discriminator_that_runs(window):
+    from geotool.models.pix2pix import max_patch_layers
+
+    n = max_patch_layers(window)
+    x, y = torch.zeros(2, 3, window, window), torch.zeros(2, 1, window, window)
+    assert PatchDiscriminator(4, 8, n)(x, y).shape[-1] >= 1
+    with pytest.raises(RuntimeError):
+        PatchDiscriminator(4, 8, n + 1)(x, y)

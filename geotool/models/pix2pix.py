@@ -5,6 +5,8 @@ Both work on any window whose side is a multiple of ``2 ** depth`` (generator) p
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -140,3 +142,9 @@ def build_generator(arch: dict, encoder_weights: str | None = None) -> nn.Module
 def window_multiple(arch: dict) -> int:
     """Window sides must be a multiple of this."""
     return 2 ** arch["depth"] if arch["generator"] == "pix2pix" else 32
+
+
+def max_patch_layers(window: int) -> int:
+    """The most stride-2 layers a :class:`PatchDiscriminator` can have on ``window``-px inputs: its two
+    closing stride-1 convolutions need at least 3 px left."""
+    return max(0, int(math.log2(window / 3))) if window >= 3 else 0

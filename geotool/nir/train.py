@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from pathlib import Path
 from typing import Literal, Optional
@@ -59,7 +58,7 @@ class TrainNIRConfig(TrainerOptions):
 
 def validate(cfg: TrainNIRConfig) -> None:
     """Check option values before touching any file."""
-    from geotool.models.pix2pix import window_multiple
+    from geotool.models.pix2pix import max_patch_layers, window_multiple
 
     if not cfg.inputs:
         raise ConfigError("train-nir needs at least one paired GeoTIFF")
@@ -77,8 +76,8 @@ def validate(cfg: TrainNIRConfig) -> None:
         raise ConfigError(f"--ema must be in [0, 1), not {cfg.ema}; 0 turns the weight average off")
     if cfg.gan_weight < 0 or cfg.l1_weight < 0:
         raise ConfigError("--gan-weight and --l1-weight must be >= 0")
-    if cfg.gan_weight > 0 and (cfg.d_layers < 1 or cfg.window // 2**cfg.d_layers < 3):
-        raise ConfigError(f"--d-layers {cfg.d_layers} does not fit {cfg.window}-px windows; use 1 to {int(math.log2(cfg.window / 3))}")
+    if cfg.gan_weight > 0 and not 1 <= cfg.d_layers <= max_patch_layers(cfg.window):
+        raise ConfigError(f"--d-layers {cfg.d_layers} does not fit {cfg.window}-px windows; use 1 to {max_patch_layers(cfg.window)}")
     mult = window_multiple({"generator": cfg.generator, "depth": cfg.depth})
     if cfg.window % mult:
         raise ConfigError(f"--window {cfg.window} must be a multiple of {mult} for this generator (depth {cfg.depth})")
