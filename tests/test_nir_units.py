@@ -151,7 +151,6 @@ def test_ema_update_warms_up_then_holds_its_decay():
     assert int(counter[0]) == 7
 
 
-
 @pytest.mark.parametrize("window", [24, 32, 128])
 def test_max_patch_layers_is_the_deepest_discriminator_that_runs(window):
     from geotool.models.pix2pix import max_patch_layers

@@ -5,8 +5,6 @@ Both work on any window whose side is a multiple of ``2 ** depth`` (generator) p
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -147,4 +145,4 @@ def window_multiple(arch: dict) -> int:
 def max_patch_layers(window: int) -> int:
     """The most stride-2 layers a :class:`PatchDiscriminator` can have on ``window``-px inputs: its two
     closing stride-1 convolutions need at least 3 px left."""
-    return max(0, int(math.log2(window / 3))) if window >= 3 else 0
+    return max(0, (window // 3).bit_length() - 1)  # the largest n with window // 2**n >= 3
