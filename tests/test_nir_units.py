@@ -136,6 +136,45 @@ def test_networks_shapes(depth, size):
     assert d(x, y).shape[0] == 2
 
 
+def test_nodata_is_filled_with_each_windows_valid_mean():
+    from geotool.nir.data import PairedScene, RandomWindows, fill_invalid, validation_windows
+
+    rng = np.random.default_rng(0)
+    rgb = rng.uniform(0.1, 0.9, (2, 3, 8, 8)).astype(np.float32)
+    valid = np.ones((2, 8, 8), bool)
+    valid[0, :3] = False
+    valid[1] = False
+    filled = fill_invalid(rgb, valid)
+    assert filled.dtype == np.float32 and np.array_equal(filled[0][:, valid[0]], rgb[0][:, valid[0]])
+    assert np.allclose(filled[0][:, ~valid[0]], rgb[0][:, 3:].mean(axis=(1, 2))[:, None])
+    assert (filled[1] == 0).all()  # nothing valid: nothing to average
+    assert np.array_equal(fill_invalid(rgb[0], valid[0]), filled[0])  # one window or a batch
+    # Training and validation windows carry the fill, as generate-nir's windows do.
+    scene_valid = np.ones((16, 40), bool)
+    scene_valid[:, :6] = False
+    scene = PairedScene("s", np.where(scene_valid, 0.5, 0).astype(np.float32)[None].repeat(3, 0),
+                        np.zeros((16, 40), np.float32), scene_valid, 24)
+    windows = [RandomWindows([scene], 16, 8, seed=0)[i][0] for i in range(8)] + [w[0] for w in validation_windows([scene], 16)]
+    assert all(np.allclose(w, 0.5) for w in windows)
+
+
+def test_instance_norm_generator_normalises_each_window_alone():
+    from geotool.models.pix2pix import build_generator
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 32, 32)
+    arch = {"generator": "pix2pix", "in_channels": 3, "ngf": 4, "depth": 3, "dropout": False}
+    inst = build_generator({**arch, "norm": "instance"}).train()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in inst.modules())
+    with torch.no_grad():
+        assert torch.allclose(inst(x)[1:2], inst(x[1:2]), atol=1e-6)  # batch mates do not matter, even in training
+        batch = build_generator(arch).train()  # checkpoints without "norm" keep batch normalisation
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in batch.modules())
+        assert not torch.allclose(batch(x)[1:2], batch(x[1:2]), atol=1e-3)
+    with pytest.raises(ValueError, match="unknown norm"):
+        UNetGenerator(3, 1, ngf=4, depth=3, norm="group")
+
+
 def test_ema_update_warms_up_then_holds_its_decay():
     from geotool.nir.module import _ema_update
 

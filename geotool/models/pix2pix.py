@@ -9,12 +9,25 @@ import torch
 from torch import nn
 
 
+NORMS = ("batch", "instance")
+
+
+def _norm_layer(kind: str, channels: int) -> nn.Module:
+    """BatchNorm (running statistics at inference) or InstanceNorm (each window's own statistics, pix2pix's
+    batch-size-1 setting), both with a learned scale and shift."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    raise ValueError(f"unknown norm {kind!r}; use one of {', '.join(NORMS)}")
+
+
 class _Down(nn.Module):
-    def __init__(self, cin: int, cout: int, norm: bool = True) -> None:
+    def __init__(self, cin: int, cout: int, norm: str | None = "batch") -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(cin, cout, 4, 2, 1, bias=not norm)]
         if norm:
-            layers.append(nn.BatchNorm2d(cout))
+            layers.append(_norm_layer(norm, cout))
         layers.append(nn.LeakyReLU(0.2, inplace=True))
         self.block = nn.Sequential(*layers)
 
@@ -23,9 +36,9 @@ class _Down(nn.Module):
 
 
 class _Up(nn.Module):
-    def __init__(self, cin: int, cout: int, dropout: bool) -> None:
+    def __init__(self, cin: int, cout: int, dropout: bool, norm: str = "batch") -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout)]
+        layers: list[nn.Module] = [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), _norm_layer(norm, cout)]
         if dropout:
             layers.append(nn.Dropout(0.5))
         layers.append(nn.ReLU(inplace=True))
@@ -45,11 +58,13 @@ class UNetGenerator(nn.Module):
         depth: number of down-sampling steps (8 for 256-px windows in the paper; windows must be a
             multiple of ``2 ** depth``).
         dropout: dropout in the three innermost decoder blocks (pix2pix's noise source).
+        norm: ``batch`` or ``instance`` normalisation in the inner blocks.
 
     Output is ``tanh`` in [-1, 1] (unit range mapped by ``2u - 1``).
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 1, ngf: int = 64, depth: int = 8, dropout: bool = True) -> None:
+    def __init__(self, in_channels: int = 3, out_channels: int = 1, ngf: int = 64, depth: int = 8, dropout: bool = True,
+                 norm: str = "batch") -> None:
         super().__init__()
         if depth < 2:
             raise ValueError("depth must be at least 2")
@@ -58,12 +73,12 @@ class UNetGenerator(nn.Module):
         self.downs = nn.ModuleList()
         cin = in_channels
         for i, c in enumerate(chans):
-            self.downs.append(_Down(cin, c, norm=0 < i < depth - 1))
+            self.downs.append(_Down(cin, c, norm=norm if 0 < i < depth - 1 else None))
             cin = c
         self.ups = nn.ModuleList()
         for i in reversed(range(depth - 1)):
             up_in = chans[i + 1] if i == depth - 2 else chans[i + 1] * 2
-            self.ups.append(_Up(up_in, chans[i], dropout=dropout and i >= depth - 4))
+            self.ups.append(_Up(up_in, chans[i], dropout=dropout and i >= depth - 4, norm=norm))
         self.final = nn.Sequential(nn.ConvTranspose2d(chans[0] * 2, out_channels, 4, 2, 1), nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,7 +146,8 @@ def build_generator(arch: dict, encoder_weights: str | None = None) -> nn.Module
     """Build the generator described by ``arch`` (as stored in the checkpoint). ``encoder_weights``: a
     local state-dict for an smp encoder."""
     if arch["generator"] == "pix2pix":
-        return UNetGenerator(arch["in_channels"], 1, arch["ngf"], arch["depth"], arch.get("dropout", True))
+        return UNetGenerator(arch["in_channels"], 1, arch["ngf"], arch["depth"], arch.get("dropout", True),
+                              arch.get("norm", "batch"))
     if arch["generator"] == "smp":
         return SmpGenerator(arch["in_channels"], 1, arch["encoder"], encoder_weights)
     raise ValueError(f"unknown generator {arch['generator']!r}")

@@ -87,6 +87,16 @@ def to_scenes(raw, rgb_scaling: Scaling, nir_scaling: Scaling, split_fraction: f
     return scenes
 
 
+def fill_invalid(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Windows ``(..., 3, h, w)`` with their invalid pixels set to the window's mean over its valid pixels,
+    band by band (0 where none is valid), so that nodata does not pull the generator's normalisation
+    statistics, or the context of the valid pixels next to it, towards black. ``valid``: ``(..., h, w)``."""
+    v = valid[..., None, :, :]
+    n = v.sum(axis=(-2, -1), keepdims=True)
+    mean = np.where(v, rgb, 0).sum(axis=(-2, -1), keepdims=True, dtype=np.float64) / np.maximum(n, 1)
+    return np.where(v, rgb, mean.astype(rgb.dtype))
+
+
 def augment(rgb: np.ndarray, nir: np.ndarray, valid: np.ndarray, code: int):
     """Apply one of 8 dihedral transforms (flips and rot90) to input, target and mask together."""
     k, flip = code % 4, code // 4
@@ -122,7 +132,7 @@ class RandomWindows:
             valid = s.valid[sl]
             if valid.mean() >= 0.5:
                 break
-        rgb, nir = s.rgb[(slice(None),) + sl], s.nir[sl]
+        rgb, nir = fill_invalid(s.rgb[(slice(None),) + sl], valid), s.nir[sl]
         if self.augment:
             rgb, nir, valid = augment(rgb, nir, valid, int(rng.integers(0, 8)))
         return rgb.copy(), nir[None].copy(), valid[None].copy()
@@ -137,7 +147,7 @@ def validation_windows(scenes: list[PairedScene], window: int, max_windows: int 
             for c in range(s.split, w - window + 1, window):
                 sl = (slice(r, r + window), slice(c, c + window))
                 if s.valid[sl].mean() >= 0.5:
-                    items.append((s.rgb[(slice(None),) + sl].copy(), s.nir[sl][None].copy(), s.valid[sl][None].copy()))
+                    items.append((fill_invalid(s.rgb[(slice(None),) + sl], s.valid[sl]), s.nir[sl][None].copy(), s.valid[sl][None].copy()))
     if not items:
         raise EmptyDataError("no validation window with at least 50% valid pixels in the east regions; lower --window")
     step = max(1, len(items) // max_windows)

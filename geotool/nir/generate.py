@@ -72,6 +72,7 @@ def run_generate_nir(cfg: GenerateNIRConfig) -> list[dict]:
     from geotool.io.raster import RasterSource, RasterWriter, open_writers
     from geotool.io.tiling import TilingSpec, run_tiled
     from geotool.models.pix2pix import window_multiple
+    from geotool.nir.data import fill_invalid
     from geotool.nir.scaling import Scaling, check_matches
     from geotool.nir.train import load_model
 
@@ -115,8 +116,8 @@ def run_generate_nir(cfg: GenerateNIRConfig) -> list[dict]:
             in_dtype = np.dtype(src.dtypes[0])
 
             def predict(batch, valid, _s=rgb_scaling):
-                unit = np.where(valid[:, None], _s.to_unit(np.moveaxis(batch, 1, 0)).transpose(1, 0, 2, 3), 0)
-                return predict_unit(np.ascontiguousarray(unit, dtype=np.float32))
+                unit = _s.to_unit(np.moveaxis(batch, 1, 0)).transpose(1, 0, 2, 3)
+                return predict_unit(np.ascontiguousarray(fill_invalid(unit, valid), dtype=np.float32))
 
             def finalize(blended, raw, valid):
                 nir = nir_scaling.to_dtype(blended[:1], reserve=nodata)[0]

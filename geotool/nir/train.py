@@ -39,6 +39,7 @@ class TrainNIRConfig(TrainerOptions):
     ngf: int = Field(64, description="pix2pix generator base filters.")
     depth: int = Field(8, description="pix2pix U-Net down-sampling steps.")
     dropout: bool = Field(True, description="pix2pix decoder dropout.")
+    norm: Literal["batch", "instance"] = Field("batch", description="pix2pix normalisation: batch (running statistics at inference) or instance (each window's own).")
     encoder: str = Field("resnet18", description="smp encoder name.")
     encoder_weights: Optional[str] = Field(None, description="Local encoder state-dict file for smp (none = random init).")
     ndf: int = Field(64, description="PatchGAN base filters.")
@@ -123,7 +124,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     trainer, ckpt_cb = make_trainer(cfg, out, monitor="val_mae", mode="min", callbacks=[epoch_callback(train_ds, preview)],
                                     seed=cfg.seed, progress=progress_enabled(), optimizers_per_step=2 if cfg.gan_weight > 0 else 1)
     arch = dict(generator=cfg.generator, in_channels=3, ngf=cfg.ngf, depth=cfg.depth, dropout=cfg.dropout,
-                encoder=cfg.encoder, ndf=cfg.ndf, d_layers=cfg.d_layers)
+                norm=cfg.norm, encoder=cfg.encoder, ndf=cfg.ndf, d_layers=cfg.d_layers)
     loss = dict(gan_mode=cfg.gan_mode, gan_weight=cfg.gan_weight, l1_weight=cfg.l1_weight,
                 ssim_weight=cfg.ssim_weight, ndvi_weight=cfg.ndvi_weight)
     module = NIRGan(arch, loss, lr=cfg.lr, encoder_weights=cfg.encoder_weights, lr_schedule=cfg.lr_schedule,
