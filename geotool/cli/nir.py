@@ -47,7 +47,7 @@ def train_nir(
     ngf: Annotated[Optional[int], typer.Option(help="pix2pix generator base filters.")] = None,
     depth: Annotated[Optional[int], typer.Option(help="pix2pix U-Net depth (window multiple of 2**depth).")] = None,
     dropout: Annotated[Optional[bool], typer.Option("--dropout/--no-dropout", help="pix2pix decoder dropout.")] = None,
-    norm: Annotated[Optional[str], typer.Option(help="pix2pix normalisation: batch or instance.")] = None,
+    norm: Annotated[Optional[str], typer.Option(help="pix2pix generator normalisation: instance (default) or batch.")] = None,
     encoder: Annotated[Optional[str], typer.Option(help="smp encoder, e.g. resnet18.")] = None,
     encoder_weights: Annotated[Optional[Path], typer.Option(help="Local encoder weights file for smp.")] = None,
     ndf: Annotated[Optional[int], typer.Option(help="PatchGAN base filters.")] = None,

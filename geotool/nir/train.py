@@ -39,7 +39,7 @@ class TrainNIRConfig(TrainerOptions):
     ngf: int = Field(64, description="pix2pix generator base filters.")
     depth: int = Field(8, description="pix2pix U-Net down-sampling steps.")
     dropout: bool = Field(True, description="pix2pix decoder dropout.")
-    norm: Literal["batch", "instance"] = Field("batch", description="pix2pix normalisation: batch (running statistics at inference) or instance (each window's own).")
+    norm: Literal["batch", "instance"] = Field("instance", description="pix2pix generator normalisation: instance (each window's own statistics; measured better on NAIP) or batch (running training statistics at inference).")
     encoder: str = Field("resnet18", description="smp encoder name.")
     encoder_weights: Optional[str] = Field(None, description="Local encoder state-dict file for smp (none = random init).")
     ndf: int = Field(64, description="PatchGAN base filters.")
