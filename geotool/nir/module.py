@@ -18,11 +18,11 @@ def _ema_update(decay: float):
 
     @torch.no_grad()
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
-        n = float(n_averaged)
-        d = min(decay, (1 + n) / (10 + n))
+        n = n_averaged.to(torch.float64)  # stays on the device: no host sync per step
+        d = ((1 + n) / (10 + n)).clamp(max=decay)
         for a, c in zip(averaged, current):
             if torch.is_floating_point(a):
-                a.lerp_(c, 1 - d)
+                a.lerp_(c, (1 - d).to(a.dtype))
             else:  # integer buffers (BatchNorm's batch counter) keep the live value
                 a.copy_(c)
 
