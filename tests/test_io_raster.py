@@ -20,6 +20,8 @@ def test_stack_of_single_and_multi_band_files(raster_factory):
                        descriptions=["red", "nir"])
     stack = read_stack([a, b])
     assert stack.data.shape == (3, 5, 7)
+    with RasterSource([a, b], bands=[3]) as src:
+        assert src.count == 1 and src.total_band_count == 3
     assert stack.band_names == ["dem", "red", "nir"]
     assert [stack.data[i, 0, 0] for i in range(3)] == [1, 2, 3]
     assert stack.valid.all()
@@ -110,7 +112,7 @@ def test_alpha_band_is_not_a_default_band_but_masks(tmp_path):
                        crs="EPSG:3857", transform=UTM, photometric="RGB", alpha="YES") as ds:
         ds.write(data)
     with RasterSource(path) as src:
-        assert src.count == 3
+        assert src.count == 3 and src.total_band_count == 4  # the alpha band is numbered, not selected
         _, valid = src.read()
     assert not valid[0, 0] and valid.sum() == 8
 

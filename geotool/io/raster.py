@@ -283,6 +283,11 @@ class RasterSource:
         return len(self.bands)
 
     @property
+    def total_band_count(self) -> int:
+        """Number of bands in all files together, alpha bands included (band numbers run 1..this)."""
+        return len(self._all_bands)
+
+    @property
     def band_names(self) -> list[str]:
         """Names (descriptions, or ``b1``... / ``<file>_b1``...) of the selected bands."""
         return [b.name for b in self.bands]

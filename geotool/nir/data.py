@@ -38,7 +38,7 @@ def read_paired(
     out = []
     for i, path in enumerate(paths):
         if nir_paths:
-            stack = read_stack([path, nir_paths[i]], bands=list(rgb_bands) + [_offset_band(path, nir_band, len(rgb_bands))])
+            stack = read_stack([path, nir_paths[i]], bands=list(rgb_bands) + [_offset_band(path, nir_band)])
         else:
             stack = read_stack(path, bands=list(rgb_bands) + [nir_band])
         if not stack.valid.any():
@@ -47,12 +47,12 @@ def read_paired(
     return out
 
 
-def _offset_band(path, nir_band, n_rgb_file_bands):
+def _offset_band(path, nir_band):
     """The NIR band number in the concatenated [RGB file, NIR file] band list."""
     from geotool.io.raster import RasterSource
 
     with RasterSource(path) as src:
-        n = len(src._all_bands)
+        n = src.total_band_count
     return n + int(nir_band)
 
 

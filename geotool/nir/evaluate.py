@@ -170,7 +170,7 @@ def run_evaluate_nir(cfg: EvaluateNIRConfig, strip_rows: int | None = None) -> d
         raise ConfigError(f"--rgb-bands takes three bands, not {cfg.rgb_bands}")
     with ExitStack() as stack:
         with RasterSource(cfg.generated) as g:
-            gen_band = cfg.generated_band or len(g._all_bands)
+            gen_band = cfg.generated_band or g.total_band_count
         gen = stack.enter_context(RasterSource(cfg.generated, bands=[gen_band]))
         ref = stack.enter_context(RasterSource(cfg.reference, bands=list(cfg.rgb_bands) + [cfg.nir_band]))
         diffs = ref.grid.differences(gen.grid)
