@@ -37,12 +37,14 @@ def make_model(path: Path, ngf: int, depth: int, window: int) -> None:
     import torch
 
     from geotool.io.checkpoint import save_checkpoint
-    from geotool.models.pix2pix import UNetGenerator
+    from geotool.models.pix2pix import build_generator
     from geotool.nir.scaling import Scaling
+    from geotool.nir.train import TrainNIRConfig
 
     torch.manual_seed(0)
-    arch = dict(generator="pix2pix", in_channels=3, ngf=ngf, depth=depth, dropout=True)
-    net = UNetGenerator(3, 1, ngf, depth)
+    arch = dict(generator="pix2pix", in_channels=3, ngf=ngf, depth=depth, dropout=True,
+                norm=TrainNIRConfig.model_fields["norm"].default)  # train-nir's default normalisation
+    net = build_generator(arch)
     s3, s1 = Scaling("uint8", (0.0,) * 3, (255.0,) * 3, "uint8"), Scaling("uint8", (0.0,), (255.0,), "uint8")
     save_checkpoint(path, {"format": "geotool-nir", "version": 1, "arch": arch, "window": window, "rgb_bands": [1, 2, 3],
                            "nir_band": 4, "rgb_scaling": s3.as_dict(), "nir_scaling": s1.as_dict(), "nir_nodata": 0,
