@@ -33,14 +33,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="/tmp/bench_nir_nodata")
     a = ap.parse_args()
+    from rasterio.windows import Window
+
     from geotool.io.raster import RasterSource, write_raster
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     scene = sorted(Path(a.data).glob("*2009*.tif"))[0]
     with RasterSource(scene) as src:
-        from rasterio.windows import Window
-
         window = Window(a.col, 100, SIZE, SIZE)
         data, _ = src.read(window)
         grid = src.grid.window_grid(window)
