@@ -17,6 +17,12 @@ from geotool.io.raster import read_grid
 from nir_helpers import TINY, context_scene
 
 runner = CliRunner()
+# The fixture's 90-step run. Constant lr: 90 steps are too few to spend half of them decaying; the seam bounds
+# below are measured on these models.
+CONTEXT_RUN = [*TINY, "--max-steps", 90, "--steps-per-epoch", 45, "--lr", 0.001, "--lr-schedule", "constant",
+               "--threads", 1, "--seed", 3]
+# Four steps exported from the last one, for tests of what is exported.
+SHORT_RUN = [*TINY, "--max-steps", 4, "--steps-per-epoch", 2, "--lr", 0.001, "--seed", 5, "--threads", 1, "--export", "last"]
 
 
 def _run(args):
@@ -29,11 +35,9 @@ def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("nir")
     scene = context_scene(base / "scene.tif", size=128, seed=0, nodata_corner=12)
     run = base / "run"
-    # Constant lr: 90 steps are too few to spend half of them decaying; the seam bound below is measured on this model.
     # Batch normalisation: this scene's field windows are perfectly flat, which leaves instance normalisation (the
     # default, covered by test_instance_norm_generator_end_to_end) nothing to normalise for far longer than 90 steps.
-    res = _run(["train-nir", scene, "--output", run, *TINY, "--max-steps", 90, "--steps-per-epoch", 45,
-                "--lr", 0.001, "--lr-schedule", "constant", "--threads", 1, "--seed", 3, "--norm", "batch"])
+    res = _run(["train-nir", scene, "--output", run, *CONTEXT_RUN, "--norm", "batch"])
     assert res.exit_code == 0, res.output
     return base, scene, run
 
@@ -75,8 +79,7 @@ def test_instance_norm_generator_end_to_end(tmp_path):
     torch.set_num_threads(1)
     scene = context_scene(tmp_path / "scene.tif", size=128, seed=0, nodata_corner=12)
     run = tmp_path / "run"
-    res = _run(["train-nir", scene, "--output", run, *TINY, "--max-steps", 90, "--steps-per-epoch", 45,
-                "--lr", 0.001, "--lr-schedule", "constant", "--threads", 1, "--seed", 3])
+    res = _run(["train-nir", scene, "--output", run, *CONTEXT_RUN])
     assert res.exit_code == 0, res.output
     assert torch.load(run / "model.ckpt", weights_only=False)["arch"]["norm"] == "instance"  # the default
     diff, err = _two_lattices(run / "model.ckpt", scene, tmp_path)
@@ -212,8 +215,7 @@ def test_export_last_and_learning_rate_decay(tmp_path):
     torch.set_num_threads(1)
     scene = context_scene(tmp_path / "s.tif", size=112, seed=1)
     run = tmp_path / "run"
-    res = _run(["train-nir", scene, "--output", run, *TINY, "--max-steps", 4, "--steps-per-epoch", 2, "--lr", 0.001,
-                "--seed", 5, "--threads", 1, "--export", "last", "--ema", 0])  # the live weights are exported
+    res = _run(["train-nir", scene, "--output", run, *SHORT_RUN, "--ema", 0])  # the live weights are exported
     assert res.exit_code == 0, res.output
     exported = torch.load(run / "model.ckpt", weights_only=False)["state_dict"]
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
@@ -232,8 +234,7 @@ def test_ema_validates_and_exports_the_weight_average(tmp_path):
     torch.set_num_threads(1)
     scene = context_scene(tmp_path / "s.tif", size=112, seed=1)
     run = tmp_path / "run"
-    res = _run(["train-nir", scene, "--output", run, *TINY, "--max-steps", 4, "--steps-per-epoch", 2, "--lr", 0.001,
-                "--seed", 5, "--threads", 1, "--export", "last", "--ema", 0.5])
+    res = _run(["train-nir", scene, "--output", run, *SHORT_RUN, "--ema", 0.5])
     assert res.exit_code == 0, res.output
     exported = torch.load(run / "model.ckpt", weights_only=False)["state_dict"]
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
