@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--split-seed", type=int, default=0)
+    ap.add_argument("--lr-schedule", default=None, help="constant, linear-decay or cosine (default: the preset's)")
     ap.add_argument("--out", default="/tmp/segq")
     args = ap.parse_args()
     import torch
@@ -87,6 +88,7 @@ def main() -> None:
             "split_seed": args.split_seed, "max_steps": args.max_steps, "steps_per_epoch": max(1, args.max_steps // 4),
             "window": args.window, "block": 2 * args.window, "batch_size": args.batch_size, "threads": 2,
             "accelerator": "cpu", "bands": [int(b) for b in args.bands.split(",")] if args.bands else None,
+            "lr_schedule": args.lr_schedule,
         }, preset=args.task)
         r = train_and_score(cfg)
         scene = r["scenes"][0]
@@ -103,7 +105,8 @@ def main() -> None:
             print(f"figure: {png}")
     a = np.array(rows)
     m, s = a.mean(0), a.std(0)
-    print(f"{args.task}: {Path(args.image).name}, {len(rows)} seed(s), split seed {args.split_seed}")
+    print(f"{args.task}: {Path(args.image).name}, {len(rows)} seed(s), split seed {args.split_seed}, "
+          f"learning rate {cfg.lr_schedule}")
     print(f"model:         IoU {m[0]:.3f} +- {s[0]:.3f}  F1 {m[1]:.3f} +- {s[1]:.3f}")
     print(f"random forest: IoU {m[2]:.3f} +- {s[2]:.3f}  F1 {m[3]:.3f} +- {s[3]:.3f}")
     print(f"ratio model / RF: IoU {m[0] / max(m[2], 1e-9):.2f}, F1 {m[1] / max(m[3], 1e-9):.2f}")

@@ -42,6 +42,20 @@ def test_train_outputs(trained):
     assert list((d / "run" / "previews").glob("*.png"))
 
 
+def test_learning_rate_schedule_spans_the_planned_steps(trained, tmp_path):
+    import torch
+
+    d, _, _, img, labels = trained
+    assert torch.load(d / "run/checkpoints/last.ckpt", weights_only=False)["optimizer_states"][0]["param_groups"][0]["lr"] == 1e-3
+    # --max-epochs 1 caps the 4 steps at 2: linear decay spans those 2 and ends at half the rate, not at 1/4.
+    res = invoke("train-segmentation", "--images", img, "--labels", labels, "--task", "buildings", "--output", tmp_path / "run",
+                 *FAST, "--max-epochs", "1", "--lr-schedule", "linear-decay")
+    assert res.exit_code == 0, res.output
+    last = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=False)
+    assert last["lr_schedulers"][0]["last_epoch"] == 2
+    assert last["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.5e-3)
+
+
 def test_predict_georeference_nodata_polygons_and_evaluate(trained):
     d, grid, mask, img, labels = trained
     out = d / "pred"

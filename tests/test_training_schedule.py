@@ -20,10 +20,18 @@ def test_linear_decay_of_a_one_step_run_keeps_the_full_rate():
     assert lr_factor("linear-decay", 1)(0) == 1.0
 
 
+def test_cosine_falls_from_one_through_half_to_its_floor():
+    f = lr_factor("cosine", 100)
+    factors = [f(i) for i in range(101)]
+    assert factors[0] == 1.0 and factors[50] == pytest.approx(0.5)
+    assert all(a >= b for a, b in zip(factors, factors[1:]))
+    assert factors[-1] == pytest.approx(0.01) and min(factors) == pytest.approx(0.01)  # never below 1 / total_steps
+
+
 def test_constant_and_unknown():
     assert {lr_factor("constant", 10)(i) for i in range(10)} == {1.0}
-    with pytest.raises(ValueError, match="linear-decay"):
-        lr_factor("cosine", 10)
+    with pytest.raises(ValueError, match="linear-decay or cosine"):
+        lr_factor("step", 10)
 
 
 def test_scheduler_drives_the_optimizer():

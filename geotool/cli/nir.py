@@ -58,7 +58,7 @@ def train_nir(
     ssim_weight: Annotated[Optional[float], typer.Option(help="Weight of the 1-SSIM term (default 30; 0 = pix2pix).")] = None,
     ndvi_weight: Annotated[Optional[float], typer.Option(help="Weight of the NDVI-consistency term.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
-    lr_schedule: Annotated[Optional[str], typer.Option(help="linear-decay (pix2pix: full lr for half the steps, then linearly to 0) or constant.")] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option(help="linear-decay (pix2pix: full lr for half the steps, then linearly to 0), cosine or constant.")] = None,
     ema: Annotated[Optional[float], typer.Option(help="Decay of a moving average of the generator's weights, validated and exported (default 0.995; 0 = off).")] = None,
     export: Annotated[Optional[str], typer.Option(help="model.ckpt from the best validation epoch (best) or the final step (last).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,

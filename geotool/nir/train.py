@@ -50,7 +50,7 @@ class TrainNIRConfig(TrainerOptions):
     ssim_weight: float = Field(30.0, description="Weight of 1 - SSIM (7x7 window); 0 for pix2pix's L1-only content loss.")
     ndvi_weight: float = Field(0.0, description="Weight of the NDVI-consistency L1 term.")
     lr: float = Field(2e-4, description="Adam learning rate (beta1 0.5).")
-    lr_schedule: LRSchedule = Field("linear-decay", description="constant, or linear-decay (pix2pix: constant for the first half of the steps, then linearly to zero).")
+    lr_schedule: LRSchedule = Field("linear-decay", description="constant, linear-decay (pix2pix: constant for the first half of the steps, then linearly to zero) or cosine.")
     ema: float = Field(0.995, description="Decay per step of an exponential moving average of the generator's weights, which is validated and exported instead of the live weights (0 = off).")
     export: Literal["best", "last"] = Field("best", description="Weights written to model.ckpt: the epoch with the lowest validation MAE, or the final step.")
     augment: bool = Field(True, description="Random flips/rot90 of input and target together.")
@@ -128,7 +128,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     loss = dict(gan_mode=cfg.gan_mode, gan_weight=cfg.gan_weight, l1_weight=cfg.l1_weight,
                 ssim_weight=cfg.ssim_weight, ndvi_weight=cfg.ndvi_weight)
     module = NIRGan(arch, loss, lr=cfg.lr, encoder_weights=cfg.encoder_weights, lr_schedule=cfg.lr_schedule,
-                    total_steps=cfg.max_steps, ema=cfg.ema)
+                    total_steps=cfg.planned_steps, ema=cfg.ema)
     gen = torch.Generator().manual_seed(cfg.seed)
     train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0, generator=gen)
     val_dl = DataLoader(val_items, batch_size=min(8, len(val_items)), shuffle=False)

@@ -8,16 +8,19 @@ import lightning as L
 import torch
 
 from geotool.segmentation.model import build_loss, build_model
+from geotool.training.schedule import make_scheduler
 
 
 class SegmentationModule(L.LightningModule):
     """Multiclass segmentation on normalised windows ``(B, C, H, W)`` with targets ``(B, H, W)``.
 
     Logs ``train_loss``, ``val_loss``, ``val_miou`` (mean IoU over classes present), ``val_f1_fg``
-    (F1 of all foreground classes against background) per epoch.
+    (F1 of all foreground classes against background) per epoch. AdamW's rate follows ``lr_schedule`` over
+    ``total_steps`` optimiser steps.
     """
 
-    def __init__(self, arch: dict[str, Any], loss: list[str], ignore_index: int, lr: float, encoder_weights: str | None = None) -> None:
+    def __init__(self, arch: dict[str, Any], loss: list[str], ignore_index: int, lr: float, encoder_weights: str | None = None,
+                 lr_schedule: str = "constant", total_steps: int = 1) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder_weights"])
         self.net = build_model(arch["arch"], arch["encoder"], arch["in_channels"], arch["classes"], encoder_weights,
@@ -25,7 +28,7 @@ class SegmentationModule(L.LightningModule):
         self.loss_fn = build_loss(loss, arch["classes"], ignore_index)
         self.ignore_index = ignore_index
         self.n_classes = arch["classes"]
-        self.lr = lr
+        self.lr, self.lr_schedule, self.total_steps = lr, lr_schedule, total_steps
         self.val_conf = torch.zeros(self.n_classes, self.n_classes, dtype=torch.long)
         self.val_outputs: list = []
 
@@ -33,7 +36,9 @@ class SegmentationModule(L.LightningModule):
         return self.net(x)
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.lr)
+        opt = torch.optim.AdamW(self.parameters(), lr=self.lr)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": make_scheduler(opt, self.lr_schedule, self.total_steps),
+                                                   "interval": "step"}}
 
     def training_step(self, batch, batch_idx):
         x, y, _ = batch

@@ -158,7 +158,8 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
 
     trainer, ckpt_cb = make_trainer(cfg, out, monitor="val_miou", mode="max", callbacks=[epoch_callback(train_ds, preview)], seed=cfg.seed,
                                     progress=progress_enabled())
-    module = SegmentationModule(arch, list(cfg.loss), cfg.ignore_index, cfg.lr, cfg.encoder_weights)
+    module = SegmentationModule(arch, list(cfg.loss), cfg.ignore_index, cfg.lr, cfg.encoder_weights, cfg.lr_schedule,
+                                cfg.planned_steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers, generator=gen,
                           persistent_workers=False)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-LRSchedule = Literal["constant", "linear-decay"]
+LRSchedule = Literal["constant", "linear-decay", "cosine"]
 
 
 def lr_factor(kind: str, total_steps: int):
@@ -12,15 +13,22 @@ def lr_factor(kind: str, total_steps: int):
 
     - ``constant``: 1 throughout.
     - ``linear-decay``: pix2pix's schedule (Isola et al. 2017): 1 for the first half of ``total_steps``,
-      then linearly down towards zero over the second half (never below ``1 / total_steps``).
+      then linearly down towards zero over the second half.
+    - ``cosine``: half a cosine from 1 at step 0 towards zero at ``total_steps`` (Loshchilov & Hutter 2017,
+      without restarts).
+
+    The decaying schedules never go below ``1 / total_steps``.
     """
+    floor = 1.0 / max(1, total_steps)
     if kind == "constant":
         return lambda i: 1.0
     if kind == "linear-decay":
         half = max(1, total_steps // 2)
         decay = max(1, total_steps - half)  # steps of the falling part (1 for a one-step run)
-        return lambda i: max(1.0 / total_steps, min(1.0, (total_steps - i) / decay))
-    raise ValueError(f"unknown learning-rate schedule {kind!r}; use constant or linear-decay")
+        return lambda i: max(floor, min(1.0, (total_steps - i) / decay))
+    if kind == "cosine":
+        return lambda i: max(floor, 0.5 * (1 + math.cos(math.pi * min(i, total_steps) / max(1, total_steps))))
+    raise ValueError(f"unknown learning-rate schedule {kind!r}; use constant, linear-decay or cosine")
 
 
 def make_scheduler(optimizer, kind: str, total_steps: int):

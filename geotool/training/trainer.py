@@ -10,6 +10,7 @@ from typing import Any, Optional
 from pydantic import Field
 
 from geotool.config import GeotoolConfig
+from geotool.training.schedule import LRSchedule
 
 
 class TrainerOptions(GeotoolConfig):
@@ -22,9 +23,17 @@ class TrainerOptions(GeotoolConfig):
     max_steps: int = Field(2000, description="Total training steps (the step budget; a GAN step updates both networks).")
     steps_per_epoch: int = Field(100, description="Steps per epoch (one CSV row and one validation each).")
     max_epochs: Optional[int] = Field(None, description="Cap on epochs (default: max_steps / steps_per_epoch).")
+    lr_schedule: LRSchedule = Field("constant", description="Learning rate over the planned training steps: constant, "
+                                    "linear-decay (constant for the first half, then linearly to zero) or cosine.")
     early_stopping: int = Field(0, description="Stop after this many epochs without improvement (0 = off).")
     resume: Optional[str] = Field(None, description="Lightning checkpoint to resume (RUN/checkpoints/last.ckpt).")
     threads: int = Field(0, description="torch CPU threads (0 = default).")
+
+    @property
+    def planned_steps(self) -> int:
+        """Training steps the run will take unless stopped early: ``max_steps``, or fewer when ``max_epochs``
+        caps it. The learning-rate schedule spans these."""
+        return min(self.max_steps, self.max_epochs * self.steps_per_epoch) if self.max_epochs else self.max_steps
 
 
 def parse_devices(text: str):
