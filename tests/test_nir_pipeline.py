@@ -37,7 +37,9 @@ def trained(tmp_path_factory):
     run = base / "run"
     # Batch normalisation: this scene's field windows are perfectly flat, which leaves instance normalisation (the
     # default, covered by test_instance_norm_generator_end_to_end) nothing to normalise for far longer than 90 steps.
-    res = _run(["train-nir", scene, "--output", run, *CONTEXT_RUN, "--norm", "batch"])
+    # SSIM weight 30, the default before 50: a heavier SSIM term places the absolute NIR level more slowly, and in
+    # 90 steps the forest stays too dark for any NDVI > 0.3 (bias -0.085 vs -0.061).
+    res = _run(["train-nir", scene, "--output", run, *CONTEXT_RUN, "--norm", "batch", "--ssim-weight", 30])
     assert res.exit_code == 0, res.output
     return base, scene, run
 

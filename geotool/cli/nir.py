@@ -55,7 +55,7 @@ def train_nir(
     gan_mode: Annotated[Optional[str], typer.Option(help="lsgan (default) or vanilla (pix2pix).")] = None,
     gan_weight: Annotated[Optional[float], typer.Option(help="Adversarial weight; 0 = generator alone (with --ssim-weight 0: the L1 baseline).")] = None,
     l1_weight: Annotated[Optional[float], typer.Option(help="lambda for L1 (default 100).")] = None,
-    ssim_weight: Annotated[Optional[float], typer.Option(help="Weight of the 1-SSIM term (default 30; 0 = pix2pix).")] = None,
+    ssim_weight: Annotated[Optional[float], typer.Option(help="Weight of the 1-SSIM term (default 50; 0 = pix2pix).")] = None,
     ndvi_weight: Annotated[Optional[float], typer.Option(help="Weight of the NDVI-consistency term.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
     lr_schedule: Annotated[Optional[str], typer.Option(help="linear-decay (pix2pix: full lr for half the steps, then linearly to 0), cosine or constant.")] = None,

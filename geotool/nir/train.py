@@ -47,7 +47,7 @@ class TrainNIRConfig(TrainerOptions):
     gan_mode: Literal["vanilla", "lsgan"] = Field("lsgan", description="Adversarial loss: least squares (measured better on NAIP) or pix2pix's vanilla.")
     gan_weight: float = Field(1.0, description="Adversarial loss weight; 0 trains the generator alone (with ssim_weight 0: the L1 baseline).")
     l1_weight: float = Field(100.0, description="lambda for the L1 term.")
-    ssim_weight: float = Field(30.0, description="Weight of 1 - SSIM (7x7 window); 0 for pix2pix's L1-only content loss.")
+    ssim_weight: float = Field(50.0, description="Weight of 1 - SSIM (7x7 window); 0 for pix2pix's L1-only content loss.")
     ndvi_weight: float = Field(0.0, description="Weight of the NDVI-consistency L1 term.")
     lr: float = Field(2e-4, description="Adam learning rate (beta1 0.5).")
     lr_schedule: LRSchedule = Field("linear-decay", description="constant, linear-decay (pix2pix: constant for the first half of the steps, then linearly to zero) or cosine.")
