@@ -56,6 +56,16 @@ def test_learning_rate_schedule_spans_the_planned_steps(trained, tmp_path):
     assert last["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.5e-3)
 
 
+def test_training_again_into_a_run_folder_says_it_replaces_the_run(trained, tmp_path, recwarn):
+    _, _, _, img, labels = trained
+    args = ["train-segmentation", "--images", img, "--labels", labels, "--output", tmp_path / "run", *FAST, "--max-steps", "1"]
+    first, second = invoke(*args), invoke(*args)
+    assert first.exit_code == 0 and second.exit_code == 0, second.output
+    assert "already holds a training run" not in first.output and "already holds a training run" in second.output
+    # geotool says it once in its own words; Lightning's notices about the folder are silenced.
+    assert not [w for w in recwarn if "exists and is not empty" in str(w.message)]
+
+
 def test_predict_georeference_nodata_polygons_and_evaluate(trained):
     d, grid, mask, img, labels = trained
     out = d / "pred"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -112,7 +111,6 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
 
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
     def preview(epoch, arrays):
         rgb, nir, fake, valid = arrays

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -11,6 +12,8 @@ from pydantic import Field
 
 from geotool.config import GeotoolConfig
 from geotool.training.schedule import LRSchedule
+
+log = logging.getLogger(__name__)
 
 
 class TrainerOptions(GeotoolConfig):
@@ -69,6 +72,12 @@ def make_trainer(opts: TrainerOptions, out_dir: str | Path, monitor: str, mode: 
         logging.getLogger(name).setLevel(logging.WARNING)
     L.seed_everything(seed, workers=True, verbose=False)
     out = Path(out_dir)
+    if (out / "metrics.csv").exists() and not opts.resume:
+        log.warning("%s already holds a training run: its metrics.csv and checkpoints will be replaced", out)
+    # Lightning's notices about the run folder geotool has just created, and a deprecation inside Lightning itself:
+    # nothing the user can act on.
+    for message in (".*exists and is not empty.*", ".*LeafSpec.*"):
+        warnings.filterwarnings("ignore", message=message)
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=monitor, mode=mode, save_last=True)
     cbs = [ckpt] + list(callbacks or [])
     if opts.early_stopping > 0:
