@@ -73,7 +73,7 @@ demo-oba: install
 	@echo "OBA contact sheets: $(DEMO_OUT)/oba/*/contact_sheet.png"
 
 # --norm batch: 120 steps on 64-px windows train faster with batch than with instance normalisation, the
-# default for full runs (east MAE 0.056 vs 0.083 on this crop; BENCHMARKS.md).
+# default for full runs (east MAE 0.056 vs 0.083 on this crop, measured with SSIM weight 30; now 0.058; BENCHMARKS.md).
 demo-nir: install
 	@mkdir -p $(DEMO_OUT)/nir
 	$(GEOTOOL) --quiet train-nir data_samples/nir/naip_20090818_crop.tif --rgb-bands 1,2,3 --nir-band 4 \
