@@ -57,7 +57,7 @@ def train_segmentation(
     window: Annotated[Optional[int], typer.Option(help="Window side, pixels (multiple of 32).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Windows per step.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
-    lr_schedule: Annotated[Optional[str], typer.Option(help="Learning rate over --max-steps: constant, cosine or linear-decay (full rate for half the steps, then linearly to 0).")] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option(help="Learning rate over the planned steps (--max-steps, or fewer under --max-epochs): constant, cosine or linear-decay (full rate for half the steps, then linearly to 0).")] = None,
     val_fraction: Annotated[Optional[float], typer.Option(help="Share of blocks held out (spatial split).")] = None,
     block: Annotated[Optional[int], typer.Option(help="Split block side, pixels (default 2 x window).")] = None,
     split_seed: Annotated[Optional[int], typer.Option(help="Seed of the block split (default: --seed).")] = None,
