@@ -28,7 +28,6 @@ class SegmentationModule(L.LightningModule):
         self.loss_fn = build_loss(loss, arch["classes"], ignore_index)
         self.ignore_index = ignore_index
         self.n_classes = arch["classes"]
-        self.lr, self.lr_schedule, self.total_steps = lr, lr_schedule, total_steps
         self.val_conf = torch.zeros(self.n_classes, self.n_classes, dtype=torch.long)
         self.val_outputs: list = []
 
@@ -36,8 +35,9 @@ class SegmentationModule(L.LightningModule):
         return self.net(x)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.lr)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": make_scheduler(opt, self.lr_schedule, self.total_steps),
+        hp = self.hparams
+        opt = torch.optim.AdamW(self.parameters(), lr=hp.lr)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": make_scheduler(opt, hp.lr_schedule, hp.total_steps),
                                                    "interval": "step"}}
 
     def training_step(self, batch, batch_idx):
