@@ -130,3 +130,24 @@ def test_blend_weights_are_positive_and_flat_inside():
 def test_bad_specs_are_config_errors(kwargs):
     with pytest.raises(ConfigError):
         TilingSpec(**kwargs)
+
+
+def test_gdal_cache_is_megabytes_inside_and_restored_after(raster_factory, tmp_path):
+    """GDAL reads an integer GDAL_CACHEMAX as bytes: the engine must give it bytes (a cache of a few bytes
+    re-reads every block), and leave the process's own cache size as it found it."""
+    from geotool.io.gdal_settings import gdal_cache_max
+    from geotool.io.tiling import GDAL_CACHE_MIN_BYTES
+
+    before = gdal_cache_max()
+    if before is None:
+        pytest.skip("libgdal is not visible to ctypes on this platform")
+    seen = []
+
+    def predict(batch, valid):
+        seen.append(gdal_cache_max())
+        return batch[:, :1]
+
+    path = raster_factory("scene.tif", np.random.default_rng(0).random((1, 70, 90)).astype(np.float32))
+    _run(path, tmp_path, TilingSpec(window=32, overlap=8), predict)
+    assert seen and min(seen) >= GDAL_CACHE_MIN_BYTES
+    assert gdal_cache_max() == before

@@ -33,8 +33,10 @@ WRITE_BLOCK = 256
 #: Finished rows are normalised, finalized and written this many columns at a time (a multiple of
 #: WRITE_BLOCK, so writes stay tile-aligned): the temporaries no longer grow with the scene width.
 EMIT_COLUMNS = 8 * WRITE_BLOCK
-#: Upper bound of the GDAL block cache while the engine runs, in MB (see :func:`gdal_cache_mb`).
-GDAL_CACHE_MB = 256
+#: Upper bound of the GDAL block cache while the engine runs, in bytes (see :func:`gdal_cache_bytes`).
+GDAL_CACHE_MAX_BYTES = 256 * 2**20
+#: Lower bound of the same cache, in bytes.
+GDAL_CACHE_MIN_BYTES = 16 * 2**20
 
 PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 FinalizeFn = Callable[[np.ndarray, np.ndarray, np.ndarray], Mapping[str, np.ndarray]]
@@ -179,7 +181,9 @@ def run_tiled(
     predict_seconds = 0.0
     n_windows = len(row_starts) * len(col_starts)
 
-    with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb(source, writers, win)), progress_bar(description or "windows", n_windows) as bar:
+    # An integer GDAL_CACHEMAX is read by GDAL as bytes (a bare number of MB would leave a cache of a few bytes);
+    # rasterio.Env restores the process's cache size when the run ends.
+    with rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes(source, writers, win)), progress_bar(description or "windows", n_windows) as bar:
         for i, r in enumerate(row_starts):
             strip, strip_valid = source.read(Window(col_lo, r, strip_width, win))  # native dtype
             for cols in _batches(col_starts, spec.batch_size):
@@ -209,15 +213,15 @@ def run_tiled(
     return TilingStats(n_windows, predict_seconds, time.perf_counter() - start)
 
 
-def gdal_cache_mb(source: RasterSource, writers: Mapping[str, RasterWriter], window: int) -> int:
-    """GDAL block cache for one run, in MB: the input tile rows a strip of windows touches plus the
-    output tile rows being written (all at full scene width), with headroom; between 16 and
-    ``GDAL_CACHE_MB``. A fixed large cache would fill with blocks of a wide scene and make peak memory
-    grow with the scene rather than with the window."""
+def gdal_cache_bytes(source: RasterSource, writers: Mapping[str, RasterWriter], window: int) -> int:
+    """GDAL block cache for one run, in bytes: the input tile rows a strip of windows touches plus the
+    output tile rows being written (all at full scene width), with headroom; between
+    ``GDAL_CACHE_MIN_BYTES`` and ``GDAL_CACHE_MAX_BYTES``. A fixed large cache would fill with blocks of a
+    wide scene and make peak memory grow with the scene rather than with the window."""
     rows = window + 2 * WRITE_BLOCK  # a window strip straddles tile rows above and below
     per_px = source.count * source.dtype.itemsize + sum(w.count * w.dtype.itemsize for w in writers.values())
-    need = 1.5 * rows * source.grid.width * per_px / 2**20
-    return int(min(max(need, 16), GDAL_CACHE_MB))
+    need = 1.5 * rows * source.grid.width * per_px
+    return int(min(max(need, GDAL_CACHE_MIN_BYTES), GDAL_CACHE_MAX_BYTES))
 
 
 def _ramp(spec: TilingSpec) -> np.ndarray:

@@ -1,0 +1,43 @@
+"""What GDAL itself is running with (not what the config options say): for tests and bench headers."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+
+
+@functools.lru_cache(maxsize=1)
+def _libgdal():
+    """The libgdal that rasterio is linked against (found among the process's mapped libraries), or None."""
+    import rasterio  # noqa: F401 - loads libgdal into the process
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "/libgdal" in line}
+    except OSError:
+        paths = set()
+    for path in sorted(paths):
+        if os.path.basename(path).startswith("libgdal"):
+            lib = ctypes.CDLL(path)
+            lib.GDALGetCacheMax64.restype = ctypes.c_int64
+            lib.GDALGetCacheUsed64.restype = ctypes.c_int64
+            return lib
+    return None
+
+
+def gdal_cache_max() -> int | None:
+    """GDAL's block cache limit in force now, in bytes (``GDALGetCacheMax64``); None where libgdal cannot be found."""
+    lib = _libgdal()
+    return int(lib.GDALGetCacheMax64()) if lib is not None else None
+
+
+def gdal_conditions() -> str:
+    """One line for bench headers: GDAL version, block cache limit (MiB) and GDAL_NUM_THREADS."""
+    import rasterio
+    from rasterio.env import getenv, hasenv
+
+    cache = gdal_cache_max()
+    threads = getenv().get("GDAL_NUM_THREADS") if hasenv() else os.environ.get("GDAL_NUM_THREADS")
+    cache_text = f"{cache / 2**20:.0f} MiB" if cache is not None else "unknown"
+    return f"GDAL {rasterio.__gdal_version__}, block cache {cache_text}, GDAL_NUM_THREADS {threads or 'unset'}"
