@@ -8,11 +8,12 @@ BIN := $(VENV)/bin
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench clean help
+.PHONY: install demo test wheel-check bench clean help
 
 help:
 	@echo "make demo   - set up, then run the main jobs on data_samples/ into $(DEMO_OUT)/"
 	@echo "make test   - set up, then run the whole test suite"
+	@echo "make wheel-check - build the wheel, install it non-editable elsewhere, run each command family"
 	@echo "make bench  - run the benchmark scripts in bench/ (slow; see BENCHMARKS.md)"
 	@echo "VENV=$(VENV) (override to reuse an environment elsewhere)"
 
@@ -32,6 +33,9 @@ install: $(VENV)/.geotool-deps
 
 test: install
 	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+
+wheel-check: install
+	PYTHON=$(BIN)/python bash .ci/wheel-check
 
 bench: install
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
@@ -90,7 +94,7 @@ demo-segmentation: install
 	@mkdir -p $(DEMO_OUT)/segmentation
 	$(GEOTOOL) --quiet train-segmentation --task buildings --images data_samples/buildings/SN7_mosaic_clipped.tif \
 		--labels data_samples/buildings/SN7_buildings.geojson --bands 1,2,3 --window 128 --batch-size 8 --max-steps 60 \
-		--steps-per-epoch 20 --oba configs/oba.yaml --threads 1 --seed 0 --output $(DEMO_OUT)/segmentation/run
+		--steps-per-epoch 20 --oba oba --threads 1 --seed 0 --output $(DEMO_OUT)/segmentation/run
 	$(GEOTOOL) --quiet predict $(DEMO_OUT)/segmentation/run/model.ckpt data_samples/buildings/SN7_mosaic_clipped.tif \
 		--probabilities --min-area 20 --polygons $(DEMO_OUT)/segmentation/buildings.gpkg --threads 1 \
 		--output $(DEMO_OUT)/segmentation/pred

@@ -6,7 +6,7 @@ blocks after tiled prediction of the whole scene. Baseline = the same arch and s
 same process. Per-epoch slowdown = OBA training wall time / plain training wall time, same arch and seed.
 
 Results are appended to ``OUT/results.jsonl`` as runs finish and finished runs are skipped on a rerun,
-so the bench can be resumed. Every variant's settings are the ``configs/oba.yaml`` defaults plus the
+so the bench can be resumed. Every variant's settings are the ``geotool/configs/oba.yaml`` defaults plus the
 override in its name.
 
     nice -n 10 python bench/bench_oba_gain.py --steps 300 --seeds 0,1,2 --archs Unet,FPN --out /tmp/oba_gain
@@ -30,7 +30,7 @@ DATA = ROOT.parent / "shared" / "data" / "buildings"
 
 # name -> overrides of the OBA config (None = no OBA)
 MAIN = {"plain": None, "oba": {}}
-ABLATIONS = {  # one change per main knob against configs/oba.yaml (hard paste, 3-10 objects, no shadows, p 0.6)
+ABLATIONS = {  # one change per main knob against geotool/configs/oba.yaml (hard paste, 3-10 objects, no shadows, p 0.6)
     "oba blend=gaussian": {"blend": "gaussian"},
     "oba n_objects=1-3": {"n_objects": [1, 3]},
     "oba n_objects=10-20": {"n_objects": [10, 20]},

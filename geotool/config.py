@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from geotool import __version__
 from geotool.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: Preset YAML files ship inside the package (``geotool/configs/``), so a wheel install has them too.
+PRESET_PACKAGE = "geotool"
+PRESET_FOLDER = "configs"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -43,28 +45,24 @@ def load_config(
     overrides: Mapping[str, Any] | None = None,
     preset: str | None = None,
 ) -> M:
-    """Build a validated config: preset YAML from ``configs/``, then ``path``, then flag overrides.
+    """Build a validated config: a packaged preset, then ``path``, then flag overrides.
 
     Args:
         model: the pydantic config class.
         path: a user's YAML file (optional).
         overrides: flag values keyed by field name (dotted for nested sections); ``None`` values are
             flags the user did not give and are ignored.
-        preset: name of a YAML file in the package's ``configs/`` folder (e.g. ``"buildings"``).
+        preset: name of a preset shipped in ``geotool/configs/`` (e.g. ``"buildings"``).
     """
     from geotool.io.files import read_yaml
 
     data: dict[str, Any] = {}
     sources = []
     if preset is not None:
-        preset_path = CONFIG_DIR / f"{preset}.yaml"
-        if not preset_path.exists():
-            available = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-            raise ConfigError(f"no preset {preset!r}; available: {', '.join(available)}")
-        _deep_update(data, read_yaml(preset_path))
-        sources.append(str(preset_path))
+        _deep_update(data, read_preset(preset))
+        sources.append(f"preset {preset}")
     if path is not None:
-        _deep_update(data, read_yaml(path))
+        _deep_update(data, read_yaml_or_preset(path))
         sources.append(str(path))
     for key, value in (overrides or {}).items():
         if value is not None:
@@ -79,6 +77,35 @@ def load_config(
         origin = f" (from {', '.join(sources)} and flags)" if sources else ""
         message = err["msg"].removeprefix("Value error, ")
         raise ConfigError(f"invalid setting {where}{origin}: {message}") from None
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped with the package (``buildings``, ``forest``, ``nir``, ``oba``, ``soil``)."""
+    from importlib.resources import files
+
+    folder = files(PRESET_PACKAGE) / PRESET_FOLDER
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    """The settings of a packaged preset, read through ``importlib.resources`` (works from a wheel or a zip)."""
+    from importlib.resources import as_file, files
+
+    from geotool.io.files import read_yaml
+
+    if name not in preset_names():
+        raise ConfigError(f"no preset {name!r}; available: {', '.join(preset_names())}")
+    with as_file(files(PRESET_PACKAGE) / PRESET_FOLDER / f"{name}.yaml") as path:
+        return read_yaml(path)
+
+
+def read_yaml_or_preset(path: str | os.PathLike) -> dict[str, Any]:
+    """A user's YAML file, or, when no such file exists and ``path`` names a preset (``oba``), that preset."""
+    from geotool.io.files import read_yaml
+
+    if not Path(path).exists() and str(path) in preset_names():
+        return read_preset(str(path))
+    return read_yaml(path)
 
 
 def _deep_update(base: dict[str, Any], new: Mapping[str, Any]) -> None:

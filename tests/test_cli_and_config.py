@@ -102,3 +102,23 @@ def test_sidecar_records_version_seed_config_and_hashes(tmp_path):
     assert record["geotool_version"] == __version__ and record["seed"] == 3
     assert record["config"] == {"n": 10, "method": "maxvol"}
     assert record["inputs"][str(inp)] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_presets_ship_inside_the_package_and_resolve_by_name(tmp_path, monkeypatch):
+    """Presets are package data (a wheel install has them); `--config oba` finds the preset when no such
+    file exists, a real file of that name wins, and an unknown preset lists the available ones."""
+    from importlib.resources import files
+
+    from geotool.config import preset_names, read_preset, read_yaml_or_preset
+    from geotool.segmentation.config import SegmentationConfig
+
+    assert {"buildings", "forest", "nir", "oba", "soil"} <= set(preset_names())
+    assert (files("geotool") / "configs" / "buildings.yaml").is_file()
+    cfg = load_config(SegmentationConfig, None, {"images": ["a.tif"], "labels": ["l.gpkg"]}, preset="buildings")
+    assert cfg.task == "buildings"
+    monkeypatch.chdir(tmp_path)
+    assert read_yaml_or_preset("oba") == read_preset("oba")
+    (tmp_path / "oba").write_text("scene_size: 64\n")
+    assert read_yaml_or_preset("oba") == {"scene_size": 64}
+    with pytest.raises(ConfigError, match="available: buildings, forest"):
+        read_preset("nope")

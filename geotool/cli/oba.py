@@ -24,7 +24,7 @@ def oba_augment(
     backgrounds: Annotated[Optional[list[Path]], typer.Option("--backgrounds", help="Extra label-free background GeoTIFFs (same bands).")] = None,
     bands: Annotated[Optional[str], typer.Option("--bands", help="Bands, 1-based or descriptions, e.g. 1,2,3.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same files).")] = 0,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML config (configs/oba.yaml).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML config (a file, or a shipped preset name such as `oba`).")] = None,
     class_attribute: Annotated[Optional[str], typer.Option("--class-attribute", help="Label attribute with the class.")] = None,
     paste_classes: Annotated[Optional[str], typer.Option("--paste-classes", help="Classes to paste, comma-separated ids or names (default all).")] = None,
     scene_size: Annotated[Optional[int], typer.Option("--scene-size", help="Output scene size in pixels.")] = None,

@@ -41,7 +41,7 @@ def train_segmentation(
     images: Annotated[list[str], typer.Option("--images", "-i", help="Image GeoTIFFs (repeat, or globs).")],
     labels: Annotated[list[str], typer.Option("--labels", "-l", help="Vector labels (one file) or one mask raster per image.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder (model.ckpt, metrics.csv, PNGs).")],
-    task: Annotated[Optional[str], typer.Option(help="Preset: buildings or forest (configs/<task>.yaml).")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Preset: buildings or forest (shipped in geotool/configs/).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="Your YAML (over the preset; flags override both).")] = None,
     val_images: Annotated[Optional[list[str]], typer.Option(help="Separate validation scenes (repeat).")] = None,
     val_labels: Annotated[Optional[list[str]], typer.Option(help="Labels of the validation scenes.")] = None,
@@ -73,13 +73,13 @@ def train_segmentation(
     resume: Annotated[Optional[Path], typer.Option(help="Resume from RUN/checkpoints/last.ckpt.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (0 = default).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="DataLoader workers preparing training windows (0 = main process).")] = None,
-    oba: Annotated[Optional[Path], typer.Option(help="On-the-fly object-based augmentation with these settings (e.g. configs/oba.yaml); objects come from the training blocks only.")] = None,
+    oba: Annotated[Optional[Path], typer.Option(help="On-the-fly object-based augmentation with these settings (a YAML file, or `oba` for the shipped preset); objects come from the training blocks only.")] = None,
     oba_probability: Annotated[Optional[float], typer.Option(help="Chance that a training window gets OBA (turns OBA on).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
 ) -> None:
     """Train a segmentation model (smp + Lightning) on GeoTIFFs with vector or mask labels."""
     from geotool.config import load_config
-    from geotool.io.files import read_yaml
+    from geotool.config import read_yaml_or_preset
     from geotool.segmentation.config import SegmentationConfig
     from geotool.segmentation.train import run_train_segmentation
 
@@ -94,7 +94,7 @@ def train_segmentation(
         "max_epochs": max_epochs, "accelerator": accelerator, "devices": devices, "precision": precision,
         "strategy": strategy, "early_stopping": early_stopping, "resume": str(resume) if resume else None,
         "threads": threads, "workers": workers, "seed": seed,
-        "oba": read_yaml(oba) if oba is not None else None, "oba.probability": oba_probability,
+        "oba": read_yaml_or_preset(oba) if oba is not None else None, "oba.probability": oba_probability,
     }, preset=task)
     summary = run_train_segmentation(cfg)
     if summary and not STATE.quiet:

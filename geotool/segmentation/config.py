@@ -1,4 +1,4 @@
-"""Settings of ``geotool train-segmentation`` (presets in ``configs/buildings.yaml``, ``configs/forest.yaml``)."""
+"""Settings of ``geotool train-segmentation`` (presets in ``geotool/configs/buildings.yaml``, ``forest.yaml``)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,6 @@ class SegmentationConfig(TrainerOptions):
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="Augmentation.")
     overlap: Optional[int] = Field(None, description="Prediction window overlap, pixels (stored in the checkpoint; default window / 4).")
     oba: Optional[OBAConfig] = Field(None, description="On-the-fly object-based augmentation of training windows "
-                                     "(the oba-augment settings, e.g. configs/oba.yaml); none = off.")
+                                     "(the oba-augment settings, e.g. the shipped ``oba`` preset); none = off.")
     workers: int = Field(0, description="DataLoader worker processes preparing training windows (0 = in the main process).")
     seed: int = Field(0, description="Random seed.")
