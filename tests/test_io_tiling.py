@@ -83,6 +83,7 @@ def test_model_sees_invalid_pixels_as_zero_with_a_mask(raster_factory, tmp_path)
         return batch
 
     _run(path, tmp_path, TilingSpec(window=16, overlap=4), predict)
+    assert seen and any((~v).any() for _, v in seen)  # the loop below checks nodata pixels too
     for batch, valid in seen:
         assert batch.dtype == np.float32
         assert (batch[:, 0][~valid] == 0).all() and (batch[:, 0][valid] == 7).all()

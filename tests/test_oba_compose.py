@@ -70,6 +70,7 @@ def test_mask_matches_pasted_objects_and_nodata_untouched():
     bank = _bank(classes=(1, 3))
     img, valid = _background()
     comp = compose_scene(img, valid, None, bank, np.random.default_rng(5), cfg, 1.0)
+    assert len(comp.placements) >= 3 and {p["class_id"] for p in comp.placements} == {1, 3}
     for p in comp.placements:
         assert (comp.mask[comp.instances == p["instance"]] == p["class_id"]).all()
     assert (comp.mask[(comp.instances == 0) & valid] == 0).all()
@@ -87,7 +88,7 @@ def test_no_overlap_and_gap_honoured(gap):
     existing[30:40, 30:40] = 2
     comp = compose_scene(img, valid, existing, bank, np.random.default_rng(7), cfg, 1.0)
     assert len(comp.placements) >= 5
-    (comp.mask[30:40, 30:40] == 2).all()
+    assert (comp.mask[30:40, 30:40] == 2).all()  # the existing object is kept
     structure = np.ones((2 * gap + 1, 2 * gap + 1), bool)
     others_all = (comp.instances > 0) | (existing > 0)
     for p in comp.placements:
