@@ -64,7 +64,7 @@ def main() -> None:
     a = ap.parse_args()
     import torch
 
-    from geotool.nir.train import load_model
+    from geotool.nir.checkpoint import load_model
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_nir_"))
     model, scene = tmp / "default.ckpt", tmp / "scene.tif"

@@ -43,7 +43,7 @@ def overhead(model: Path, raster: str) -> None:
     from geotool.io.raster import RasterSource
     from geotool.io.tiling import TilingSpec, plan_windows
     from geotool.segmentation.predict import PredictConfig, make_predict_fn, predict_raster
-    from geotool.segmentation.train import load_model
+    from geotool.segmentation.checkpoint import load_model
 
     torch.set_num_threads(2)
     net, payload = load_model(model)

@@ -27,7 +27,8 @@ def train_and_score(cfg, sample_transform=None) -> dict:
     from geotool.io.raster import RasterSource
     from geotool.segmentation.data import load_scenes
     from geotool.segmentation.predict import PredictConfig, predict_raster
-    from geotool.segmentation.train import load_model, run_train_segmentation
+    from geotool.segmentation.checkpoint import load_model
+    from geotool.segmentation.train import run_train_segmentation
 
     out = Path(cfg.output)
     t = time.perf_counter()

@@ -51,3 +51,7 @@ class CheckpointError(GeotoolError):
 
 class OutputError(GeotoolError):
     """An output path cannot be written (unsupported extension, folder not writable)."""
+
+
+class DeviceError(GeotoolError):
+    """A compute device that was asked for is not on this machine (e.g. ``--device cuda`` without a GPU)."""

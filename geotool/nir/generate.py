@@ -74,10 +74,12 @@ def run_generate_nir(cfg: GenerateNIRConfig) -> list[dict]:
     from geotool.models.pix2pix import window_multiple
     from geotool.nir.data import fill_invalid
     from geotool.nir.scaling import Scaling, check_matches
-    from geotool.nir.train import load_model
+    from geotool.models.device import resolve_device
+    from geotool.nir.checkpoint import load_model
 
     if cfg.model is None or not cfg.inputs or cfg.output is None:
         raise ConfigError("generate-nir needs MODEL.ckpt, at least one RGB raster and --output")
+    device = resolve_device(cfg.device)  # before the model loads: a missing GPU is said at once
     net, meta = load_model(cfg.model)
     rgb_scaling = Scaling.from_dict(meta["rgb_scaling"])
     nir_scaling = Scaling.from_dict(meta["nir_scaling"])
@@ -100,7 +102,6 @@ def run_generate_nir(cfg: GenerateNIRConfig) -> list[dict]:
         for s in sources:
             s.close()
         raise
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device))
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     net = net.to(device)

@@ -10,13 +10,13 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from geotool.config import write_sidecar
+from geotool.nir import checkpoint
 from geotool.errors import ConfigError, InputFileError
 from geotool.nir.scaling import KINDS
 from geotool.training.schedule import LRSchedule
 from geotool.training.trainer import TrainerOptions, epoch_callback, make_trainer, restore_best
 
 log = logging.getLogger(__name__)
-CKPT_FORMAT = "geotool-nir"
 
 
 class TrainNIRConfig(TrainerOptions):
@@ -146,8 +146,8 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
         "steps": int(trainer.global_step) // (2 if cfg.gan_weight > 0 else 1),  # generator steps
     }
     payload = {
-        "format": CKPT_FORMAT,
-        "version": 1,
+        "format": checkpoint.FORMAT,
+        "version": checkpoint.VERSION,
         "arch": arch,
         "window": cfg.window,
         "rgb_bands": list(cfg.rgb_bands),
@@ -169,21 +169,3 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     write_sidecar(out, "train-nir", cfg, inputs=list(cfg.inputs) + list(cfg.nir_inputs or []), seed=cfg.seed, results=summary)
     summary["model"] = str(out / "model.ckpt")
     return summary
-
-
-def load_model(path: str | Path):
-    """Load ``model.ckpt`` -> (generator in eval mode, metadata dict). Raises CheckpointError."""
-    from geotool.errors import CheckpointError
-    from geotool.io.checkpoint import load_checkpoint
-    from geotool.models.pix2pix import build_generator
-
-    payload = load_checkpoint(path, CKPT_FORMAT)
-    try:
-        net = build_generator(payload["arch"])
-        net.load_state_dict(payload["state_dict"])
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {path} is incomplete or does not match its architecture ({type(exc).__name__}); retrain") from None
-    net.eval()
-    return net, payload
-
-

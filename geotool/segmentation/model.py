@@ -25,7 +25,6 @@ def build_model(arch: str, encoder: str, in_channels: int, classes: int, encoder
     ``decoder_channels``), stored in the checkpoint so ``predict`` rebuilds the same network.
     """
     import segmentation_models_pytorch as smp
-    import torch
 
     mapping = smp.MODEL_ARCHITECTURES_MAPPING
     known = {key.lower(): key for key in mapping}
@@ -40,13 +39,10 @@ def build_model(arch: str, encoder: str, in_channels: int, classes: int, encoder
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ConfigError(f"cannot build {arch} with encoder {encoder!r}: {str(exc).splitlines()[0][:200]}") from None
     if encoder_weights:
+        from geotool.io.checkpoint import load_state_dict
+
         path = Path(encoder_weights)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001
-            raise CheckpointError(f"--encoder-weights {path} is not a readable torch state dict ({type(exc).__name__})") from None
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
+        state = load_state_dict(path, "--encoder-weights")
         try:
             missing, unexpected = model.encoder.load_state_dict(state, strict=False)
         except RuntimeError as exc:

@@ -54,14 +54,6 @@ def make_predict_fn(net, mean, std, device):
     return predict
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg: PredictConfig, device: str) -> dict[str, Any]:
     """Predict one raster: writes ``<stem>_classes.tif`` (uint8, 255 = nodata) and optionally probabilities."""
     from geotool.io.raster import RasterSource, RasterWriter, open_writers
@@ -106,12 +98,14 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
 
     from geotool.io.files import expand_inputs
     from geotool.io.raster import RasterSource
-    from geotool.segmentation.train import load_model
+    from geotool.models.device import resolve_device
+    from geotool.segmentation.checkpoint import load_model
 
     if cfg.batch_size < 1 or cfg.min_area < 0 or cfg.simplify < 0:
         raise ConfigError("--batch-size must be positive and --min-area, --simplify non-negative")
     if cfg.polygons is not None and Path(cfg.polygons).suffix.lower() not in (".gpkg", ".geojson", ".shp"):
         raise ConfigError(f"--polygons {cfg.polygons}: use a .gpkg, .geojson or .shp path")
+    device = resolve_device(cfg.device)  # before the model loads: a missing GPU is said at once
     net, payload = load_model(cfg.model)
     rasters = [str(p) for p in expand_inputs(cfg.rasters)]
     for r in rasters:  # validate every input before writing anything
@@ -129,7 +123,6 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
         raise ConfigError(f"--window must be a multiple of 32, not {window}")
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    device = _device(cfg.device)
     net.to(device)
     out_dir = Path(cfg.output)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from geotool.config import write_sidecar
-from geotool.errors import CheckpointError, ConfigError, InputFileError
+from geotool.segmentation import checkpoint
+from geotool.errors import ConfigError, InputFileError
 from geotool.segmentation.config import SegmentationConfig
 
 log = logging.getLogger(__name__)
-CKPT_FORMAT = "geotool-segmentation"
 
 
 def validate(cfg: SegmentationConfig) -> None:
@@ -177,8 +177,8 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
         "oba_objects": len(data.train_ds.sample_transform.bank) if cfg.oba is not None and sample_transform is None else None,
     }
     payload = {
-        "format": CKPT_FORMAT,
-        "version": 1,
+        "format": checkpoint.FORMAT,
+        "version": checkpoint.VERSION,
         "arch": arch,
         "bands": [b for b in train_scenes[0].bands],
         "band_count": arch["in_channels"],
@@ -199,21 +199,3 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
     write_sidecar(out, "train-segmentation", cfg, inputs=list(cfg.images) + list(cfg.labels), seed=cfg.seed, results=summary)
     summary["model"] = str(out / "model.ckpt")
     return summary
-
-
-def load_model(path: str | Path):
-    """``model.ckpt`` -> (network in eval mode, payload). Raises CheckpointError on a bad or foreign file."""
-    from geotool.io.checkpoint import load_checkpoint
-    from geotool.segmentation.model import build_model
-
-    payload = load_checkpoint(path, CKPT_FORMAT)
-    try:
-        a = payload["arch"]
-        net = build_model(a["arch"], a["encoder"], a["in_channels"], a["classes"], options=a.get("options"))
-        net.load_state_dict(payload["state_dict"])
-        for key in ("mean", "std", "class_names", "window", "bands"):
-            payload[key]
-    except (KeyError, RuntimeError, ValueError, TypeError, ConfigError) as exc:
-        raise CheckpointError(f"checkpoint {path} is incomplete or does not match its architecture ({type(exc).__name__}); retrain") from None
-    net.eval()
-    return net, payload

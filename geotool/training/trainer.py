@@ -119,8 +119,8 @@ def epoch_callback(dataset, preview):
 def restore_best(module, checkpoint_callback) -> None:
     """Load the weights of the best checkpoint a ModelCheckpoint kept back into ``module`` (no-op when
     none was written, e.g. a run stopped before its first validation)."""
-    import torch
+    from geotool.io.checkpoint import load_checkpoint
 
     best = checkpoint_callback.best_model_path
     if best:
-        module.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
+        module.load_state_dict(load_checkpoint(best)["state_dict"])
