@@ -9,7 +9,7 @@ from typing import Iterator
 
 def progress_enabled() -> bool:
     """True when bars should be drawn: stderr is a terminal and ``--quiet`` was not given."""
-    from geotool.cli._common import STATE
+    from geotool.run_state import STATE
 
     return not STATE.quiet and sys.stderr.isatty()
 

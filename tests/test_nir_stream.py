@@ -44,7 +44,7 @@ def scene(tmp_path):
 @pytest.mark.parametrize("region", ["all", "east"])
 def test_streamed_metrics_equal_whole_array_metrics(scene, monkeypatch, region):
     base, ref, fake, valid = scene
-    monkeypatch.setattr(evaluate, "STRIP_ROWS", 7)
+    monkeypatch.setattr(evaluate, "METRIC_STRIP_ROWS", 7)
     out = base / f"m_{region}.json"
     res = _run(["evaluate-nir", base / "gen.tif", base / "ref.tif", "--output", out, "--region", region,
                 "--nir-band", 4, "--baseline", "linear", "--plot", base / "p.png"])

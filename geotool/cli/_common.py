@@ -9,28 +9,15 @@ import functools
 import logging
 import sys
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import typer
 
 from geotool.errors import ConfigError, GeotoolError
+from geotool.run_state import STATE, RunState  # noqa: F401 - the CLI modules import STATE from here
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass
-class RunState:
-    """Global flags set by the top-level callback, read by every command."""
-
-    debug: bool = False
-    quiet: bool = False
-    verbose: int = 0
-    log_file: Path | None = None
-
-
-STATE = RunState()
 
 
 def configure_logging(verbose: int, log_file: Path | None) -> None:

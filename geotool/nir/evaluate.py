@@ -1,6 +1,6 @@
 """``evaluate-nir``: compare generated with real NIR (and per-pixel baselines) and write metrics JSON.
 
-The rasters are read in strips of ``STRIP_ROWS`` rows (plus the SSIM halo): memory is set by the raster
+The rasters are read in strips of ``METRIC_STRIP_ROWS`` rows (plus the SSIM halo): memory is set by the raster
 width, not by the scene. Baselines are fitted in a first pass over the training raster.
 """
 
@@ -35,7 +35,7 @@ class EvaluateNIRConfig(GeotoolConfig):
     plot: Optional[str] = Field(None, description="PNG comparison: RGB | real | generated | error | NDVI (| baselines).")
 
 
-STRIP_ROWS = 256  # rows per strip (~250 bytes of working memory per pixel of a strip, plus a 3-row SSIM halo)
+METRIC_STRIP_ROWS = 256  # rows per strip (~250 bytes of working memory per pixel of a strip, plus a 3-row SSIM halo)
 PREVIEW_PX = 1000  # longest side (pixels) of the decimated copy drawn by --plot
 AUTO_SAMPLE_STEP = 7  # --scaling auto on float data: sample every 7th row and column...
 AUTO_SAMPLE_MAX = 1_000_000  # ...coarser when that would exceed this many values per band
@@ -158,7 +158,7 @@ def _seam_check(spec: tuple[int, int, int], width: int, sums: np.ndarray) -> dic
 
 def run_evaluate_nir(cfg: EvaluateNIRConfig, strip_rows: int | None = None) -> dict:
     """Compute the metrics (see :mod:`geotool.nir.metrics`) over strips of ``strip_rows`` rows (default
-    ``STRIP_ROWS``) and write ``cfg.output``."""
+    ``METRIC_STRIP_ROWS``) and write ``cfg.output``."""
     from geotool.io.files import write_json
     from geotool.io.raster import RasterSource
 
@@ -176,7 +176,7 @@ def run_evaluate_nir(cfg: EvaluateNIRConfig, strip_rows: int | None = None) -> d
         diffs = ref.grid.differences(gen.grid)
         if diffs:
             raise RasterMismatchError(f"{cfg.generated} is not on the grid of {cfg.reference}: {'; '.join(diffs)}")
-        ref_units, strip_rows = _RGBN(ref, cfg.scaling), strip_rows or STRIP_ROWS
+        ref_units, strip_rows = _RGBN(ref, cfg.scaling), strip_rows or METRIC_STRIP_ROWS
         models = _fit_baselines(cfg, ref_units, strip_rows)
         results, preview = _metric_pass(cfg, gen, ref_units, models, strip_rows)
     for name in cfg.baseline:

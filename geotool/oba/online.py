@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from geotool.labels import CLASS_COLUMN
 from geotool.oba.bank import ObjectBank, extract_objects, require_objects
 from geotool.oba.compose import compose_scene
 from geotool.oba.config import OBAConfig
@@ -164,10 +165,10 @@ def build_online_oba_from_files(
     for image, region in zip(images, regions):
         gdf = read_labels(labels, read_grid(image), cfg, mapping, str(image))
         if cfg.paste_classes is not None:
-            gdf = gdf[gdf["_class"].isin(resolve_classes(cfg.paste_classes, mapping, labels))].reset_index(drop=True)
+            gdf = gdf[gdf[CLASS_COLUMN].isin(resolve_classes(cfg.paste_classes, mapping, labels))].reset_index(drop=True)
         if cfg.shadows.height_attribute and cfg.shadows.enabled:
             gdf[cfg.shadows.height_attribute] = gdf["_height"]
-        scenes.append(TrainingScene(image, gdf, "_class", region))
+        scenes.append(TrainingScene(image, gdf, CLASS_COLUMN, region))
     return build_online_oba(scenes, cfg)
 
 
@@ -195,10 +196,10 @@ def build_online_oba_for_scenes(scenes: Sequence[Any], cfg: OBAConfig, class_nam
             gdf = s.labels
         else:
             known = s.valid & (s.target != cfg.ignore_index)
-            gdf = vectorize(s.target.astype(np.int32), s.grid, valid=known).rename(columns={"class_id": "_class"})
+            gdf = vectorize(s.target.astype(np.int32), s.grid, valid=known).rename(columns={"class_id": CLASS_COLUMN})
         if paste is not None:
-            gdf = gdf[gdf["_class"].isin(paste)].reset_index(drop=True)
-        entries.append(TrainingScene(s.paths if len(s.paths) > 1 else s.paths[0], gdf, "_class", s.train_region))
+            gdf = gdf[gdf[CLASS_COLUMN].isin(paste)].reset_index(drop=True)
+        entries.append(TrainingScene(s.paths if len(s.paths) > 1 else s.paths[0], gdf, CLASS_COLUMN, s.train_region))
     if not entries:
         from geotool.errors import EmptyDataError
 

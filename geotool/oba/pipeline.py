@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from geotool.errors import BandError, ConfigError, EmptyDataError, NoOverlapError
+from geotool.labels import CLASS_COLUMN
 from geotool.oba.backgrounds import BackgroundWindow, mine_windows
 from geotool.oba.bank import ObjectBank, extract_objects, require_objects
 from geotool.oba.compose import Composite, compose_scene
@@ -85,10 +86,10 @@ def _attach(gdf, labels: Path, cfg: OBAConfig, mapping: dict | None):
     gdf = gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])].copy()
     attr = _class_attr(labels, cfg)
     if attr is None:
-        gdf["_class"] = 1
+        gdf[CLASS_COLUMN] = 1
     else:
         gdf = gdf[gdf[attr].map(lambda v: v in mapping)].copy()
-        gdf["_class"] = gdf[attr].map(mapping).astype(int)
+        gdf[CLASS_COLUMN] = gdf[attr].map(mapping).astype(int)
     h = cfg.shadows.height_attribute
     gdf["_height"] = gdf[h].astype(float) if (h and cfg.shadows.enabled) else np.nan
     return gdf.reset_index(drop=True)
@@ -152,7 +153,7 @@ def build_scene_bank(images: Sequence[Path], labels: Path, cfg: OBAConfig):
                 gdf = gdf[gdf.intersects(box(*src.grid.bounds))].reset_index(drop=True)
             frames.append(gdf)
             extract_objects(
-                src, gdf, gdf["_class"].to_numpy(), path.name, heights=gdf["_height"].to_numpy(),
+                src, gdf, gdf[CLASS_COLUMN].to_numpy(), path.name, heights=gdf["_height"].to_numpy(),
                 min_pixels=cfg.min_object_pixels, bank=bank,
             )
         if not any(len(g) for g in frames):
@@ -295,7 +296,7 @@ def _write_scenes(sources, frames, bank, windows, mapping, n, output, cfg, seed,
             existing = None
             if bw.source < len(frames) and len(frames[bw.source]):
                 gdf = frames[bw.source]
-                existing = rasterize(gdf, src.grid, window=window, values=gdf["_class"].to_numpy(), dtype="uint8").astype(np.int64)
+                existing = rasterize(gdf, src.grid, window=window, values=gdf[CLASS_COLUMN].to_numpy(), dtype="uint8").astype(np.int64)
             comp = compose_scene(data, valid, existing, bank, rng, cfg, float(np.mean(grid.res)), class_index)
             skipped += comp.skipped
             stem = f"scene_{k:04d}"

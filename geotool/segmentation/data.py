@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from geotool.errors import ConfigError, EmptyDataError, NoOverlapError, RasterMismatchError
+from geotool.labels import CLASS_COLUMN  # noqa: F401 - class id of each label polygon in TrainScene.labels
 from geotool.training.sampler import TrainScene
 from geotool.training.split import block_split
 
 log = logging.getLogger(__name__)
 VECTOR_EXT = (".gpkg", ".geojson", ".json", ".shp")
-CLASS_COLUMN = "_class"  # class id of each label polygon in TrainScene.labels
 
 
 def is_vector(path: str | Path) -> bool:

@@ -19,6 +19,7 @@ from pydantic import Field
 from geotool.config import GeotoolConfig, write_sidecar
 from geotool.errors import ConfigError, RasterMismatchError
 from geotool.io.components import STRIP_ROWS, StripComponents, overlap_counts
+from geotool.labels import CLASS_NODATA
 
 
 class EvaluateConfig(GeotoolConfig):
@@ -156,7 +157,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             pred, pvalid = pred_src.read(window)
             pred = pred[0]
             ref, rvalid = read_reference(window)
-            keep = pvalid & (pred != 255) & rvalid
+            keep = pvalid & (pred != CLASS_NODATA) & rvalid
             conf = add_confusion(conf, ref[keep], pred[keep])
             if matcher is not None:
                 matcher.add((pred > 0) & keep, (ref > 0) & keep)

@@ -11,9 +11,9 @@ from pydantic import Field
 
 from geotool.config import GeotoolConfig, write_sidecar
 from geotool.errors import BandError, ConfigError
+from geotool.labels import CLASS_NODATA
 
 log = logging.getLogger(__name__)
-CLASS_NODATA = 255
 PROB_NODATA = -1.0
 
 

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from geotool.config import write_sidecar
-from geotool.segmentation import checkpoint
 from geotool.errors import ConfigError, InputFileError
+from geotool.labels import CLASS_NODATA
+from geotool.segmentation import checkpoint
 from geotool.segmentation.config import SegmentationConfig
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
         "class_names": list(cfg.class_names),
         "window": cfg.window,
         "overlap": cfg.overlap if cfg.overlap is not None else cfg.window // 4,
-        "nodata_output": 255,
+        "nodata_output": CLASS_NODATA,
         "input_nodata": cfg.nodata,
         "task": cfg.task,
         "state_dict": {k: v.detach().cpu() for k, v in module.net.state_dict().items()},
