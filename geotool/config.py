@@ -54,8 +54,6 @@ def load_config(
             flags the user did not give and are ignored.
         preset: name of a preset shipped in ``geotool/configs/`` (e.g. ``"buildings"``).
     """
-    from geotool.io.files import read_yaml
-
     data: dict[str, Any] = {}
     sources = []
     if preset is not None:

@@ -15,7 +15,7 @@ from typing import Any, Callable, TypeVar
 import typer
 
 from geotool.errors import ConfigError, GeotoolError
-from geotool.run_state import STATE, RunState  # noqa: F401 - the CLI modules import STATE from here
+from geotool.run_state import STATE  # noqa: F401 - the CLI modules import STATE from here
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -31,17 +31,10 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None, max_versio
     Raises:
         CheckpointError: missing, truncated/corrupted, of another kind, or of a newer format version.
     """
-    import torch
-
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; give the model.ckpt written by training")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise CheckpointError(
-            f"checkpoint {path} is corrupted or not a torch checkpoint ({type(exc).__name__}); retrain or re-copy it"
-        ) from None
+    payload = _torch_load(path, weights_only=False, missing="give the model.ckpt written by training",
+                          unreadable="is corrupted or not a torch checkpoint", fix="; retrain or re-copy it",
+                          what="checkpoint")
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {path} does not hold a dict; it was not written by geotool")
     if kind is not None and payload.get("format") != kind:
@@ -63,17 +56,48 @@ def load_state_dict(path: str | os.PathLike, what: str) -> dict[str, Any]:
     A ``{"state_dict": ...}`` wrapper (Lightning, many training scripts) is unwrapped. ``what`` names the
     option in error messages (``--encoder-weights``).
     """
-    import torch
-
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{what} {path} does not exist; give a local state-dict file or omit it")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise CheckpointError(f"{what} {path} is not a readable torch state dict ({type(exc).__name__})") from None
+    state = _torch_load(path, weights_only=True, missing="give a local state-dict file or omit it",
+                        unreadable="is not a readable torch state dict", fix="", what=what)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise CheckpointError(f"{what} {path} does not hold a state dict (a mapping of parameter names to tensors)")
     return state
+
+
+def load_model_checkpoint(path: str | os.PathLike, kind: str, max_version: int, build, required: tuple[str, ...] = ()):
+    """Read a task's ``model.ckpt`` and rebuild its network: ``build(payload)`` returns the bare network, whose
+    weights come from ``payload["state_dict"]``; ``required`` keys must be present.
+
+    Returns:
+        ``(network in eval mode on the CPU, payload)``.
+
+    Raises:
+        CheckpointError: see :func:`load_checkpoint`, or a payload that is incomplete or does not fit its network.
+    """
+    from geotool.errors import ConfigError
+
+    payload = load_checkpoint(path, kind, max_version=max_version)
+    try:
+        net = build(payload)
+        net.load_state_dict(payload["state_dict"])
+        missing = [key for key in required if key not in payload]
+        if missing:
+            raise KeyError(missing[0])
+    except (KeyError, RuntimeError, ValueError, TypeError, ConfigError) as exc:
+        raise CheckpointError(f"checkpoint {path} is incomplete or does not match its architecture ({type(exc).__name__}); retrain") from None
+    net.eval()
+    return net, payload
+
+
+def _torch_load(path: Path, weights_only: bool, missing: str, unreadable: str, fix: str, what: str):
+    """``torch.load`` onto the CPU with the two ways a file can be wrong said as a CheckpointError."""
+    import torch
+
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist; {missing}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise CheckpointError(f"{what} {path} {unreadable} ({type(exc).__name__}){fix}") from None

@@ -11,10 +11,9 @@ from pydantic import Field
 
 from geotool.config import write_sidecar
 from geotool.nir import checkpoint
-from geotool.errors import ConfigError, InputFileError
-from geotool.nir.scaling import KINDS
+from geotool.errors import ConfigError
 from geotool.training.schedule import LRSchedule
-from geotool.training.trainer import TrainerOptions, epoch_callback, make_trainer, restore_best
+from geotool.training.trainer import TrainerOptions, check_training_options, epoch_callback, make_trainer, restore_best
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +69,6 @@ def validate(cfg: TrainNIRConfig) -> None:
         raise ConfigError(f"--nir-raster given {len(cfg.nir_inputs)} time(s) for {len(cfg.inputs)} input(s); give one per input")
     if not 0.05 <= cfg.val_fraction <= 0.9:
         raise ConfigError(f"--val-fraction must be between 0.05 and 0.9, not {cfg.val_fraction}")
-    if cfg.max_steps < 1 or cfg.steps_per_epoch < 1 or cfg.batch_size < 1:
-        raise ConfigError("--max-steps, --steps-per-epoch and --batch-size must be positive")
     if not 0 <= cfg.ema < 1:
         raise ConfigError(f"--ema must be in [0, 1), not {cfg.ema}; 0 turns the weight average off")
     if cfg.gan_weight < 0 or cfg.l1_weight < 0:
@@ -81,10 +78,7 @@ def validate(cfg: TrainNIRConfig) -> None:
     mult = window_multiple({"generator": cfg.generator, "depth": cfg.depth})
     if cfg.window % mult:
         raise ConfigError(f"--window {cfg.window} must be a multiple of {mult} for this generator (depth {cfg.depth})")
-    if cfg.encoder_weights and not Path(cfg.encoder_weights).is_file():
-        raise InputFileError(f"--encoder-weights {cfg.encoder_weights} does not exist; give a local state-dict file or omit it")
-    if cfg.resume and not Path(cfg.resume).is_file():
-        raise InputFileError(f"--resume {cfg.resume} does not exist; give RUN/checkpoints/last.ckpt")
+    check_training_options(cfg)
 
 
 def run_train_nir(cfg: TrainNIRConfig) -> dict:

@@ -12,9 +12,6 @@ Payload keys (format ``geotool-segmentation``, version 1): ``arch`` (smp ``arch`
 from __future__ import annotations
 
 import os
-from typing import Any
-
-from geotool.errors import CheckpointError, ConfigError
 
 FORMAT = "geotool-segmentation"
 #: Newest payload layout this module writes and reads.
@@ -23,17 +20,11 @@ VERSION = 1
 
 def load_model(path: str | os.PathLike):
     """``model.ckpt`` -> (network in eval mode, payload). Raises CheckpointError on a bad or foreign file."""
-    from geotool.io.checkpoint import load_checkpoint
+    from geotool.io.checkpoint import load_model_checkpoint
     from geotool.segmentation.model import build_model
 
-    payload: dict[str, Any] = load_checkpoint(path, FORMAT, max_version=VERSION)
-    try:
+    def build(payload):
         a = payload["arch"]
-        net = build_model(a["arch"], a["encoder"], a["in_channels"], a["classes"], options=a.get("options"))
-        net.load_state_dict(payload["state_dict"])
-        for key in ("mean", "std", "class_names", "window", "bands"):
-            payload[key]
-    except (KeyError, RuntimeError, ValueError, TypeError, ConfigError) as exc:
-        raise CheckpointError(f"checkpoint {path} is incomplete or does not match its architecture ({type(exc).__name__}); retrain") from None
-    net.eval()
-    return net, payload
+        return build_model(a["arch"], a["encoder"], a["in_channels"], a["classes"], options=a.get("options"))
+
+    return load_model_checkpoint(path, FORMAT, VERSION, build, required=("mean", "std", "class_names", "window", "bands"))

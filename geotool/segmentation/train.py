@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 
 from geotool.config import write_sidecar
-from geotool.errors import ConfigError, InputFileError
+from geotool.errors import ConfigError
 from geotool.labels import CLASS_NODATA
 from geotool.segmentation import checkpoint
 from geotool.segmentation.config import SegmentationConfig
+from geotool.training.trainer import check_training_options
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +38,9 @@ def validate(cfg: SegmentationConfig) -> None:
         raise ConfigError(f"--val-fraction must be in (0, 1), not {cfg.val_fraction}")
     if not 0 <= cfg.positive_fraction <= 1:
         raise ConfigError("--positive-fraction must be in [0, 1]")
-    if cfg.max_steps < 1 or cfg.steps_per_epoch < 1 or cfg.batch_size < 1:
-        raise ConfigError("--max-steps, --steps-per-epoch and --batch-size must be positive")
     if any(v <= 0 or v >= len(cfg.class_names) for v in cfg.class_map.values()):
         raise ConfigError(f"class_map ids must be in 1..{len(cfg.class_names) - 1} (0 is background)")
-    if cfg.encoder_weights and not Path(cfg.encoder_weights).is_file():
-        raise InputFileError(f"--encoder-weights {cfg.encoder_weights} does not exist; give a local state-dict file or omit it")
-    if cfg.resume and not Path(cfg.resume).is_file():
-        raise InputFileError(f"--resume {cfg.resume} does not exist; give RUN/checkpoints/last.ckpt")
+    check_training_options(cfg)
     if cfg.workers < 0:
         raise ConfigError(f"--workers must be 0 or more, not {cfg.workers}")
     if len(cfg.loss) == 0:

@@ -39,6 +39,20 @@ class TrainerOptions(GeotoolConfig):
         return min(self.max_steps, self.max_epochs * self.steps_per_epoch) if self.max_epochs else self.max_steps
 
 
+def check_training_options(cfg: TrainerOptions) -> None:
+    """Checks every training command shares: positive step budget and batch size, and local files that exist
+    (``resume``; ``encoder_weights`` where the command has it). Runs before anything is read or written."""
+    from geotool.errors import ConfigError, InputFileError
+
+    if cfg.max_steps < 1 or cfg.steps_per_epoch < 1 or getattr(cfg, "batch_size", 1) < 1:
+        raise ConfigError("--max-steps, --steps-per-epoch and --batch-size must be positive")
+    weights = getattr(cfg, "encoder_weights", None)
+    if weights and not Path(weights).is_file():
+        raise InputFileError(f"--encoder-weights {weights} does not exist; give a local state-dict file or omit it")
+    if cfg.resume and not Path(cfg.resume).is_file():
+        raise InputFileError(f"--resume {cfg.resume} does not exist; give RUN/checkpoints/last.ckpt")
+
+
 def parse_devices(text: str):
     """``"auto"`` -> "auto", ``"2"`` -> 2, ``"0,1"`` -> [0, 1]."""
     if text == "auto":
