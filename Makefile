@@ -22,13 +22,14 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Full install when pyproject.toml changed since the last one; otherwise only make sure the editable
-# install points at this checkout (a reused VENV may have been installed from another clone).
+# install points at this checkout (a reused VENV may have been installed from another clone). The check
+# runs from / so that the checkout itself on sys.path cannot hide an install that points elsewhere.
 $(VENV)/.geotool-deps: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
 install: $(VENV)/.geotool-deps
-	@$(BIN)/python -c "import geotool, pathlib, sys; sys.exit(pathlib.Path(geotool.__file__).resolve().parent != pathlib.Path('geotool').resolve())" 2>/dev/null \
+	@(cd / && $(abspath $(BIN))/python -c "import geotool, pathlib, sys; sys.exit(pathlib.Path(geotool.__file__).resolve().parent != pathlib.Path('$(CURDIR)/geotool').resolve())") 2>/dev/null \
 		|| $(BIN)/python -m pip install --quiet --no-deps -e .
 
 test: install

@@ -11,6 +11,28 @@ from geotool.io.atomic import atomic_path
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
+def stretch_rgb(image, valid=None, per_band: bool = False):
+    """``(bands, H, W)`` -> ``(H, W, 3)`` display RGB in 0..1 from the first three bands (one band: grey),
+    stretched between the 2nd and 98th percentiles of the valid pixels (invalid pixels black).
+
+    ``per_band``: stretch each band on its own (balances colour across sensors) instead of all three together
+    (keeps the scene's colour balance).
+    """
+    import numpy as np
+
+    bands = np.asarray(image[:3] if image.shape[0] >= 3 else np.repeat(image[:1], 3, axis=0), dtype=np.float32)
+    valid = np.ones(bands.shape[1:], bool) if valid is None else np.asarray(valid, bool)
+    groups = [bands[i : i + 1] for i in range(3)] if per_band else [bands]
+    out = []
+    for group in groups:
+        vals = group[:, valid] if valid.any() else group.ravel()
+        lo, hi = np.percentile(vals, [2, 98]) if vals.size else (0.0, 1.0)
+        out.append(np.clip((group - lo) / max(hi - lo, 1e-6), 0, 1))
+    rgb = np.concatenate(out).transpose(1, 2, 0)
+    rgb[~valid] = 0
+    return rgb
+
+
 def new_figure(*args, **kwargs):
     """``plt.subplots`` on the non-interactive Agg backend (no display needed)."""
     import matplotlib

@@ -6,18 +6,8 @@ import os
 
 import numpy as np
 
-from geotool.io.figures import new_figure, save_figure
-
-
-def _ndvi(nir: np.ndarray, red: np.ndarray) -> np.ndarray:
-    return (nir - red) / np.maximum(nir + red, 1e-3)
-
-
-def _stretch(rgb: np.ndarray) -> np.ndarray:
-    """(3,H,W) unit RGB -> (H,W,3) 2-98% stretched for display."""
-    img = np.moveaxis(rgb, 0, -1).astype(np.float32)
-    lo, hi = np.percentile(img, 2), np.percentile(img, 98)
-    return np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1)
+from geotool.io.figures import new_figure, save_figure, stretch_rgb
+from geotool.nir.metrics import ndvi
 
 
 def window_panel(rgb: np.ndarray, real: np.ndarray, fake: np.ndarray, valid: np.ndarray, path: str | os.PathLike, title: str = "") -> None:
@@ -33,12 +23,12 @@ def window_panel(rgb: np.ndarray, real: np.ndarray, fake: np.ndarray, valid: np.
     for i in range(n):
         m = valid[i]
         panels = [
-            (_stretch(rgb[i]), {}),
+            (stretch_rgb(rgb[i]), {}),
             (np.where(m, real[i], np.nan), dict(cmap="gray", vmin=0, vmax=vmax)),
             (np.where(m, fake[i], np.nan), dict(cmap="gray", vmin=0, vmax=vmax)),
             (np.where(m, np.abs(fake[i] - real[i]), np.nan), dict(cmap="magma", vmin=0, vmax=max(vmax * 0.3, 1e-3))),
-            (np.where(m, _ndvi(real[i], rgb[i, 0]), np.nan), dict(cmap="RdYlGn", vmin=-0.5, vmax=0.8)),
-            (np.where(m, _ndvi(fake[i], rgb[i, 0]), np.nan), dict(cmap="RdYlGn", vmin=-0.5, vmax=0.8)),
+            (np.where(m, ndvi(real[i], rgb[i, 0]), np.nan), dict(cmap="RdYlGn", vmin=-0.5, vmax=0.8)),
+            (np.where(m, ndvi(fake[i], rgb[i, 0]), np.nan), dict(cmap="RdYlGn", vmin=-0.5, vmax=0.8)),
         ]
         for j, (img, kw) in enumerate(panels):
             ax = axes[i, j]
@@ -49,22 +39,6 @@ def window_panel(rgb: np.ndarray, real: np.ndarray, fake: np.ndarray, valid: np.
                 ax.set_title(cols[j], fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    save_figure(fig, path)
-
-
-def training_curves(frame, path: str | os.PathLike) -> None:
-    """Plot per-epoch losses and validation MAE/SSIM from Lightning's metrics.csv frame."""
-    fig, axes = new_figure(1, 2, figsize=(10, 3.5))
-    for col in [c for c in frame.columns if c.startswith("train_")]:
-        s = frame[["epoch", col]].dropna()
-        axes[0].plot(s["epoch"], s[col], label=col)
-    for col in ("val_mae", "val_ssim"):
-        if col in frame:
-            s = frame[["epoch", col]].dropna()
-            axes[1].plot(s["epoch"], s[col], marker="o", label=col)
-    for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=8)
     save_figure(fig, path)
 
 
@@ -81,14 +55,14 @@ def comparison_figure(rgb, real, fake, valid, baselines: dict, path: str | os.Pa
     Arrays as :func:`window_panel` (unit scale, ``(3,H,W)`` / ``(H,W)``) for one scene, or a decimated crop of
     it; each panel is sized to the arrays' aspect ratio.
     """
-    panels = [("RGB", _stretch(np.where(valid, rgb, 0)), {})]
+    panels = [("RGB", stretch_rgb(rgb, valid), {})]
     vmax = float(np.percentile(real[valid], 99)) if valid.any() else 1.0
     gray = dict(cmap="gray", vmin=0, vmax=vmax)
     nd = dict(cmap="RdYlGn", vmin=-0.5, vmax=0.8)
     panels += [("real NIR", np.where(valid, real, np.nan), gray), ("generated NIR", np.where(valid, fake, np.nan), gray),
                ("|error| generated", np.where(valid, np.abs(fake - real), np.nan), dict(cmap="magma", vmin=0, vmax=vmax * 0.3)),
-               ("NDVI real", np.where(valid, _ndvi(real, rgb[0]), np.nan), nd),
-               ("NDVI generated", np.where(valid, _ndvi(fake, rgb[0]), np.nan), nd)]
+               ("NDVI real", np.where(valid, ndvi(real, rgb[0]), np.nan), nd),
+               ("NDVI generated", np.where(valid, ndvi(fake, rgb[0]), np.nan), nd)]
     for name, pred in baselines.items():
         panels.append((f"{name} baseline NIR", np.where(valid, pred, np.nan), gray))
     w, h = _panel_size(*real.shape)

@@ -89,12 +89,12 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     from torch.utils.data import DataLoader
 
     from geotool.io.checkpoint import save_checkpoint
-    from geotool.io.files import read_table
     from geotool.io.raster import check_nodata_fits
     from geotool.nir.data import RandomWindows, fit_scalings, read_paired, to_scenes, validation_windows
     from geotool.nir.module import NIRGan
-    from geotool.nir.plots import training_curves, window_panel
+    from geotool.nir.plots import window_panel
     from geotool.progress import progress_enabled
+    from geotool.training.curves import plot_training_curves
 
     raw = read_paired(cfg.inputs, cfg.rgb_bands, cfg.nir_band, cfg.nir_inputs)
     split_fraction = 1.0 - cfg.val_fraction
@@ -154,12 +154,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
         "summary": summary,
     }
     save_checkpoint(out / "model.ckpt", payload)
-    metrics_csv = out / "metrics.csv"
-    if metrics_csv.exists():
-        frame = read_table(metrics_csv)
-        if "epoch" in frame:
-            frame = frame.groupby("epoch", as_index=False).mean(numeric_only=True)
-            training_curves(frame, out / "training_curves.png")
+    plot_training_curves(out / "metrics.csv", out / "training_curves.png")
     write_sidecar(out, "train-nir", cfg, inputs=list(cfg.inputs) + list(cfg.nir_inputs or []), seed=cfg.seed, results=summary)
     summary["model"] = str(out / "model.ckpt")
     return summary

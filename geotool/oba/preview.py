@@ -5,19 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
-
-
-def stretch(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """``(bands, H, W)`` -> ``(H, W, 3)`` 0..1 using the first three bands (or one band as grey), 2-98 %."""
-    bands = image[:3] if image.shape[0] >= 3 else np.repeat(image[:1], 3, axis=0)
-    out = np.zeros(bands.shape[1:] + (3,), np.float32)
-    for i, b in enumerate(bands):
-        vals = b[valid] if valid.any() else b.ravel()
-        lo, hi = np.percentile(vals, [2, 98]) if vals.size else (0.0, 1.0)
-        out[..., i] = np.clip((b - lo) / max(hi - lo, 1e-6), 0, 1)
-    out[~valid] = 0
-    return out
+from geotool.io.figures import stretch_rgb
 
 
 def contact_sheet(scenes, path: Path, ignore_index: int = 255) -> Path:
@@ -39,7 +27,7 @@ def contact_sheet(scenes, path: Path, ignore_index: int = 255) -> Path:
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (name, image, mask, valid, instances) in zip(axes.ravel(), scenes):
-        ax.imshow(stretch(image, valid), interpolation="nearest")
+        ax.imshow(stretch_rgb(image, valid, per_band=True), interpolation="nearest")
         pasted = instances > 0
         existing = (mask > 0) & (mask != ignore_index) & ~pasted
         for layer, colour in ((existing, "cyan"), (pasted, "yellow")):

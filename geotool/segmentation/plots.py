@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _rgb(x: np.ndarray) -> np.ndarray:
-    """First three bands (or one, repeated) stretched 2-98 % to 0..1, ``(H, W, 3)``."""
-    img = x[:3] if x.shape[0] >= 3 else np.repeat(x[:1], 3, 0)
-    lo, hi = np.percentile(img, 2), np.percentile(img, 98)
-    return np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1).transpose(1, 2, 0)
+from geotool.io.figures import stretch_rgb
 
 
 def validation_panel(x, y, pred, valid, ignore_index: int, n_classes: int, path, title: str = "", max_rows: int = 4):
@@ -21,7 +16,7 @@ def validation_panel(x, y, pred, valid, ignore_index: int, n_classes: int, path,
     for i in range(n):
         lab = np.ma.masked_equal(y[i], ignore_index)
         pr = np.ma.masked_where(~valid[i].astype(bool), pred[i])
-        axes[i, 0].imshow(_rgb(x[i]))
+        axes[i, 0].imshow(stretch_rgb(x[i]))
         axes[i, 1].imshow(lab, vmin=0, vmax=n_classes - 1, cmap="viridis", interpolation="nearest")
         axes[i, 2].imshow(pr, vmin=0, vmax=n_classes - 1, cmap="viridis", interpolation="nearest")
         for ax, t in zip(axes[i], ("image", "label", "prediction")):
@@ -39,7 +34,7 @@ def overlay(image: np.ndarray, classes: np.ndarray, valid: np.ndarray, path, tit
 
     panels = 2 if reference is None else 3
     fig, axes = new_figure(1, panels, figsize=(4.5 * panels, 4.5), squeeze=False)
-    rgb = _rgb(image)
+    rgb = stretch_rgb(image)
     axes[0, 0].imshow(rgb)
     axes[0, 0].set_title("image")
     axes[0, 1].imshow(rgb)

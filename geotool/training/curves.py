@@ -6,7 +6,8 @@ from pathlib import Path
 
 
 def plot_training_curves(metrics_csv: str | Path, output: str | Path) -> Path | None:
-    """Plot every logged metric per epoch (one panel per metric) into ``output``; None if no CSV."""
+    """Plot the logged metrics per epoch into ``output`` (training losses together, one panel per other metric);
+    None when there is no CSV or nothing logged. Shared by train-segmentation and train-nir."""
     from geotool.io.figures import new_figure, save_figure
     from geotool.io.files import read_table
 
@@ -20,10 +21,18 @@ def plot_training_curves(metrics_csv: str | Path, output: str | Path) -> Path | 
     cols = [c for c in frame.columns if c not in ("epoch", "step") and frame[c].notna().any()]
     if not cols:
         return None
-    fig, axes = new_figure(1, len(cols), figsize=(3.2 * len(cols), 2.8), squeeze=False)
-    for ax, c in zip(axes[0], cols):
-        sub = frame.dropna(subset=[c])
-        ax.plot(sub["epoch"], sub[c], marker="o")
-        ax.set_title(c)
+    # Training losses share one panel (their relative sizes matter, e.g. a GAN's generator vs discriminator);
+    # every validation metric gets its own.
+    panels = ([[c for c in cols if c.startswith("train_")]] if any(c.startswith("train_") for c in cols) else [])
+    panels += [[c] for c in cols if not c.startswith("train_")]
+    fig, axes = new_figure(1, len(panels), figsize=(3.8 * len(panels), 3.0), squeeze=False)
+    for ax, group in zip(axes[0], panels):
+        for c in group:
+            sub = frame.dropna(subset=[c])
+            ax.plot(sub["epoch"], sub[c], marker="o", markersize=3, label=c)
+        ax.set_title("training losses" if len(group) > 1 else group[0])
         ax.set_xlabel("epoch")
+        if len(group) > 1:
+            ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
     return save_figure(fig, output)
