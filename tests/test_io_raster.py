@@ -170,3 +170,22 @@ def test_grid_xy_and_rowcol_round_trip():
     assert x[0] == 500005.0 and y[0] == 5099995.0
     r, c = grid.rowcol(x, y)
     assert r.tolist() == rows.tolist() and c.tolist() == cols.tolist()
+
+
+def test_check_sources_refuses_the_first_bad_input_with_its_name(raster_factory):
+    from geotool.errors import BandError, ConfigError
+    from geotool.io.raster import check_sources
+
+    good = raster_factory("good.tif", np.ones((3, 8, 9), np.uint8))
+    thin = raster_factory("thin.tif", np.ones((1, 8, 9), np.uint8))
+    seen = []
+    check_sources([good], [1, 2, 3], check=lambda src, path: seen.append((path, src.count)))
+    assert seen == [(str(good), 3)]
+    with pytest.raises(BandError, match=r"thin\.tif does not fit the model"):
+        check_sources([good, thin], [1, 2, 3], band_context="does not fit the model")
+
+    def refuse(src, path):
+        raise ConfigError(f"{path} refused")
+
+    with pytest.raises(ConfigError, match=r"good\.tif refused"):
+        check_sources([good, thin], None, check=refuse)

@@ -14,7 +14,7 @@ import os
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import rasterio
@@ -391,6 +391,34 @@ class RasterSource:
         """Read the whole grid into memory (for small rasters: soil covariates, label masks)."""
         data, valid = self.read(dtype=dtype)
         return RasterStack(data, valid, self.grid, self.band_names, self.nodata, self.dtypes, list(self.paths))
+
+
+def check_sources(
+    paths: Sequence[str | os.PathLike],
+    bands: Sequence[int | str] | None = None,
+    nodata: float | None = None,
+    check: "Callable[[RasterSource, str], None] | None" = None,
+    band_context: str = "",
+) -> None:
+    """Open every raster with the given band selection and run ``check(source, path)`` on it, before any
+    output is written: a batch refuses a bad input up front instead of after earlier outputs exist.
+
+    ``band_context`` is said after the file name when the band selection itself does not fit
+    (e.g. "does not hold the bands the model was trained on").
+
+    Raises:
+        GeotoolError: the first input that cannot be opened, lacks the bands, or fails ``check``.
+    """
+    for path in paths:
+        try:
+            src = RasterSource(path, bands=bands, nodata=nodata)
+        except BandError as exc:
+            if not band_context:
+                raise
+            raise BandError(f"{path} {band_context}: {exc}") from None
+        with src:
+            if check is not None:
+                check(src, str(path))
 
 
 def read_stack(

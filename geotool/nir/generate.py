@@ -69,7 +69,7 @@ def run_generate_nir(cfg: GenerateNIRConfig) -> list[dict]:
     """Generate NIR for every input; validate everything (model, bands, scaling, paths) before writing."""
     import torch
 
-    from geotool.io.raster import RasterSource, RasterWriter, open_writers
+    from geotool.io.raster import RasterSource, RasterWriter, check_sources, open_writers
     from geotool.io.tiling import TilingSpec, run_tiled
     from geotool.models.pix2pix import window_multiple
     from geotool.nir.data import fill_invalid
@@ -91,17 +91,7 @@ def run_generate_nir(cfg: GenerateNIRConfig) -> list[dict]:
     overlap = cfg.overlap if cfg.overlap is not None else window // 4
     spec = TilingSpec(window=window, overlap=overlap, batch_size=cfg.batch_size, tta=cfg.tta, offset=cfg.offset)
     outs = output_paths(cfg)
-    # Validate every input before writing any output.
-    sources = []
-    try:
-        for path in cfg.inputs:
-            src = RasterSource(path, bands=bands)
-            sources.append(src)
-            check_matches(rgb_scaling, src.dtypes[0], src.count, str(path))
-    except BaseException:
-        for s in sources:
-            s.close()
-        raise
+    check_sources(cfg.inputs, bands, check=lambda src, path: check_matches(rgb_scaling, src.dtypes[0], src.count, path))
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     net = net.to(device)
@@ -112,8 +102,8 @@ def run_generate_nir(cfg: GenerateNIRConfig) -> list[dict]:
         nodata = float("nan") if nir_dtype.kind == "f" else float(np.iinfo(nir_dtype).max)
     results = []
     tags = {"geotool_nir_window": str(window), "geotool_nir_overlap": str(overlap), "geotool_nir_offset": str(cfg.offset)}
-    for src, out in zip(sources, outs):
-        with src:
+    for path, out in zip(cfg.inputs, outs):
+        with RasterSource(path, bands=bands) as src:
             in_dtype = np.dtype(src.dtypes[0])
 
             def predict(batch, valid, _s=rgb_scaling):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
@@ -69,9 +70,7 @@ def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg
         outputs["probs"] = out_dir / f"{stem}_probs.tif"
     names = payload["class_names"]
     with RasterSource(raster, bands=payload["bands"], nodata=payload.get("input_nodata")) as src:
-        if src.count != payload["band_count"]:
-            raise BandError(f"{raster}: {src.count} bands selected, the model was trained on {payload['band_count']} "
-                            f"(bands {payload['bands']}); give a raster with the same bands in the same order")
+        _check_bands(payload, src, raster)
         writers = {"classes": RasterWriter(outputs["classes"], src.grid, 1, "uint8", CLASS_NODATA, ["class"],
                                            tags={"classes": ",".join(names)})}
         if cfg.probabilities:
@@ -92,12 +91,19 @@ def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg
             "predict_seconds": round(stats.predict_seconds, 3), **{k: str(v) for k, v in outputs.items()}}
 
 
+def _check_bands(payload: dict[str, Any], src, path: str) -> None:
+    """The selected bands of ``path`` must be as many as the model was trained on."""
+    if src.count != payload["band_count"]:
+        raise BandError(f"{path}: {src.count} bands selected, the model was trained on {payload['band_count']} "
+                        f"(bands {payload['bands']}); give a raster with the same bands in the same order")
+
+
 def run_predict(cfg: PredictConfig) -> dict[str, Any]:
     """Predict every raster; optional polygons and previews; sidecar in the output folder."""
     import torch
 
     from geotool.io.files import expand_inputs
-    from geotool.io.raster import RasterSource
+    from geotool.io.raster import check_sources
     from geotool.models.device import resolve_device
     from geotool.segmentation.checkpoint import load_model
 
@@ -108,16 +114,8 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)  # before the model loads: a missing GPU is said at once
     net, payload = load_model(cfg.model)
     rasters = [str(p) for p in expand_inputs(cfg.rasters)]
-    for r in rasters:  # validate every input before writing anything
-        try:
-            src = RasterSource(r, bands=payload["bands"], nodata=payload.get("input_nodata"))
-        except BandError as exc:
-            raise BandError(f"{r} does not hold the bands the model was trained on ({payload['band_count']} bands: "
-                            f"{payload['bands']}): {exc}") from None
-        with src:
-            if src.count != payload["band_count"]:
-                raise BandError(f"{r}: {src.count} bands selected, the model was trained on {payload['band_count']}; "
-                                "give a raster with the same bands in the same order")
+    check_sources(rasters, payload["bands"], payload.get("input_nodata"), partial(_check_bands, payload),  # before any write
+                  band_context=f"does not hold the bands the model was trained on ({payload['band_count']} bands: {payload['bands']})")
     window = cfg.window or payload["window"]
     if window % 32:
         raise ConfigError(f"--window must be a multiple of 32, not {window}")
