@@ -100,7 +100,7 @@ def soil_evaluate(
 ) -> None:
     """Compare sampling designs on measured soil data: Wasserstein, KS and D-criterion per property."""
     from geotool.config import load_config
-    from geotool.soil.evaluate import SoilEvaluateConfig, print_table, run_soil_evaluate
+    from geotool.soil.evaluate import SoilEvaluateConfig, run_soil_evaluate
 
     cfg = load_config(SoilEvaluateConfig, None, dict(
         measured=measured,
@@ -120,4 +120,22 @@ def soil_evaluate(
     ))
     summary = run_soil_evaluate(cfg)
     if not STATE.quiet:
-        print_table(summary)
+        _print_overview(summary)
+
+
+def _print_overview(summary) -> None:
+    """Rich table of :func:`geotool.soil.evaluate.overview` on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Design quality (mean over properties; lower W/sd and KS are better, higher log det is better)")
+    for col in ("method", "k", "W/sd mean", "W/sd sd", "KS mean", "KS sd", "log det", "designs"):
+        table.add_column(col, justify="right" if col not in ("method",) else "left")
+    for row in summary.itertuples(index=False):
+        table.add_row(row.method, str(row.k), f"{row.w_sd_mean:.3f}", _fmt(row.w_sd_std), f"{row.ks_mean:.3f}",
+                      _fmt(row.ks_std), f"{row.log_det:.2f}", str(row.designs))
+    Console(width=120).print(table)
+
+
+def _fmt(value: float) -> str:
+    return "-" if value != value else f"{value:.3f}"

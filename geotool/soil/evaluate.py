@@ -215,21 +215,3 @@ def overview(table):
     return per_design.groupby(["method", "k"], sort=False).agg(
         w_sd_mean=("w_sd", "mean"), w_sd_std=("w_sd", "std"), ks_mean=("ks", "mean"), ks_std=("ks", "std"),
         log_det=("log_det", "mean"), designs=("w_sd", "size")).reset_index()
-
-
-def print_table(summary) -> None:
-    """Rich table of :func:`overview` on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="Design quality (mean over properties; lower W/sd and KS are better, higher log det is better)")
-    for col in ("method", "k", "W/sd mean", "W/sd sd", "KS mean", "KS sd", "log det", "designs"):
-        table.add_column(col, justify="right" if col not in ("method",) else "left")
-    for row in summary.itertuples(index=False):
-        table.add_row(row.method, str(row.k), f"{row.w_sd_mean:.3f}", _fmt(row.w_sd_std), f"{row.ks_mean:.3f}",
-                      _fmt(row.ks_std), f"{row.log_det:.2f}", str(row.designs))
-    Console(width=120).print(table)
-
-
-def _fmt(value: float) -> str:
-    return "-" if value != value else f"{value:.3f}"
