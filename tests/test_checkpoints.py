@@ -63,3 +63,18 @@ def test_inference_imports_no_training_code():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_inference_options_fill_the_window_from_the_checkpoint():
+    """Both inference commands share one set of options: the checkpoint's window and overlap unless the run
+    gives its own; without a stored overlap, a quarter of the window."""
+    from geotool.nir.generate import GenerateNIRConfig
+    from geotool.segmentation.predict import PredictConfig
+
+    cfg = PredictConfig(model="m.ckpt", rasters=["a.tif"], output="out", batch_size=3, tta=True)
+    spec = cfg.tiling_spec(256, 64)
+    assert (spec.window, spec.overlap, spec.batch_size, spec.tta) == (256, 64, 3, True)
+    assert cfg.model_copy(update={"window": 512}).tiling_spec(256, 64).overlap == 64  # the stored overlap is kept
+    nir = GenerateNIRConfig(window=128)
+    assert (nir.tiling_spec(256).window, nir.tiling_spec(256).overlap) == (128, 32)
+    assert set(PredictConfig.model_fields) >= {"window", "overlap", "batch_size", "tta", "offset", "device", "threads"}

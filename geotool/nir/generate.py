@@ -9,15 +9,16 @@ from typing import Optional
 import numpy as np
 from pydantic import Field
 
-from geotool.config import GeotoolConfig, write_sidecar
+from geotool.config import write_sidecar
 from geotool.errors import CheckpointError, ConfigError, OutputError
+from geotool.inference import InferenceOptions
 
 log = logging.getLogger(__name__)
 NDVI_NODATA = -9999.0
 
 
-class GenerateNIRConfig(GeotoolConfig):
-    """Settings of ``geotool generate-nir``."""
+class GenerateNIRConfig(InferenceOptions):
+    """Settings of ``geotool generate-nir`` (window, batch, flips, device and threads shared with ``predict``)."""
 
     model: Optional[str] = Field(None, description="model.ckpt written by train-nir.")
     inputs: list[str] = Field(default_factory=list, description="RGB GeoTIFFs.")
@@ -25,13 +26,6 @@ class GenerateNIRConfig(GeotoolConfig):
     rgb_bands: Optional[list[int | str]] = Field(None, description="R,G,B bands of the inputs (default: the checkpoint's).")
     stack: bool = Field(False, description="Write RGB + generated NIR as one 4-band file instead of NIR alone.")
     ndvi: bool = Field(False, description="Also write an NDVI raster (float32, nodata -9999) next to each output.")
-    window: Optional[int] = Field(None, description="Window side, pixels (default: the training window).")
-    overlap: Optional[int] = Field(None, description="Window overlap, pixels (default: a quarter of the window).")
-    batch_size: int = Field(8, description="Windows per forward pass.")
-    offset: int = Field(0, description="Shift of the window lattice, pixels (seam checks).")
-    tta: bool = Field(False, description="Average over flips (4x slower).")
-    device: str = Field("auto", description="cpu, cuda or auto.")
-    threads: int = Field(0, description="CPU threads for torch (0 = torch's default).")
 
 
 def output_paths(cfg: GenerateNIRConfig) -> list[Path]:
@@ -67,33 +61,27 @@ def make_predict(net, device):
 
 def run_generate_nir(cfg: GenerateNIRConfig) -> list[dict]:
     """Generate NIR for every input; validate everything (model, bands, scaling, paths) before writing."""
-    import torch
-
     from geotool.io.raster import RasterSource, RasterWriter, check_sources, open_writers
-    from geotool.io.tiling import TilingSpec, run_tiled
+    from geotool.io.tiling import run_tiled
     from geotool.models.pix2pix import window_multiple
     from geotool.nir.data import fill_invalid
     from geotool.nir.scaling import Scaling, check_matches
-    from geotool.models.device import resolve_device
     from geotool.nir.checkpoint import load_model
 
     if cfg.model is None or not cfg.inputs or cfg.output is None:
         raise ConfigError("generate-nir needs MODEL.ckpt, at least one RGB raster and --output")
-    device = resolve_device(cfg.device)  # before the model loads: a missing GPU is said at once
+    device = cfg.torch_device()  # before the model loads: a missing GPU is said at once
     net, meta = load_model(cfg.model)
     rgb_scaling = Scaling.from_dict(meta["rgb_scaling"])
     nir_scaling = Scaling.from_dict(meta["nir_scaling"])
     bands = cfg.rgb_bands or meta["rgb_bands"]
-    window = cfg.window or int(meta["window"])
+    spec = cfg.tiling_spec(meta["window"])
+    window, overlap = spec.window, spec.overlap
     mult = window_multiple(meta["arch"])
     if window % mult:
         raise ConfigError(f"--window {window} must be a multiple of {mult} for this model")
-    overlap = cfg.overlap if cfg.overlap is not None else window // 4
-    spec = TilingSpec(window=window, overlap=overlap, batch_size=cfg.batch_size, tta=cfg.tta, offset=cfg.offset)
     outs = output_paths(cfg)
     check_sources(cfg.inputs, bands, check=lambda src, path: check_matches(rgb_scaling, src.dtypes[0], src.count, path))
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
     net = net.to(device)
     predict_unit = make_predict(net, device)
     nodata = meta.get("nir_nodata")

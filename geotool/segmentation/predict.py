@@ -10,16 +10,17 @@ from typing import Any, Optional
 import numpy as np
 from pydantic import Field
 
-from geotool.config import GeotoolConfig, write_sidecar
+from geotool.config import write_sidecar
 from geotool.errors import BandError, ConfigError
+from geotool.inference import InferenceOptions
 from geotool.labels import CLASS_NODATA
 
 log = logging.getLogger(__name__)
 PROB_NODATA = -1.0
 
 
-class PredictConfig(GeotoolConfig):
-    """Settings of ``geotool predict``."""
+class PredictConfig(InferenceOptions):
+    """Settings of ``geotool predict`` (window, batch, flips, device and threads shared with ``generate-nir``)."""
 
     model: str = Field(..., description="model.ckpt written by train-segmentation.")
     rasters: list[str] = Field(..., description="Rasters (paths, globs or folders).")
@@ -28,14 +29,7 @@ class PredictConfig(GeotoolConfig):
     polygons: Optional[str] = Field(None, description="GeoPackage of predicted polygons (class, area), raster CRS.")
     min_area: float = Field(0.0, description="Drop polygons smaller than this, squared CRS units (m^2).")
     simplify: float = Field(0.0, description="Polygon simplification tolerance, CRS units.")
-    window: Optional[int] = Field(None, description="Window side, pixels (default: the training window).")
-    overlap: Optional[int] = Field(None, description="Overlap, pixels (default: from the checkpoint).")
-    batch_size: int = Field(8, description="Windows per forward pass.")
-    tta: bool = Field(False, description="Average over flips (4 passes per window).")
-    offset: int = Field(0, description="Shift of the window lattice, pixels (seam checks).")
     preview: bool = Field(True, description="Write a PNG overlay per raster (downsampled).")
-    device: str = Field("auto", description="auto, cpu or cuda.")
-    threads: int = Field(0, description="torch CPU threads (0 = default).")
 
 
 def make_predict_fn(net, mean, std, device):
@@ -58,11 +52,9 @@ def make_predict_fn(net, mean, std, device):
 def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg: PredictConfig, device: str) -> dict[str, Any]:
     """Predict one raster: writes ``<stem>_classes.tif`` (uint8, 255 = nodata) and optionally probabilities."""
     from geotool.io.raster import RasterSource, RasterWriter, open_writers
-    from geotool.io.tiling import TilingSpec, run_tiled
+    from geotool.io.tiling import run_tiled
 
-    window = cfg.window or payload["window"]
-    overlap = payload.get("overlap", window // 4) if cfg.overlap is None else cfg.overlap
-    spec = TilingSpec(window=window, overlap=overlap, batch_size=cfg.batch_size, tta=cfg.tta, offset=cfg.offset)
+    spec = cfg.tiling_spec(payload["window"], payload.get("overlap"))
     n_classes = payload["arch"]["classes"]
     stem = Path(raster).stem
     outputs = {"classes": out_dir / f"{stem}_classes.tif"}
@@ -100,18 +92,15 @@ def _check_bands(payload: dict[str, Any], src, path: str) -> None:
 
 def run_predict(cfg: PredictConfig) -> dict[str, Any]:
     """Predict every raster; optional polygons and previews; sidecar in the output folder."""
-    import torch
-
     from geotool.io.files import expand_inputs
     from geotool.io.raster import check_sources
-    from geotool.models.device import resolve_device
     from geotool.segmentation.checkpoint import load_model
 
     if cfg.batch_size < 1 or cfg.min_area < 0 or cfg.simplify < 0:
         raise ConfigError("--batch-size must be positive and --min-area, --simplify non-negative")
     if cfg.polygons is not None and Path(cfg.polygons).suffix.lower() not in (".gpkg", ".geojson", ".shp"):
         raise ConfigError(f"--polygons {cfg.polygons}: use a .gpkg, .geojson or .shp path")
-    device = resolve_device(cfg.device)  # before the model loads: a missing GPU is said at once
+    device = cfg.torch_device()  # before the model loads: a missing GPU is said at once
     net, payload = load_model(cfg.model)
     rasters = [str(p) for p in expand_inputs(cfg.rasters)]
     check_sources(rasters, payload["bands"], payload.get("input_nodata"), partial(_check_bands, payload),  # before any write
@@ -119,8 +108,6 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
     window = cfg.window or payload["window"]
     if window % 32:
         raise ConfigError(f"--window must be a multiple of 32, not {window}")
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
     net.to(device)
     out_dir = Path(cfg.output)
     out_dir.mkdir(parents=True, exist_ok=True)
