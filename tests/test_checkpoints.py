@@ -78,3 +78,24 @@ def test_inference_options_fill_the_window_from_the_checkpoint():
     nir = GenerateNIRConfig(window=128)
     assert (nir.tiling_spec(256).window, nir.tiling_spec(256).overlap) == (128, 32)
     assert set(PredictConfig.model_fields) >= {"window", "overlap", "batch_size", "tta", "offset", "device", "threads"}
+
+
+def test_resume_checkpoint_of_another_network_or_kind_is_refused(tmp_path):
+    import torch
+
+    from geotool.training.trainer import check_resume
+
+    net = torch.nn.Conv2d(3, 2, 1)
+    good = {"state_dict": net.state_dict(), "global_step": 4}
+    torch.save(good, tmp_path / "last.ckpt")
+    check_resume(net, tmp_path / "last.ckpt")  # the same network: accepted
+    check_resume(net, None)
+    torch.save({"state_dict": torch.nn.Conv2d(4, 2, 1).state_dict(), "global_step": 4}, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="holds another network.*weight"):
+        check_resume(net, tmp_path / "other.ckpt")
+    torch.save({"format": "geotool-nir", "state_dict": net.state_dict()}, tmp_path / "model.ckpt")
+    with pytest.raises(CheckpointError, match="not a Lightning training checkpoint"):
+        check_resume(net, tmp_path / "model.ckpt")
+    (tmp_path / "broken.ckpt").write_bytes(b"\x80\x04 truncated")
+    with pytest.raises(CheckpointError, match="corrupted"):
+        check_resume(net, tmp_path / "broken.ckpt")

@@ -13,7 +13,8 @@ from geotool.config import write_sidecar
 from geotool.nir import checkpoint
 from geotool.errors import ConfigError
 from geotool.training.schedule import LRSchedule
-from geotool.training.trainer import TrainerOptions, check_training_options, epoch_callback, make_trainer, restore_best
+from geotool.training.trainer import (TrainerOptions, check_resume, check_training_options, epoch_callback, make_trainer,
+                                      restore_best)
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,6 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     nir_dtype, nir_nodata = raw[0][4][-1], raw[0][5][-1]
 
     out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
 
     def preview(epoch, arrays):
         rgb, nir, fake, valid = arrays
@@ -124,6 +124,8 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed)
     train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0, generator=gen)
     val_dl = DataLoader(val_items, batch_size=min(8, len(val_items)), shuffle=False)
+    check_resume(module, cfg.resume)
+    out.mkdir(parents=True, exist_ok=True)  # every input is checked: only now create the run folder
     trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
     if not trainer.is_global_zero:
         return {}

@@ -137,14 +137,12 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
     from geotool.segmentation.module import SegmentationModule
     from geotool.segmentation.plots import validation_panel
     from geotool.training.curves import plot_training_curves
-    from geotool.training.trainer import epoch_callback, make_trainer, restore_best
+    from geotool.training.trainer import check_resume, epoch_callback, make_trainer, restore_best
 
     data = build_training_data(cfg, sample_transform)
     train_scenes, train_ds, val_ds, items, mean, std = data.train_scenes, data.train_ds, data.val_ds, data.val_items, data.mean, data.std
     n_classes = len(cfg.class_names)
-    out = Path(cfg.output)  # every input is validated: only now create the run folder
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "previews").mkdir(exist_ok=True)
+    out = Path(cfg.output)
     arch = dict(arch=cfg.arch, encoder=cfg.encoder, in_channels=int(train_scenes[0].image.shape[0]), classes=n_classes,
                 options=dict(cfg.model_options))
 
@@ -161,6 +159,8 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
     train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers, generator=gen,
                           persistent_workers=False)
     val_dl = DataLoader(val_ds, batch_size=min(cfg.batch_size, len(val_ds)), shuffle=False)
+    check_resume(module, cfg.resume)
+    (out / "previews").mkdir(parents=True, exist_ok=True)  # every input is checked: only now create the run folder
     trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
     if not trainer.is_global_zero:
         return {}

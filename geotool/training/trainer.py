@@ -130,6 +130,29 @@ def epoch_callback(dataset, preview):
     return EpochHooks()
 
 
+def check_resume(module, path: str | Path | None) -> None:
+    """Refuse a ``--resume`` checkpoint this run cannot continue: unreadable, not a Lightning training
+    checkpoint, or holding another network (another task, architecture or size). Lightning would fail
+    deep inside ``fit`` with a traceback instead.
+    """
+    if path is None:
+        return
+    from geotool.errors import CheckpointError
+    from geotool.io.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(path)
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or "global_step" not in payload:
+        raise CheckpointError(f"--resume {path} is not a Lightning training checkpoint; give RUN/checkpoints/last.ckpt "
+                              "(model.ckpt is the exported model and cannot be resumed)")
+    want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    have = {k: tuple(getattr(v, "shape", ())) for k, v in state.items()}
+    if want != have:
+        differ = sorted(set(want) ^ set(have)) or sorted(k for k in want if want[k] != have[k])
+        raise CheckpointError(f"--resume {path} holds another network than this run builds (first difference: "
+                              f"{differ[0]}); resume with the same command, task and model settings, or start a new run")
+
+
 def restore_best(module, checkpoint_callback) -> None:
     """Load the weights of the best checkpoint a ModelCheckpoint kept back into ``module`` (no-op when
     none was written, e.g. a run stopped before its first validation)."""
