@@ -91,8 +91,9 @@ def read_preset(name: str) -> dict[str, Any]:
 
     from geotool.io.files import read_yaml
 
-    if name not in preset_names():
-        raise ConfigError(f"no preset {name!r}; available: {', '.join(preset_names())}")
+    names = preset_names()
+    if name not in names:
+        raise ConfigError(f"no preset {name!r}; available: {', '.join(names)}")
     with as_file(files(PRESET_PACKAGE) / PRESET_FOLDER / f"{name}.yaml") as path:
         return read_yaml(path)
 

@@ -19,6 +19,9 @@ def test_newer_format_version_is_refused_with_upgrade_advice(tmp_path, task):
     path = save_checkpoint(tmp_path / "model.ckpt", {"format": ckpt.FORMAT, "version": ckpt.VERSION + 1})
     with pytest.raises(CheckpointError, match="upgrade geotool"):
         ckpt.load_model(path)
+    path = save_checkpoint(tmp_path / "bare.ckpt", {"format": ckpt.FORMAT, "version": ckpt.VERSION})
+    with pytest.raises(CheckpointError, match="incomplete \\(no 'state_dict'\\); retrain"):
+        ckpt.load_model(path)
     foreign = "geotool-segmentation" if task == "nir" else "geotool-nir"
     path = save_checkpoint(tmp_path / "other.ckpt", {"format": foreign, "version": 1})
     with pytest.raises(CheckpointError, match=f"not a {ckpt.FORMAT} checkpoint"):

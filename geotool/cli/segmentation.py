@@ -78,8 +78,7 @@ def train_segmentation(
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
 ) -> None:
     """Train a segmentation model (smp + Lightning) on GeoTIFFs with vector or mask labels."""
-    from geotool.config import load_config
-    from geotool.config import read_yaml_or_preset
+    from geotool.config import load_config, read_yaml_or_preset
     from geotool.segmentation.config import SegmentationConfig
     from geotool.segmentation.train import run_train_segmentation
 

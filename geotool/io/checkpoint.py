@@ -79,12 +79,12 @@ def load_model_checkpoint(path: str | os.PathLike, kind: str, max_version: int, 
     from geotool.errors import ConfigError
 
     payload = load_checkpoint(path, kind, max_version=max_version)
+    missing = [key for key in ("state_dict", *required) if key not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is incomplete (no {missing[0]!r}); retrain")
     try:
         net = build(payload)
         net.load_state_dict(payload["state_dict"])
-        missing = [key for key in required if key not in payload]
-        if missing:
-            raise KeyError(missing[0])
     except (KeyError, RuntimeError, ValueError, TypeError, ConfigError) as exc:
         raise CheckpointError(f"checkpoint {path} is incomplete or does not match its architecture ({type(exc).__name__}); retrain") from None
     net.eval()

@@ -21,7 +21,6 @@ def _libgdal():
         if os.path.basename(path).startswith("libgdal"):
             lib = ctypes.CDLL(path)
             lib.GDALGetCacheMax64.restype = ctypes.c_int64
-            lib.GDALGetCacheUsed64.restype = ctypes.c_int64
             return lib
     return None
 

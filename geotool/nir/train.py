@@ -10,8 +10,8 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from geotool.config import write_sidecar
-from geotool.nir import checkpoint
 from geotool.errors import ConfigError
+from geotool.nir import checkpoint
 from geotool.training.schedule import LRSchedule
 from geotool.training.trainer import (TrainerOptions, check_resume, check_training_options, epoch_callback, make_trainer,
                                       restore_best)

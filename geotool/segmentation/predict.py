@@ -105,7 +105,7 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
     rasters = [str(p) for p in expand_inputs(cfg.rasters)]
     check_sources(rasters, payload["bands"], payload.get("input_nodata"), partial(_check_bands, payload),  # before any write
                   band_context=f"does not hold the bands the model was trained on ({payload['band_count']} bands: {payload['bands']})")
-    window = cfg.window or payload["window"]
+    window = cfg.tiling_spec(payload["window"], payload.get("overlap")).window  # the spec each raster runs with
     if window % 32:
         raise ConfigError(f"--window must be a multiple of 32, not {window}")
     net.to(device)

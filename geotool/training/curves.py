@@ -23,8 +23,8 @@ def plot_training_curves(metrics_csv: str | Path, output: str | Path) -> Path | 
         return None
     # Training losses share one panel (their relative sizes matter, e.g. a GAN's generator vs discriminator);
     # every validation metric gets its own.
-    panels = ([[c for c in cols if c.startswith("train_")]] if any(c.startswith("train_") for c in cols) else [])
-    panels += [[c] for c in cols if not c.startswith("train_")]
+    losses = [c for c in cols if c.startswith("train_")]
+    panels = ([losses] if losses else []) + [[c] for c in cols if c not in losses]
     fig, axes = new_figure(1, len(panels), figsize=(3.8 * len(panels), 3.0), squeeze=False)
     for ax, group in zip(axes[0], panels):
         for c in group:
