@@ -54,7 +54,7 @@ def make_model(path: Path, ngf: int, depth: int, window: int) -> None:
 def generate(model: Path, scene: Path, out: Path, threads: int) -> dict:
     from geotool.nir.generate import GenerateNIRConfig, run_generate_nir
 
-    return run_generate_nir(GenerateNIRConfig(model=str(model), inputs=[str(scene)], output=str(out), threads=threads))[0]
+    return run_generate_nir(GenerateNIRConfig(model=str(model), inputs=[str(scene)], output=str(out), threads=threads)).results[0]
 
 
 def main() -> None:

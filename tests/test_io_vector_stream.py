@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,7 +24,7 @@ from geotool.io.vector import (
     vectorize_source,
     write_vector,
 )
-from geotool.segmentation.predict import CLASS_NODATA, PredictConfig, _post
+from geotool.segmentation.predict import CLASS_NODATA, PredictConfig, _scene_polygons, merge_polygons
 
 GRID = Grid(CRS.from_epsg(32633), from_origin(500000.0, 5100000.0, 0.5, 0.5), 60, 70)
 ROWS = 7  # strip height: regions below span several strips
@@ -225,41 +227,47 @@ def _predict_inputs(tmp_path, crs_b):
         results.append({"raster": str(tmp_path / f"{name}.tif"), "classes": str(tmp_path / f"{name}_classes.tif")})
     cfg = PredictConfig(model="m.ckpt", rasters=["x"], output=str(tmp_path), polygons=str(tmp_path / "p.gpkg"),
                         preview=False)
-    return results, {"class_names": ["background", "x", "y"]}, cfg
+    payload = {"class_names": ["background", "x", "y"]}
+    for res in results:  # each scene's polygons, as a batch writes them
+        res["file"] = tmp_path / f"{Path(res['raster']).stem}_polygons.gpkg"
+        res["polygons"] = _scene_polygons(res, payload, cfg, res["file"])
+    return results, payload, cfg
 
 
-def test_predict_polygons_stream_into_one_file_per_crs(tmp_path):
+def test_predict_polygons_stream_per_scene_and_merge_into_one_file_per_crs(tmp_path):
     results, payload, cfg = _predict_inputs(tmp_path, GRID.crs)
-    _post(results, payload, cfg)
+    assert merge_polygons([r["file"] for r in results], tmp_path / "p.gpkg") == [tmp_path / "p.gpkg"]
     got = read_vector(tmp_path / "p.gpkg")
     assert got.crs == GRID.crs and len(got) == sum(r["polygons"] for r in results) > 20
     for name, res in zip("ab", results):
         with RasterSource(res["classes"]) as src:
             expected = vectorize_source(src, nodata=CLASS_NODATA, class_names=dict(enumerate(payload["class_names"])))
-        mine = got[got["source"] == f"{name}.tif"]
-        assert len(mine) == res["polygons"] == len(expected)
-        assert sorted(mine.geometry.to_wkt(rounding_precision=4)) == sorted(expected.geometry.to_wkt(rounding_precision=4))
+        for frame in (got[got["source"] == f"{name}.tif"], read_vector(res["file"])):
+            assert len(frame) == res["polygons"] == len(expected)
+            assert sorted(frame.geometry.to_wkt(rounding_precision=4)) == sorted(expected.geometry.to_wkt(rounding_precision=4))
     results, payload, cfg = _predict_inputs(tmp_path / "two", CRS.from_epsg(32634))
-    _post(results, payload, cfg)
-    assert sorted(p.name for p in (tmp_path / "two").glob("*.gpkg")) == ["p_a.gpkg", "p_b.gpkg"]
-    assert read_vector(tmp_path / "two" / "p_b.gpkg").crs == CRS.from_epsg(32634)
+    merge_polygons([r["file"] for r in results], tmp_path / "two" / "p.gpkg")
+    assert sorted(p.name for p in (tmp_path / "two").glob("p*.gpkg")) == ["p_EPSG32633.gpkg", "p_EPSG32634.gpkg"]
+    assert read_vector(tmp_path / "two" / "p_EPSG32634.gpkg").crs == CRS.from_epsg(32634)
+    merge_polygons([results[0]["file"]], tmp_path / "two" / "p.gpkg", shard=(2, 3))  # shards never share a file
+    assert (tmp_path / "two" / "p-2-of-3.gpkg").exists()
 
 
-def test_predict_polygons_failure_on_a_later_input_writes_nothing(tmp_path, monkeypatch):
+def test_predict_polygons_merge_failing_on_a_later_scene_writes_nothing(tmp_path, monkeypatch):
     import geotool.io.vector as vector
 
     results, payload, cfg = _predict_inputs(tmp_path, GRID.crs)
-    calls = []
+    real, calls = vector.iter_vector_chunks, []
 
-    def second_fails(src, *args, **kwargs):
-        calls.append(src)
-        for i, chunk in enumerate(iter_polygons_source(src, *args, **kwargs)):
-            if len(calls) == 2 and i == 1:  # after the second input's first chunk was written
+    def second_fails(path, *args, **kwargs):
+        calls.append(path)
+        for chunk in real(path, *args, **kwargs):
+            if len(calls) == 2:  # after the first scene's polygons were appended
                 raise RuntimeError("killed")
             yield chunk
 
-    monkeypatch.setattr(vector, "iter_polygons_source", second_fails)
+    monkeypatch.setattr(vector, "iter_vector_chunks", second_fails)
     with pytest.raises(RuntimeError, match="killed"):
-        _post(results, payload, cfg)
+        merge_polygons([r["file"] for r in results], tmp_path / "p.gpkg")
     assert len(calls) == 2 and results[0]["polygons"] > 0
     assert not (tmp_path / "p.gpkg").exists() and not list(tmp_path.glob(".p*"))

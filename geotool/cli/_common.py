@@ -10,7 +10,7 @@ import logging
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Annotated, Any, Callable, Optional, TypeVar
 
 import typer
 
@@ -100,3 +100,55 @@ def parse_str_list(text: str | None) -> list[str] | None:
     if text is None or text == "":
         return None
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+# ---- batches of scenes: the options and the report every per-scene command shares ----------------------
+BATCH_PANEL = "Batches of scenes"
+SkipExistingOption = Annotated[bool, typer.Option(
+    "--skip-existing", rich_help_panel=BATCH_PANEL,
+    help="Do not redo a scene whose final outputs all exist (outputs are atomic: a final name means finished).")]
+ShardOption = Annotated[Optional[str], typer.Option(
+    "--shard", rich_help_panel=BATCH_PANEL,
+    help="K/N: only the K-th of N disjoint parts of the sorted scene list; `auto` reads a SLURM job array.")]
+SchedulerOption = Annotated[Optional[str], typer.Option(
+    "--scheduler", rich_help_panel=BATCH_PANEL,
+    help="Run scenes on Dask: local:N (N worker processes here) or tcp://host:port (a running scheduler).")]
+SchedulerFileOption = Annotated[Optional[Path], typer.Option(
+    "--scheduler-file", rich_help_panel=BATCH_PANEL, help="scheduler.json of a running Dask cluster.")]
+ClusterOption = Annotated[Optional[Path], typer.Option(
+    "--cluster", rich_help_panel=BATCH_PANEL,
+    help="Start a dask-jobqueue cluster (SLURM/PBS) from this YAML for the run (example: the `cluster-slurm` preset).")]
+
+
+def batch_options(skip_existing: bool, shard: str | None, scheduler: str | None,
+                  scheduler_file: Path | None, cluster: Path | None):
+    """The validated :class:`~geotool.batch.BatchOptions` of a command's batch flags."""
+    from geotool.batch import BatchOptions
+    from geotool.config import load_config
+
+    return load_config(BatchOptions, None, {
+        "skip_existing": skip_existing, "shard": shard, "scheduler": scheduler,
+        "scheduler_file": str(scheduler_file) if scheduler_file else None, "cluster": str(cluster) if cluster else None})
+
+
+def echo_outcome(outcome, done_line: Callable[[dict], str] | None = None) -> None:
+    """One line per finished scene: what was written, skipped (stdout) or why it failed (stderr)."""
+    if outcome.status == "failed":
+        typer.echo(f"failed: {outcome.message}", err=True)
+    elif STATE.quiet:
+        return
+    elif outcome.status == "skipped":
+        typer.echo(f"skipped {outcome.input} (outputs exist)")
+    elif done_line is not None and outcome.result is not None:
+        typer.echo(done_line(outcome.result))
+
+
+def finish_batch(result) -> None:
+    """The batch's last line; exit 2 when any scene failed (the report names each one)."""
+    if result.report is None:
+        return
+    if result.failed:
+        typer.echo(result.summary_line(), err=True)
+        raise typer.Exit(2)
+    if not STATE.quiet:
+        typer.echo(result.summary_line())

@@ -7,7 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from geotool.cli._common import STATE, handle_errors, parse_band_list, parse_str_list
+from geotool.cli._common import (
+    STATE, ClusterOption, SchedulerFileOption, SchedulerOption, ShardOption, SkipExistingOption, batch_options,
+    echo_outcome, finish_batch, handle_errors, parse_band_list, parse_str_list,
+)
 
 PANEL = "NIR"
 
@@ -97,7 +100,7 @@ def train_nir(
 @handle_errors
 def generate_nir(
     model: Annotated[Path, typer.Argument(help="model.ckpt from train-nir.", show_default=False)],
-    rgb: Annotated[list[Path], typer.Argument(help="RGB GeoTIFFs.", show_default=False)],
+    rgb: Annotated[list[str], typer.Argument(help="RGB GeoTIFFs: paths, globs or folders, each file one scene.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="nir.tif (one input) or a folder.")],
     rgb_bands: Annotated[Optional[str], typer.Option(help="R,G,B bands of the inputs (default: as in training).")] = None,
     stack: Annotated[bool, typer.Option("--stack", help="Write RGB + NIR as one 4-band file.")] = False,
@@ -109,19 +112,28 @@ def generate_nir(
     tta: Annotated[Optional[bool], typer.Option("--tta/--no-tta", help="Average over flips.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0 = default).")] = None,
+    skip_existing: SkipExistingOption = False,
+    shard: ShardOption = None,
+    scheduler: SchedulerOption = None,
+    scheduler_file: SchedulerFileOption = None,
+    cluster: ClusterOption = None,
 ) -> None:
-    """Generate a NIR band (or RGB+NIR stack, NDVI) from RGB GeoTIFFs with a trained model."""
+    """Generate a NIR band (or RGB+NIR stack, NDVI) from RGB GeoTIFFs with a trained model.
+
+    Each input file is one scene of a batch: a scene that fails is reported and the rest go on
+    (OUTPUT/scenes.csv lists every scene; exit 2 when any failed)."""
     from geotool.config import load_config
     from geotool.nir.generate import GenerateNIRConfig, run_generate_nir
 
     cfg = load_config(GenerateNIRConfig, None, {
-        "model": str(model), "inputs": [str(p) for p in rgb], "output": str(output),
+        "model": str(model), "inputs": list(rgb), "output": str(output),
         "rgb_bands": parse_band_list(rgb_bands, "--rgb-bands"), "stack": stack, "ndvi": ndvi, "window": window,
         "overlap": overlap, "batch_size": batch_size, "offset": offset, "tta": tta, "device": device, "threads": threads,
     })
-    for res in run_generate_nir(cfg):
-        if not STATE.quiet:
-            typer.echo(f"wrote {res['output']} ({res['windows']} windows, {res['megapixels_per_second']} Mpx/s)")
+    batch = batch_options(skip_existing, shard, scheduler, scheduler_file, cluster)
+    result = run_generate_nir(cfg, batch, on_outcome=lambda o: echo_outcome(
+        o, lambda r: f"wrote {r['output']} ({r['windows']} windows, {r['megapixels_per_second']} Mpx/s)"))
+    finish_batch(result)
 
 
 @handle_errors

@@ -7,7 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from geotool.cli._common import STATE, handle_errors, parse_band_list, parse_str_list
+from geotool.cli._common import (
+    STATE, ClusterOption, SchedulerFileOption, SchedulerOption, ShardOption, SkipExistingOption, batch_options,
+    echo_outcome, finish_batch, handle_errors, parse_band_list, parse_str_list,
+)
 
 PANEL = "Segmentation"
 
@@ -117,8 +120,16 @@ def predict(
     preview: Annotated[Optional[bool], typer.Option("--preview/--no-preview", help="PNG overlay per raster.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads.")] = None,
+    skip_existing: SkipExistingOption = False,
+    shard: ShardOption = None,
+    scheduler: SchedulerOption = None,
+    scheduler_file: SchedulerFileOption = None,
+    cluster: ClusterOption = None,
 ) -> None:
-    """Predict class rasters (and polygons) with a segmentation checkpoint, window by window."""
+    """Predict class rasters (and polygons) with a segmentation checkpoint, window by window.
+
+    Each raster is one scene of a batch: a scene that fails is reported and the rest go on
+    (OUTPUT/scenes.csv lists every scene; exit 2 when any failed)."""
     from geotool.config import load_config
     from geotool.segmentation.predict import PredictConfig, run_predict
 
@@ -128,10 +139,10 @@ def predict(
         "probabilities": probabilities, "window": window, "overlap": overlap, "batch_size": batch_size, "tta": tta,
         "offset": offset, "preview": preview, "device": device, "threads": threads,
     })
-    res = run_predict(cfg)
-    if not STATE.quiet:
-        for r in res["rasters"]:
-            typer.echo(f"{r['raster']} -> {r['classes']} ({r['windows']} windows, {r['seconds']} s)")
+    batch = batch_options(skip_existing, shard, scheduler, scheduler_file, cluster)
+    res = run_predict(cfg, batch, on_outcome=lambda o: echo_outcome(
+        o, lambda r: f"{r['raster']} -> {r['classes']} ({r['windows']} windows, {r['seconds']} s)"))
+    finish_batch(res["batch"])
 
 
 @handle_errors

@@ -498,3 +498,27 @@ def rasterize_geometries(
     return features.rasterize(
         shapes, out_shape=sub.shape, transform=sub.transform, fill=fill, dtype=dtype, all_touched=all_touched, out=out
     )
+
+
+def vector_crs(path: str | os.PathLike) -> str:
+    """The CRS of a vector file as text (``EPSG:32633``, else WKT; ``""`` when it has none), read from its header."""
+    import pyogrio
+
+    info = pyogrio.read_info(require_file(path, "vector file"))
+    return info.get("crs") or ""
+
+
+def iter_vector_chunks(path: str | os.PathLike, rows: int = 50_000) -> Iterator[Any]:
+    """The features of a vector file as GeoDataFrames of at most ``rows`` rows (at least one, maybe empty):
+    memory is one chunk, not the file."""
+    import pyogrio
+
+    path = require_file(path, "vector file")
+    total = pyogrio.read_info(path)["features"]
+    start = 0
+    while True:
+        chunk = pyogrio.read_dataframe(path, skip_features=start, max_features=rows)
+        yield chunk
+        start += rows
+        if start >= total:
+            return

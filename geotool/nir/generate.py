@@ -9,7 +9,8 @@ from typing import Optional
 import numpy as np
 from pydantic import Field
 
-from geotool.config import write_sidecar
+from geotool.batch import BatchOptions, SceneJob
+from geotool.config import sidecar_path, write_sidecar
 from geotool.errors import CheckpointError, ConfigError, OutputError
 from geotool.inference import InferenceOptions
 
@@ -28,17 +29,22 @@ class GenerateNIRConfig(InferenceOptions):
     ndvi: bool = Field(False, description="Also write an NDVI raster (float32, nodata -9999) next to each output.")
 
 
-def output_paths(cfg: GenerateNIRConfig) -> list[Path]:
-    """Output file per input: ``--output x.tif`` for one input, else ``OUT_DIR/<stem>_nir.tif``."""
+def output_paths(cfg: GenerateNIRConfig, inputs: list[str]) -> dict[str, Path]:
+    """Output file per input: ``--output x.tif`` for one input, else ``OUT_DIR/<stem>_nir.tif`` (``_rgbn``)."""
     out = Path(cfg.output)
     if out.suffix.lower() in (".tif", ".tiff"):
-        if len(cfg.inputs) != 1:
-            raise OutputError(f"--output {out} is a file but {len(cfg.inputs)} inputs were given; give a folder")
-        return [out]
+        if len(inputs) != 1:
+            raise OutputError(f"--output {out} is a file but {len(inputs)} inputs were given; give a folder")
+        return {inputs[0]: out}
     if out.suffix:
         raise OutputError(f"--output {out}: give a .tif file or a folder")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--output {out} is a file; give a folder for the outputs")
     suffix = "_rgbn.tif" if cfg.stack else "_nir.tif"
-    return [out / f"{Path(p).stem}{suffix}" for p in cfg.inputs]
+    paths = {p: out / f"{Path(p).stem}{suffix}" for p in inputs}
+    if len(set(paths.values())) < len(paths):
+        raise OutputError(f"--output {out}: two inputs share a file name; give them different names or separate runs")
+    return paths
 
 
 def ndvi_path(path: Path) -> Path:
@@ -59,77 +65,114 @@ def make_predict(net, device):
     return predict
 
 
-def run_generate_nir(cfg: GenerateNIRConfig) -> list[dict]:
-    """Generate NIR for every input; validate everything (model, bands, scaling, paths) before writing."""
-    from geotool.io.raster import RasterSource, RasterWriter, check_sources, open_writers
-    from geotool.io.tiling import run_tiled
-    from geotool.models.pix2pix import window_multiple
-    from geotool.nir.data import fill_invalid
-    from geotool.nir.scaling import Scaling, check_matches
-    from geotool.nir.checkpoint import load_model
+class GenerateNIRJob(SceneJob):
+    """``generate-nir`` on one scene: the NIR (or RGB+NIR stack) GeoTIFF, optional NDVI, and its sidecar."""
 
+    command = "generate-nir"
+
+    def __init__(self, cfg: GenerateNIRConfig, outputs: dict[str, Path]) -> None:
+        self.cfg = cfg
+        self.paths = outputs
+
+    def outputs(self, scene: str) -> list[Path]:
+        out = self.paths[scene]
+        return [out] + ([ndvi_path(out)] if self.cfg.ndvi else []) + [sidecar_path(out)]  # sidecar last
+
+    def setup(self):
+        from geotool.nir.checkpoint import load_model
+
+        device = self.cfg.torch_device()  # before the model loads: a missing GPU is said at once
+        net, meta = load_model(self.cfg.model)
+        return make_predict(net.to(device), device), meta
+
+    def run(self, resources, scene: str) -> dict:
+        predict_unit, meta = resources
+        return generate_scene(predict_unit, meta, scene, self.paths[scene], self.cfg)
+
+
+def run_generate_nir(cfg: GenerateNIRConfig, batch: BatchOptions | None = None, on_outcome=None):
+    """Generate NIR for every input scene (a batch: skip-existing, shards, keep-going, Dask workers);
+    the model and options are checked before any scene, each scene before its own output."""
+    from geotool.batch import run_batch
+    from geotool.batch.job import resources_for
+    from geotool.io.files import expand_inputs
+    from geotool.models.pix2pix import window_multiple
+
+    batch = batch or BatchOptions()
     if cfg.model is None or not cfg.inputs or cfg.output is None:
         raise ConfigError("generate-nir needs MODEL.ckpt, at least one RGB raster and --output")
-    device = cfg.torch_device()  # before the model loads: a missing GPU is said at once
-    net, meta = load_model(cfg.model)
+    inputs = sorted(str(p) for p in expand_inputs(cfg.inputs))  # each file one scene, never one band stack
+    job = GenerateNIRJob(cfg, output_paths(cfg, inputs))
+    if batch.distributed():  # the workers load it where the GPUs are; here it is only checked
+        from geotool.nir.checkpoint import load_model
+
+        meta = load_model(cfg.model)[1]
+    else:
+        meta = resources_for(job)[1]
+    mult = window_multiple(meta["arch"])
+    window = cfg.tiling_spec(meta["window"]).window
+    if window % mult:
+        raise ConfigError(f"--window {window} must be a multiple of {mult} for this model")
+    out_dir = Path(cfg.output) if Path(cfg.output).suffix == "" else Path(cfg.output).parent
+    return run_batch(job, inputs, batch, out_dir, on_outcome=on_outcome)
+
+
+def generate_scene(predict_unit, meta: dict, path: str, out: Path, cfg: GenerateNIRConfig) -> dict:
+    """One scene through the sliding-window engine: NIR in the checkpoint's NIR dtype and scale, the
+    input's CRS, transform and nodata mask; optional stack and NDVI; a sidecar beside the output."""
+    from geotool.io.raster import RasterSource, RasterWriter, check_sources, open_writers
+    from geotool.io.tiling import run_tiled
+    from geotool.nir.data import fill_invalid
+    from geotool.nir.scaling import Scaling, check_matches
+
     rgb_scaling = Scaling.from_dict(meta["rgb_scaling"])
     nir_scaling = Scaling.from_dict(meta["nir_scaling"])
     bands = cfg.rgb_bands or meta["rgb_bands"]
     spec = cfg.tiling_spec(meta["window"])
-    window, overlap = spec.window, spec.overlap
-    mult = window_multiple(meta["arch"])
-    if window % mult:
-        raise ConfigError(f"--window {window} must be a multiple of {mult} for this model")
-    outs = output_paths(cfg)
-    check_sources(cfg.inputs, bands, check=lambda src, path: check_matches(rgb_scaling, src.dtypes[0], src.count, path))
-    net = net.to(device)
-    predict_unit = make_predict(net, device)
+    check_sources([path], bands, check=lambda src, p: check_matches(rgb_scaling, src.dtypes[0], src.count, p))
     nodata = meta.get("nir_nodata")
     nir_dtype = np.dtype(nir_scaling.dtype)
     if nodata is None:
         nodata = float("nan") if nir_dtype.kind == "f" else float(np.iinfo(nir_dtype).max)
-    results = []
-    tags = {"geotool_nir_window": str(window), "geotool_nir_overlap": str(overlap), "geotool_nir_offset": str(cfg.offset)}
-    for path, out in zip(cfg.inputs, outs):
-        with RasterSource(path, bands=bands) as src:
-            in_dtype = np.dtype(src.dtypes[0])
+    tags = {"geotool_nir_window": str(spec.window), "geotool_nir_overlap": str(spec.overlap),
+            "geotool_nir_offset": str(cfg.offset)}
+    with RasterSource(path, bands=bands) as src:
+        in_dtype = np.dtype(src.dtypes[0])
 
-            def predict(batch, valid, _s=rgb_scaling):
-                unit = _s.to_unit(np.moveaxis(batch, 1, 0)).transpose(1, 0, 2, 3)
-                return predict_unit(np.ascontiguousarray(fill_invalid(unit, valid), dtype=np.float32))
+        def predict(batch, valid):
+            unit = rgb_scaling.to_unit(np.moveaxis(batch, 1, 0)).transpose(1, 0, 2, 3)
+            return predict_unit(np.ascontiguousarray(fill_invalid(unit, valid), dtype=np.float32))
 
-            def finalize(blended, raw, valid):
-                nir = nir_scaling.to_dtype(blended[:1], reserve=nodata)[0]
-                nir = np.where(valid, nir, np.asarray(nodata).astype(nir_dtype))
-                sinks = {}
-                if cfg.stack:
-                    rgb = raw.astype(in_dtype) if in_dtype == nir_dtype else raw
-                    sinks["main"] = np.concatenate([np.where(valid, rgb, np.asarray(nodata).astype(nir_dtype)).astype(nir_dtype), nir[None]])
-                else:
-                    sinks["main"] = nir
-                if cfg.ndvi:
-                    red_unit = rgb_scaling.to_unit(raw[:1])[0]
-                    nir_unit = np.clip(blended[0], 0, None)
-                    nd = (nir_unit - red_unit) / np.maximum(nir_unit + red_unit, 1e-6)
-                    sinks["ndvi"] = np.where(valid, nd, NDVI_NODATA).astype(np.float32)
-                return sinks
-
-            out.parent.mkdir(parents=True, exist_ok=True)
-            names = (["red", "green", "blue", "nir_generated"] if cfg.stack else ["nir_generated"])
-            writers = {"main": RasterWriter(out, src.grid, len(names), nir_dtype, nodata, names, tags=tags)}
+        def finalize(blended, raw, valid):
+            nir = nir_scaling.to_dtype(blended[:1], reserve=nodata)[0]
+            nir = np.where(valid, nir, np.asarray(nodata).astype(nir_dtype))
+            sinks = {}
+            if cfg.stack:
+                rgb = raw.astype(in_dtype) if in_dtype == nir_dtype else raw
+                sinks["main"] = np.concatenate([np.where(valid, rgb, np.asarray(nodata).astype(nir_dtype)).astype(nir_dtype), nir[None]])
+            else:
+                sinks["main"] = nir
             if cfg.ndvi:
-                writers["ndvi"] = RasterWriter(ndvi_path(out), src.grid, 1, "float32", NDVI_NODATA, ["ndvi"], tags=tags)
-            with open_writers(writers) as opened:
-                stats = run_tiled(src, predict, 1, finalize, opened, spec, description=f"generate-nir {Path(src.paths[0]).name}")
-            mpix = src.grid.width * src.grid.height / 1e6
-            res = {"input": str(src.paths[0]), "output": str(out), "windows": stats.n_windows,
-                   "seconds": round(stats.total_seconds, 3), "predict_seconds": round(stats.predict_seconds, 3),
-                   "megapixels_per_second": round(mpix / max(stats.total_seconds, 1e-9), 3)}
-            if cfg.ndvi:
-                res["ndvi"] = str(ndvi_path(out))
-            write_sidecar(out, "generate-nir", cfg, inputs=[cfg.model, str(src.paths[0])], results=res)
-            results.append(res)
-    return results
+                red_unit = rgb_scaling.to_unit(raw[:1])[0]
+                nir_unit = np.clip(blended[0], 0, None)
+                nd = (nir_unit - red_unit) / np.maximum(nir_unit + red_unit, 1e-6)
+                sinks["ndvi"] = np.where(valid, nd, NDVI_NODATA).astype(np.float32)
+            return sinks
+
+        names = (["red", "green", "blue", "nir_generated"] if cfg.stack else ["nir_generated"])
+        writers = {"main": RasterWriter(out, src.grid, len(names), nir_dtype, nodata, names, tags=tags)}
+        if cfg.ndvi:
+            writers["ndvi"] = RasterWriter(ndvi_path(out), src.grid, 1, "float32", NDVI_NODATA, ["ndvi"], tags=tags)
+        with open_writers(writers) as opened:
+            stats = run_tiled(src, predict, 1, finalize, opened, spec, description=f"generate-nir {Path(src.paths[0]).name}")
+        mpix = src.grid.width * src.grid.height / 1e6
+    res = {"input": str(path), "output": str(out), "windows": stats.n_windows,
+           "seconds": round(stats.total_seconds, 3), "predict_seconds": round(stats.predict_seconds, 3),
+           "megapixels_per_second": round(mpix / max(stats.total_seconds, 1e-9), 3)}
+    if cfg.ndvi:
+        res["ndvi"] = str(ndvi_path(out))
+    write_sidecar(out, "generate-nir", cfg, inputs=[cfg.model, str(path)], results=res)
+    return res
 
 
-__all__ = ["GenerateNIRConfig", "run_generate_nir", "CheckpointError"]
+__all__ = ["GenerateNIRConfig", "GenerateNIRJob", "run_generate_nir", "CheckpointError"]

@@ -10,8 +10,9 @@ from typing import Any, Optional
 import numpy as np
 from pydantic import Field
 
-from geotool.config import write_sidecar
-from geotool.errors import BandError, ConfigError
+from geotool.batch import BatchOptions, SceneJob
+from geotool.config import sidecar_path, write_sidecar
+from geotool.errors import BandError, ConfigError, OutputError
 from geotool.inference import InferenceOptions
 from geotool.labels import CLASS_NODATA
 
@@ -90,82 +91,158 @@ def _check_bands(payload: dict[str, Any], src, path: str) -> None:
                         f"(bands {payload['bands']}); give a raster with the same bands in the same order")
 
 
-def run_predict(cfg: PredictConfig) -> dict[str, Any]:
-    """Predict every raster; optional polygons and previews; sidecar in the output folder."""
-    from geotool.io.files import expand_inputs
-    from geotool.io.raster import check_sources
-    from geotool.segmentation.checkpoint import load_model
+class PredictJob(SceneJob):
+    """``predict`` on one scene: class raster (+ probabilities), its polygons and preview, and a sidecar."""
 
+    command = "predict"
+
+    def __init__(self, cfg: PredictConfig, lone: bool = False) -> None:
+        self.cfg = cfg
+        self.lone = lone  # one scene: its polygons go straight to --polygons
+
+    def outputs(self, scene: str) -> list[Path]:
+        out, stem = Path(self.cfg.output), Path(scene).stem
+        files = [out / f"{stem}_classes.tif"]
+        if self.cfg.probabilities:
+            files.append(out / f"{stem}_probs.tif")
+        if self.cfg.polygons:
+            files.append(self.scene_polygons(scene))
+        if self.cfg.preview:
+            files.append(out / f"{stem}_preview.png")
+        return files + [sidecar_path(files[0])]  # the sidecar is written last: its presence means finished
+
+    def scene_polygons(self, scene: str) -> Path:
+        """Where ``scene``'s polygons go: --polygons for a lone scene, else ``<stem>_polygons<suffix>`` beside
+        the class raster (merged into --polygons when the batch ends)."""
+        if self.lone:
+            return Path(self.cfg.polygons)
+        return Path(self.cfg.output) / f"{Path(scene).stem}_polygons{Path(self.cfg.polygons).suffix}"
+
+    def setup(self):
+        from geotool.segmentation.checkpoint import load_model
+
+        device = self.cfg.torch_device()  # before the model loads: a missing GPU is said at once
+        net, payload = load_model(self.cfg.model)
+        return net.to(device), payload, device
+
+    def run(self, resources, scene: str) -> dict[str, Any]:
+        from geotool.io.raster import check_sources
+
+        net, payload, device = resources
+        check_sources([scene], payload["bands"], payload.get("input_nodata"), partial(_check_bands, payload),
+                      band_context=f"does not hold the bands the model was trained on ({payload['band_count']} bands: {payload['bands']})")
+        res = predict_raster(net, payload, scene, Path(self.cfg.output), self.cfg, device)
+        if self.cfg.polygons:
+            res["polygons"] = _scene_polygons(res, payload, self.cfg, self.scene_polygons(scene))
+            res["polygons_file"] = str(self.scene_polygons(scene))
+        if self.cfg.preview:
+            res["preview"] = str(_scene_preview(res, payload, self.cfg))
+        write_sidecar(res["classes"], "predict", self.cfg, inputs=[self.cfg.model, scene], results=res)
+        return res
+
+
+def run_predict(cfg: PredictConfig, batch: BatchOptions | None = None, on_outcome=None) -> dict[str, Any]:
+    """Predict every raster (each one scene of a batch: skip-existing, shards, keep-going, Dask workers);
+    polygons of the batch merged into --polygons; a sidecar per scene and one for the run."""
+    from geotool.batch import run_batch
+    from geotool.batch.job import resources_for
+    from geotool.io.files import expand_inputs
+
+    batch = batch or BatchOptions()
     if cfg.batch_size < 1 or cfg.min_area < 0 or cfg.simplify < 0:
         raise ConfigError("--batch-size must be positive and --min-area, --simplify non-negative")
     if cfg.polygons is not None and Path(cfg.polygons).suffix.lower() not in (".gpkg", ".geojson", ".shp"):
         raise ConfigError(f"--polygons {cfg.polygons}: use a .gpkg, .geojson or .shp path")
-    device = cfg.torch_device()  # before the model loads: a missing GPU is said at once
-    net, payload = load_model(cfg.model)
-    rasters = [str(p) for p in expand_inputs(cfg.rasters)]
-    check_sources(rasters, payload["bands"], payload.get("input_nodata"), partial(_check_bands, payload),  # before any write
-                  band_context=f"does not hold the bands the model was trained on ({payload['band_count']} bands: {payload['bands']})")
+    rasters = sorted(str(p) for p in expand_inputs(cfg.rasters))
+    out_dir = require_output_folder(cfg.output)
+    job = PredictJob(cfg, lone=len(rasters) == 1 and batch.shard is None)
+    if batch.distributed():  # the workers load it where the GPUs are; here it is only checked
+        from geotool.segmentation.checkpoint import load_model
+
+        _, payload = load_model(cfg.model)
+    else:
+        _, payload, _ = resources_for(job)  # checked, and loaded once for every scene, before any scene runs
     window = cfg.tiling_spec(payload["window"], payload.get("overlap")).window  # the spec each raster runs with
     if window % 32:
         raise ConfigError(f"--window must be a multiple of 32, not {window}")
-    net.to(device)
-    out_dir = Path(cfg.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = [predict_raster(net, payload, r, out_dir, cfg, device) for r in rasters]
-    if cfg.polygons or cfg.preview:
-        _post(results, payload, cfg)
-    write_sidecar(out_dir, "predict", cfg, inputs=[cfg.model] + rasters, results={"rasters": results})
-    return {"rasters": results, "polygons": cfg.polygons}
+    result = run_batch(job, rasters, batch, out_dir, on_outcome=on_outcome)
+    finished = [o for o in result.outcomes if o.status in ("done", "skipped")]
+    merged = []
+    if cfg.polygons and not job.lone and finished:
+        merged = merge_polygons([job.scene_polygons(o.input) for o in finished], Path(cfg.polygons), batch.shard_part())
+    results = result.results
+    if results and batch.shard is None:  # shards share the folder: their scenes' own sidecars say it all
+        write_sidecar(out_dir, "predict", cfg, inputs=[cfg.model], results={"rasters": results, "polygons": [str(p) for p in merged]})
+    return {"rasters": results, "polygons": cfg.polygons, "batch": result}
 
 
-def _post(results: list[dict], payload: dict, cfg: PredictConfig) -> None:
-    """Polygons and PNG previews. Polygons stream: each class raster is read in strips of rows and every
-    region is written as soon as it is complete, so memory is set by the width and the regions still
-    open, not by the scene. One file for all inputs when they share a CRS, else one file per input
-    (``<stem>_<raster stem><suffix>``); the files appear only when every input is done."""
-    from contextlib import ExitStack
+def require_output_folder(path: str) -> Path:
+    """``--output`` as a folder path: refused at once when it is an existing file (created when first written)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--output {out} is a file; give a folder for the outputs")
+    return out
 
+
+def _scene_polygons(res: dict, payload: dict, cfg: PredictConfig, path: Path) -> int:
+    """Polygons of one class raster, streamed: read in strips of rows and every region written as soon
+    as it is complete, so memory is set by the width and the regions still open, not by the scene."""
     from geotool.io.raster import RasterSource
-    from geotool.io.vector import iter_polygons_source
-    from geotool.segmentation.plots import overlay
+    from geotool.io.vector import iter_polygons_source, vector_writer
 
     names = dict(enumerate(payload["class_names"]))
-    with ExitStack() as stack:
-        writers = _polygon_writers(results, cfg.polygons, stack) if cfg.polygons else []
-        for i, res in enumerate(results):
-            if cfg.polygons:
-                res["polygons"] = 0
-                with RasterSource(res["classes"]) as src:
-                    for gdf in iter_polygons_source(src, background=0, nodata=CLASS_NODATA, min_area=cfg.min_area,
-                                                    simplify=cfg.simplify, class_names=names,
-                                                    description=f"polygons {Path(res['raster']).name}"):
-                        gdf["source"] = Path(res["raster"]).name
-                        writers[i].write(gdf)
-                        res["polygons"] += len(gdf)
-            if cfg.preview:
-                with RasterSource(res["classes"]) as src:
-                    step = max(1, max(src.grid.shape) // 1000)
-                    c, _ = _decimated(src, step)
-                with RasterSource(res["raster"], bands=payload["bands"][:3], nodata=payload.get("input_nodata")) as src:
-                    img, ivalid = _decimated(src, step)
-                c = c[0]
-                path = Path(cfg.output) / f"{Path(res['raster']).stem}_preview.png"
-                overlay(img, c, ivalid & (c != CLASS_NODATA), path, title=Path(res["raster"]).name)
-                res["preview"] = str(path)
+    count = 0
+    with RasterSource(res["classes"]) as src, vector_writer(path) as writer:
+        for gdf in iter_polygons_source(src, background=0, nodata=CLASS_NODATA, min_area=cfg.min_area,
+                                        simplify=cfg.simplify, class_names=names,
+                                        description=f"polygons {Path(res['raster']).name}"):
+            gdf["source"] = Path(res["raster"]).name
+            writer.write(gdf)
+            count += len(gdf)
+    return count
 
 
-def _polygon_writers(results: list[dict], polygons: str, stack) -> list:
-    """One vector writer per result (entered on ``stack``): the same one when every class raster has the
-    same CRS, else one file per raster."""
-    from geotool.io.raster import read_grid
-    from geotool.io.vector import frame_crs, vector_writer
+def merge_polygons(files: list[Path], target: Path, shard: tuple[int, int] | None = None) -> list[Path]:
+    """Append the scenes' polygon files into ``target`` in scene order: one file when they share a CRS,
+    else one per CRS (``<stem>_<CRS><suffix>``); a shard writes ``<stem>-K-of-N``. Chunked reads, atomic files."""
+    from geotool.io.vector import iter_vector_chunks, vector_crs, vector_writer
 
-    crs = {str(frame_crs(read_grid(res["classes"]).crs)) for res in results}  # the CRS each input's polygons carry
-    if len(crs) == 1:
-        return [stack.enter_context(vector_writer(polygons))] * len(results)
-    p = Path(polygons)
-    return [stack.enter_context(vector_writer(p.with_name(f"{p.stem}_{Path(r['raster']).stem}{p.suffix}")))
-            for r in results]
+    if shard is not None:
+        target = target.with_name(f"{target.stem}-{shard[0]}-of-{shard[1]}{target.suffix}")
+    groups: dict[str, list[Path]] = {}
+    for path in files:
+        groups.setdefault(vector_crs(path), []).append(path)
+    written = []
+    for crs, members in groups.items():
+        path = target if len(groups) == 1 else target.with_name(f"{target.stem}_{_crs_tag(crs)}{target.suffix}")
+        with vector_writer(path) as writer:
+            for member in members:
+                for gdf in iter_vector_chunks(member):
+                    writer.write(gdf)
+        written.append(path)
+    log.info("polygons of %d scenes merged into %s", len(files), ", ".join(map(str, written)))
+    return written
+
+
+def _crs_tag(crs: str) -> str:
+    """A file-name-safe tag for a CRS: ``EPSG:32633`` -> ``EPSG32633``."""
+    return "".join(ch for ch in crs if ch.isalnum()) or "nocrs"
+
+
+def _scene_preview(res: dict, payload: dict, cfg: PredictConfig) -> Path:
+    """The PNG overlay of one scene's classes on its first three bands (downsampled)."""
+    from geotool.io.raster import RasterSource
+    from geotool.segmentation.plots import overlay
+
+    with RasterSource(res["classes"]) as src:
+        step = max(1, max(src.grid.shape) // 1000)
+        c, _ = _decimated(src, step)
+    with RasterSource(res["raster"], bands=payload["bands"][:3], nodata=payload.get("input_nodata")) as src:
+        img, ivalid = _decimated(src, step)
+    c = c[0]
+    path = Path(cfg.output) / f"{Path(res['raster']).stem}_preview.png"
+    overlay(img, c, ivalid & (c != CLASS_NODATA), path, title=Path(res["raster"]).name)
+    return path
 
 
 def _decimated(src, step: int):

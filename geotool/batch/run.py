@@ -1,0 +1,209 @@
+"""Run a :class:`SceneJob` over scenes: in this process or on Dask workers, keeping going past failures."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from geotool.batch.job import SceneJob, release, resources_for
+from geotool.batch.options import BatchOptions, take_shard
+from geotool.batch.report import SceneOutcome, SceneReport, report_name
+from geotool.errors import GeotoolError, InputFileError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchResult:
+    """Every scene's outcome in scene order, and the report written (None for a lone scene)."""
+
+    outcomes: list[SceneOutcome] = field(default_factory=list)
+    report: Optional[Path] = None
+    total: int = 0  # scenes in the whole list, before sharding
+
+    @property
+    def failed(self) -> list[SceneOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def results(self) -> list[dict]:
+        """What the job returned for each scene done in this run."""
+        return [o.result for o in self.outcomes if o.status == "done" and o.result is not None]
+
+    def summary_line(self) -> str:
+        """``K of N scenes failed (see .../scenes.csv)`` (or how many were done and skipped)."""
+        n = len(self.outcomes)
+        where = f" (see {self.report})" if self.report else ""
+        if self.failed:
+            return f"{len(self.failed)} of {n} scenes failed{where}"
+        skipped = sum(o.status == "skipped" for o in self.outcomes)
+        return f"{n - skipped} of {n} scenes done, {skipped} skipped{where}"
+
+
+def describe_failure(exc: BaseException, scene: str) -> str:
+    """One line for ``scenes.csv``: the user's problem as geotool words it, a corrupt file as such, else a bug."""
+    if isinstance(exc, GeotoolError):
+        return " ".join(str(exc).split())
+    text = " ".join(str(exc).split())
+    cause = exc.__cause__ or exc.__context__
+    if "previous exception" in text and cause is not None:  # rasterio: the GDAL message is on the cause
+        text = " ".join(str(cause).split())
+    if _is_raster_read_error(exc):
+        return f"{scene}: the file is unreadable or corrupt ({text}); check or re-create it"
+    if isinstance(exc, OSError):
+        return f"{scene}: {exc.strerror or text}"
+    return f"unexpected {type(exc).__name__}: {text} (this is a bug in geotool; the log file has the traceback)"
+
+
+def _is_raster_read_error(exc: BaseException) -> bool:
+    try:
+        from rasterio.errors import RasterioError
+    except ImportError:  # pragma: no cover - rasterio is a dependency
+        return False
+    return isinstance(exc, RasterioError) or type(exc).__module__.startswith("rasterio")
+
+
+def run_scene(job: SceneJob, scene: str) -> SceneOutcome:
+    """Run one scene and report instead of raising (Ctrl-C still stops)."""
+    start = time.perf_counter()
+    try:
+        result = job.run(resources_for(job), scene)
+    except Exception as exc:  # noqa: BLE001 - every failure of one scene is that scene's row
+        return SceneOutcome(scene, "failed", time.perf_counter() - start, message=describe_failure(exc, scene),
+                            traceback=traceback.format_exc(), error=exc if _picklable(exc) else None)
+    outputs = [str(p) for p in job.outputs(scene) if Path(p).exists()]
+    return SceneOutcome(scene, "done", time.perf_counter() - start, outputs=outputs, result=result)
+
+
+def _picklable(exc: BaseException) -> bool:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return True
+    except Exception:  # noqa: BLE001 - any pickling problem means: do not ship it
+        return False
+
+
+def _run_on_worker(job: SceneJob, scene: str) -> SceneOutcome:
+    """The task a Dask worker runs: quiet (the client draws the scene bar), the model kept between scenes."""
+    from geotool.run_state import STATE
+
+    STATE.quiet = True
+    return run_scene(job, scene)
+
+
+def run_batch(job: SceneJob, scenes: list[str], options: BatchOptions, out_dir: Path,
+              on_outcome: Callable[[SceneOutcome], None] | None = None) -> BatchResult:
+    """Run ``job`` over the sorted ``scenes`` (or this run's shard of them).
+
+    Scenes whose outputs all exist are ``skipped`` with ``--skip-existing``; a scene that fails is
+    reported and the rest go on. More than one scene, a shard or a cluster writes ``scenes.csv`` (or
+    ``scenes-K-of-N.csv``) in ``out_dir``; a lone scene that fails raises its error as a one-scene
+    command always has.
+    """
+    options.check()
+    part = options.shard_part()
+    ordered = sorted(dict.fromkeys(str(s) for s in scenes))
+    mine = take_shard(ordered, part)
+    lone = len(ordered) == 1 and part is None and not options.distributed()
+    report = None if lone else SceneReport(out_dir / report_name(part), mine)
+    result = BatchResult(report=report.path if report else None, total=len(ordered))
+    outcomes: dict[str, SceneOutcome] = {}
+    folder_was_there = out_dir.exists()
+
+    def record(outcome: SceneOutcome) -> None:
+        outcomes[outcome.input] = outcome
+        if outcome.status == "failed":  # the CLI says the message; the log file keeps the traceback
+            log.info("%s failed: %s", outcome.input, outcome.message)
+            log.debug("traceback of %s:\n%s", outcome.input, outcome.traceback or "(none)")
+        else:
+            log.info("%s %s in %.2f s", outcome.input, outcome.status, outcome.seconds)
+        if report:
+            report.add(outcome)
+        if on_outcome and not (lone and outcome.status == "failed"):  # a lone failure is raised, said once
+            on_outcome(outcome)
+
+    todo = []
+    for scene in mine:
+        finals = job.outputs(scene)
+        if options.skip_existing and finals and all(Path(p).exists() for p in finals):
+            record(SceneOutcome(scene, "skipped", outputs=[str(p) for p in finals], message="outputs exist"))
+        else:
+            todo.append(scene)
+    try:
+        if todo and options.distributed():
+            _run_distributed(job, todo, options, record)
+        elif todo:
+            _run_here(job, todo, record)
+    finally:
+        result.outcomes = [outcomes[s] for s in mine if s in outcomes]
+        if report:
+            report.write()
+        if not folder_was_there and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # a run that wrote nothing leaves no empty folder behind
+    if lone and result.failed:
+        _raise_lone(result.failed[0])
+    return result
+
+
+def _raise_lone(outcome: SceneOutcome) -> None:
+    """A one-scene command fails as it always has: its own error, or a corrupt file as a user error."""
+    if isinstance(outcome.error, GeotoolError):
+        raise outcome.error
+    if outcome.error is not None and not _is_raster_read_error(outcome.error) and not isinstance(outcome.error, OSError):
+        raise outcome.error
+    raise InputFileError(outcome.message)
+
+
+def _run_here(job: SceneJob, todo: list[str], record: Callable[[SceneOutcome], None]) -> None:
+    from geotool.progress import progress_bar
+
+    try:
+        with progress_bar(f"{job.command}: scenes", total=len(todo)) if len(todo) > 1 else _no_bar() as bar:
+            for scene in todo:
+                record(run_scene(job, scene))
+                bar.advance()
+    finally:
+        release(job)
+
+
+class _no_bar:
+    def __enter__(self):
+        from geotool.progress import _NullTask
+
+        return _NullTask()
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _run_distributed(job: SceneJob, todo: list[str], options: BatchOptions, record: Callable[[SceneOutcome], None]) -> None:
+    """Scenes as Dask tasks, one per scene; each worker loads the job's model once and keeps it."""
+    from geotool.batch.cluster import connect
+    from geotool.progress import progress_bar
+
+    with connect(options) as client:
+        from distributed import as_completed
+
+        shared = client.scatter(job, broadcast=True, hash=False)
+        futures = {client.submit(_run_on_worker, shared, scene, pure=False, key=f"{job.command}-{i}"): scene
+                   for i, scene in enumerate(todo)}
+        try:
+            with progress_bar(f"{job.command}: scenes", total=len(todo)) as bar:
+                for future in as_completed(futures):
+                    scene = futures[future]
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # noqa: BLE001 - a lost worker fails its scene, not the batch
+                        outcome = SceneOutcome(scene, "failed", message=f"{scene}: the Dask worker running it was lost "
+                                               f"({type(exc).__name__}: {' '.join(str(exc).split())})")
+                    record(outcome)
+                    bar.advance()
+        except BaseException:
+            client.cancel(list(futures))
+            raise
