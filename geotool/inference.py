@@ -35,9 +35,10 @@ class InferenceOptions(GeotoolConfig):
 
     def torch_device(self):
         """Resolve ``device`` (refusing an absent GPU) and apply ``threads``; call before loading the model."""
-        from geotool.models.device import resolve_device
+        from geotool.batch.job import worker_slot
+        from geotool.models.device import resolve_device, spread_over_gpus
 
-        device = resolve_device(self.device)
+        device = spread_over_gpus(resolve_device(self.device), worker_slot())
         if self.threads > 0:
             import torch
 

@@ -41,3 +41,22 @@ def mask_polygons(mask: np.ndarray, grid: Grid, crs="EPSG:4326"):
 
     geoms = [shape(g) for g, v in features.shapes(mask.astype(np.uint8), mask=mask > 0, transform=grid.transform)]
     return gpd.GeoDataFrame({"kind": ["Building"] * len(geoms)}, geometry=geoms, crs=grid.crs).to_crs(crs)
+
+
+def write_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A segmentation model.ckpt with random weights (no training: these tests are about plumbing)."""
+    import torch
+
+    from geotool.io.checkpoint import save_checkpoint
+    from geotool.segmentation.checkpoint import FORMAT, VERSION
+    from geotool.segmentation.model import build_model
+
+    arch = {"arch": "Unet", "encoder": "resnet18", "in_channels": 3, "classes": 2,
+            "options": {"encoder_depth": 3, "decoder_channels": [16, 8, 4]}}
+    torch.manual_seed(seed)
+    net = build_model(arch["arch"], arch["encoder"], 3, 2, options=arch["options"])
+    save_checkpoint(path, {"format": FORMAT, "version": VERSION, "arch": arch, "bands": [1, 2, 3], "band_count": 3,
+                           "mean": [1000.0] * 3, "std": [300.0] * 3, "class_names": ["background", "building"],
+                           "window": 64, "overlap": 16, "nodata_output": 255, "input_nodata": None,
+                           "state_dict": net.state_dict()})
+    return path

@@ -13,33 +13,14 @@ from typer.testing import CliRunner
 from geotool.batch.options import BatchOptions, parse_shard, take_shard
 from geotool.batch.report import read_report
 from geotool.cli.main import app
-from geotool.errors import ConfigError
-from segmentation_helpers import make_scene
+from geotool.errors import ConfigError, GeotoolError
+from segmentation_helpers import make_scene, write_checkpoint
 
 runner = CliRunner()
 
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def write_checkpoint(path: Path, seed: int = 0) -> Path:
-    """A segmentation model.ckpt with random weights (no training: these tests are about plumbing)."""
-    import torch
-
-    from geotool.io.checkpoint import save_checkpoint
-    from geotool.segmentation.checkpoint import FORMAT, VERSION
-    from geotool.segmentation.model import build_model
-
-    arch = {"arch": "Unet", "encoder": "resnet18", "in_channels": 3, "classes": 2,
-            "options": {"encoder_depth": 3, "decoder_channels": [16, 8, 4]}}
-    torch.manual_seed(seed)
-    net = build_model(arch["arch"], arch["encoder"], 3, 2, options=arch["options"])
-    save_checkpoint(path, {"format": FORMAT, "version": VERSION, "arch": arch, "bands": [1, 2, 3], "band_count": 3,
-                           "mean": [1000.0] * 3, "std": [300.0] * 3, "class_names": ["background", "building"],
-                           "window": 64, "overlap": 16, "nodata_output": 255, "input_nodata": None,
-                           "state_dict": net.state_dict()})
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +121,74 @@ def test_dask_local_cluster_writes_the_same_files_as_one_process(fleet, tmp_path
 def test_batch_options_refuse_two_clusters():
     with pytest.raises(ConfigError, match="not several"):
         BatchOptions(scheduler="local:2", scheduler_file="s.json").check()
+
+
+def write_nir_checkpoint(path: Path) -> Path:
+    """A train-nir model.ckpt with a small random pix2pix generator (uint8 RGB in, uint8 NIR out)."""
+    import torch
+
+    from geotool.io.checkpoint import save_checkpoint
+    from geotool.models.pix2pix import build_generator
+    from geotool.nir.checkpoint import FORMAT, VERSION
+
+    arch = {"generator": "pix2pix", "in_channels": 3, "ngf": 4, "depth": 3, "dropout": False, "norm": "instance"}
+    torch.manual_seed(0)
+    net = build_generator(arch)
+    unit = {"kind": "uint8", "dtype": "uint8"}
+    save_checkpoint(path, {"format": FORMAT, "version": VERSION, "arch": arch, "window": 32, "rgb_bands": [1, 2, 3],
+                           "nir_band": 4, "rgb_scaling": {**unit, "offset": [0.0] * 3, "scale": [255.0] * 3},
+                           "nir_scaling": {**unit, "offset": [0.0], "scale": [255.0]}, "nir_nodata": None,
+                           "state_dict": net.state_dict()})
+    return path
+
+
+def test_generate_nir_takes_each_file_of_a_folder_or_glob_as_one_scene(tmp_path):
+    from nir_helpers import context_scene
+
+    scenes = tmp_path / "rgb"
+    scenes.mkdir()
+    for i in range(3):
+        context_scene(scenes / f"d{i}.tif", size=48, seed=i)
+    model = write_nir_checkpoint(tmp_path / "nir.ckpt")
+    res = invoke("generate-nir", model, scenes, "-o", tmp_path / "out", "--threads", "1")
+    assert res.exit_code == 0, res.output
+    outs = sorted((tmp_path / "out").glob("*_nir.tif"))
+    assert [p.name for p in outs] == ["d0_nir.tif", "d1_nir.tif", "d2_nir.tif"]
+    assert [r["status"] for r in read_report(tmp_path / "out" / "scenes.csv")] == ["done"] * 3
+    lone = invoke("generate-nir", model, scenes / "d1.tif", "-o", tmp_path / "d1.tif", "--threads", "1")
+    assert lone.exit_code == 0, lone.output
+    with rasterio.open(outs[1]) as a, rasterio.open(tmp_path / "d1.tif") as b:
+        assert a.count == 1 and np.array_equal(a.read(), b.read()) and a.transform == b.transform
+    res = invoke("generate-nir", model, str(scenes / "d*.tif"), "-o", tmp_path / "out", "--skip-existing")
+    assert res.exit_code == 0 and res.output.count("(outputs exist)") == 3 and "0 of 3 scenes done, 3 skipped" in res.output
+
+
+def test_shipped_slurm_example_builds_a_job_script_and_bad_cluster_files_are_refused(tmp_path):
+    from geotool.batch.cluster import build_jobqueue_cluster
+
+    cluster, jobs = build_jobqueue_cluster("slurm")
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert jobs == 4 and "#SBATCH --gres=gpu:1" in script and "#SBATCH -p gpu" in script
+    bad = tmp_path / "c.yaml"
+    bad.write_text("type: slurm\njobs: 1\ncoress: 8\n")
+    with pytest.raises(ConfigError, match="settings rejected"):
+        build_jobqueue_cluster(str(bad))
+    from geotool.cli._common import batch_options
+
+    with pytest.raises(GeotoolError, match="none.yaml: no such file"):
+        batch_options(False, None, None, None, tmp_path / "none.yaml")
+
+
+def test_dask_workers_take_their_own_gpu_slot(monkeypatch):
+    import torch
+
+    from geotool.models.device import spread_over_gpus
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert [spread_over_gpus(cuda, slot) for slot in (0, 1, 5)] == [torch.device(f"cuda:{i}") for i in (0, 1, 1)]
+    assert spread_over_gpus(cuda, None) == cuda and spread_over_gpus(cpu, 3) == cpu
+    assert spread_over_gpus(torch.device("cuda:2"), 0) == torch.device("cuda:2")  # an explicit GPU is kept

@@ -55,11 +55,17 @@ def _client(Client, what: str, **kwargs) -> Any:
 
 
 def jobqueue_cluster(path: str) -> Any:
-    """Start a dask-jobqueue cluster from YAML: ``type`` (slurm, pbs, ...), ``jobs`` (batch jobs to submit),
-    and the cluster class's own arguments (cores, memory, processes, queue, walltime, job_extra_directives...)."""
-    from geotool.config import read_yaml_or_preset
+    """Start a dask-jobqueue cluster from YAML and submit its jobs (see :func:`build_jobqueue_cluster`)."""
+    cluster, jobs = build_jobqueue_cluster(path)
+    cluster.scale(jobs=jobs)
+    return cluster
 
-    settings = dict(read_yaml_or_preset(path))
+
+def build_jobqueue_cluster(path: str) -> tuple[Any, int]:
+    """A dask-jobqueue cluster from YAML (not yet submitted) and how many jobs to submit: ``type`` (slurm,
+    pbs, ...), ``jobs``, and the cluster class's own arguments (cores, memory, processes, queue, walltime,
+    job_extra_directives...)."""
+    settings = dict(read_cluster_yaml(path))
     kind = str(settings.pop("type", "slurm")).lower()
     jobs = settings.pop("jobs", 1)
     if kind not in JOBQUEUE_TYPES:
@@ -76,5 +82,26 @@ def jobqueue_cluster(path: str) -> Any:
         cluster = cls(**settings)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {kind} cluster settings rejected ({exc}); see dask-jobqueue's {cls.__name__}") from None
-    cluster.scale(jobs=jobs)
-    return cluster
+    return cluster, jobs
+
+
+def cluster_presets() -> list[str]:
+    """Names of the shipped cluster examples (``slurm``), in ``geotool/configs/cluster/``."""
+    from importlib.resources import files
+
+    folder = files("geotool") / "configs" / "cluster"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_cluster_yaml(path: str) -> dict[str, Any]:
+    """The user's cluster YAML, or a shipped example by name (``--cluster slurm``)."""
+    from importlib.resources import as_file, files
+
+    from geotool.io.files import read_yaml
+
+    if not Path(path).exists() and path in cluster_presets():
+        with as_file(files("geotool") / "configs" / "cluster" / f"{path}.yaml") as preset:
+            return read_yaml(preset)
+    if not Path(path).exists():
+        raise InputFileError(f"--cluster {path}: no such file (shipped examples: {', '.join(cluster_presets())})")
+    return read_yaml(path)

@@ -51,3 +51,18 @@ def resources_for(job: SceneJob) -> Any:
 def release(job: SceneJob) -> None:
     """Drop the cached setup of ``job`` (a serial run frees its model when the batch is over)."""
     _RESOURCES.pop(job.cache_key(), None)
+
+
+def worker_slot() -> int | None:
+    """This process's place among the Dask workers of its machine (0, 1, ...), or None outside a worker.
+
+    A LocalCluster names its workers 0..N-1; dask-jobqueue names them ``<job>-<process>``: the trailing
+    number is the slot either way."""
+    try:
+        from distributed import get_worker
+
+        name = str(get_worker().name)
+    except (ImportError, ValueError):
+        return None
+    digits = name.rsplit("-", 1)[-1]
+    return int(digits) if digits.isdigit() else 0

@@ -47,6 +47,10 @@ class BatchOptions(BaseModel):
                                       ("--cluster", self.cluster)) if v]
         if len(given) > 1:
             raise ConfigError(f"give one of {', '.join(given)}, not several: each names the cluster to run on")
+        if self.cluster:
+            from geotool.batch.cluster import read_cluster_yaml
+
+            read_cluster_yaml(self.cluster)  # a missing or broken file is said before any model loads
 
     def shard_part(self, environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
         """``(K, N)`` with 1 <= K <= N, or None when the whole list runs."""

@@ -117,7 +117,7 @@ SchedulerFileOption = Annotated[Optional[Path], typer.Option(
     "--scheduler-file", rich_help_panel=BATCH_PANEL, help="scheduler.json of a running Dask cluster.")]
 ClusterOption = Annotated[Optional[Path], typer.Option(
     "--cluster", rich_help_panel=BATCH_PANEL,
-    help="Start a dask-jobqueue cluster (SLURM/PBS) from this YAML for the run (example: the `cluster-slurm` preset).")]
+    help="Start a dask-jobqueue cluster (SLURM/PBS) from this YAML for the run (or `slurm`: the shipped example).")]
 
 
 def batch_options(skip_existing: bool, shard: str | None, scheduler: str | None,
@@ -126,9 +126,12 @@ def batch_options(skip_existing: bool, shard: str | None, scheduler: str | None,
     from geotool.batch import BatchOptions
     from geotool.config import load_config
 
-    return load_config(BatchOptions, None, {
+    options = load_config(BatchOptions, None, {
         "skip_existing": skip_existing, "shard": shard, "scheduler": scheduler,
         "scheduler_file": str(scheduler_file) if scheduler_file else None, "cluster": str(cluster) if cluster else None})
+    options.check()
+    options.shard_part()  # --shard auto outside a SLURM array is refused before any work
+    return options
 
 
 def echo_outcome(outcome, done_line: Callable[[dict], str] | None = None) -> None:

@@ -31,3 +31,14 @@ def resolve_device(name: str):
     elif device.type not in ("cpu", "cuda", "mps"):
         raise DeviceError(f"--device {name}: geotool runs on cpu, cuda or mps, not {device.type}")
     return device
+
+
+def spread_over_gpus(device, slot: int | None):
+    """A CUDA device without an index, on a machine with several GPUs, becomes ``cuda:<slot mod count>``:
+    the Dask workers of one node (slots 0, 1, ...) each take their own GPU. Anything else is kept."""
+    import torch
+
+    if slot is None or device.type != "cuda" or device.index is not None:
+        return device
+    count = torch.cuda.device_count()
+    return torch.device(f"cuda:{slot % count}") if count > 1 else device
