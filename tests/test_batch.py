@@ -161,6 +161,15 @@ def test_generate_nir_takes_each_file_of_a_folder_or_glob_as_one_scene(tmp_path)
         assert a.count == 1 and np.array_equal(a.read(), b.read()) and a.transform == b.transform
     res = invoke("generate-nir", model, str(scenes / "d*.tif"), "-o", tmp_path / "out", "--skip-existing")
     assert res.exit_code == 0 and res.output.count("(outputs exist)") == 3 and "0 of 3 scenes done, 3 skipped" in res.output
+    import json
+
+    res = invoke("evaluate-nir", tmp_path / "out", scenes, "-o", tmp_path / "eval")  # d1_nir.tif scored against d1.tif
+    assert res.exit_code == 0, res.output
+    pooled = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    per = [json.loads((tmp_path / "eval" / f"d{i}_nir_metrics.json").read_text())["model"] for i in range(3)]
+    assert sorted(Path(p).name for p in pooled["scenes"]) == ["d0_nir.tif", "d1_nir.tif", "d2_nir.tif"]
+    assert pooled["mean"]["model"]["n_pixels"] == sum(p["n_pixels"] for p in per) == 3 * 48 * 48
+    assert pooled["mean"]["model"]["mae"] == pytest.approx(np.mean([p["mae"] for p in per]))
 
 
 def test_shipped_slurm_example_builds_a_job_script_and_bad_cluster_files_are_refused(tmp_path):
@@ -192,3 +201,34 @@ def test_dask_workers_take_their_own_gpu_slot(monkeypatch):
     assert [spread_over_gpus(cuda, slot) for slot in (0, 1, 5)] == [torch.device(f"cuda:{i}") for i in (0, 1, 1)]
     assert spread_over_gpus(cuda, None) == cuda and spread_over_gpus(cpu, 3) == cpu
     assert spread_over_gpus(torch.device("cuda:2"), 0) == torch.device("cuda:2")  # an explicit GPU is kept
+
+
+def test_evaluate_many_predictions_per_scene_and_pooled(fleet, tmp_path):
+    import json
+
+    from geotool.io.raster import write_raster
+    from geotool.io.vector import write_vector
+    from segmentation_helpers import mask_polygons
+
+    pred = tmp_path / "pred"
+    assert invoke("predict", fleet["model"], fleet["scenes"] / "s[01].tif", "-o", pred, "--no-preview").exit_code == 0
+    grid, mask, _ = make_scene(tmp_path / "ref_scene.tif", height=96, width=80)
+    labels = write_vector(mask_polygons(mask, grid), tmp_path / "labels.gpkg")
+    refs = tmp_path / "refs"
+    for name in ("s0", "s1"):
+        write_raster(refs / f"{name}.tif", mask, grid, nodata=255)
+    out = tmp_path / "eval"
+    for reference in (labels, refs):
+        res = invoke("evaluate", pred, reference, "-o", out / reference.stem)
+        assert res.exit_code == 0, res.output
+        per = [json.loads((out / reference.stem / f"{n}_classes_metrics.json").read_text()) for n in ("s0", "s1")]
+        pooled = json.loads((out / reference.stem / "metrics.json").read_text())
+        assert np.array_equal(np.add(*[np.asarray(p["confusion_matrix"]) for p in per]), pooled["confusion_matrix"])
+        assert pooled["pixels"] == sum(p["pixels"] for p in per) > 0
+        assert pooled["objects"]["reference_objects"] == sum(p["objects"]["reference_objects"] for p in per)
+    res = invoke("evaluate", pred, tmp_path / "refs_missing", "-o", out / "x")
+    assert res.exit_code == 2
+    (refs / "s1.tif").unlink()
+    res = invoke("evaluate", pred, refs, "-o", out / "partial")
+    assert res.exit_code == 2 and "no reference raster named s1 or s1_classes" in res.output
+    assert res.output.strip().splitlines()[-1].startswith("1 of 2 scenes failed")

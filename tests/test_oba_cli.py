@@ -195,3 +195,26 @@ def test_geographic_scene_with_shadows_is_refused(tmp_path):
     assert res.exit_code == 2 and "metres" in res.output and not out.exists()
     res = _run(["--images", path, "--labels", labels, "--output", out, "--scene-size", "48", "-n", "1"])
     assert res.exit_code == 0, res.output
+
+
+def test_reruns_replace_the_folder_and_skip_existing_keeps_only_this_runs_scenes(scene, tmp_path):
+    path, grid, labels = scene
+    out = tmp_path / "out"
+    args = ["--images", path, "--labels", labels, "--output", out, *BASE[:-4], "--min-gap", "2"]
+    assert _run([*args, "-n", "3", "--seed", "7"]).exit_code == 0
+    first = {p.name: p.read_bytes() for p in out.glob("scene_*.tif")}
+    res = _run([*args, "-n", "2", "--seed", "7"])  # fewer scenes into the same folder: no stale third scene
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.glob("scene_*")) == sorted(
+        f"scene_000{k}{suffix}" for k in range(2) for suffix in (".tif", "_mask.tif", "_objects.gpkg", ".json"))
+    assert set(read_table(out / "manifest.csv")["scene"]) <= {"scene_0000", "scene_0001"}
+    assert {p.name: p.read_bytes() for p in out.glob("scene_*.tif")} == {k: v for k, v in first.items() if "0002" not in k}
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("scene_*")}
+    res = runner.invoke(app, ["oba-augment", *map(str, args), "-n", "3", "--seed", "7", "--skip-existing"])
+    assert res.exit_code == 0 and res.output.count("(outputs exist)") == 0  # skipped scenes are not echoed
+    assert "1 of 3 scenes done, 2 skipped" in res.output
+    assert {k: v for k, v in ((p.name, p.stat().st_mtime_ns) for p in out.glob("scene_*")) if k in mtimes} == mtimes
+    assert {p.name: p.read_bytes() for p in out.glob("scene_*.tif")} == first  # the same files as one run of 3
+    assert len(read_table(out / "manifest.csv")) == len(read_json(out / "manifest.json")["objects"]) > 0
+    res = runner.invoke(app, ["oba-augment", *map(str, args), "-n", "3", "--seed", "8", "--skip-existing"])
+    assert res.exit_code == 0 and "3 of 3 scenes done, 0 skipped" in res.output  # another seed's scenes are redone

@@ -25,6 +25,11 @@ class SceneJob(ABC):
     def outputs(self, scene: str) -> list[Path]:
         """The final files of ``scene``: when all exist the scene is finished (they are written atomically)."""
 
+    def is_finished(self, scene: str) -> bool:
+        """True when ``--skip-existing`` may keep ``scene``: by default, when all its outputs exist."""
+        finals = self.outputs(scene)
+        return bool(finals) and all(Path(p).exists() for p in finals)
+
     def setup(self) -> Any:
         """Load what every scene shares (the model); called once per process. Default: nothing."""
         return None

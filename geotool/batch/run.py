@@ -24,6 +24,7 @@ class BatchResult:
     outcomes: list[SceneOutcome] = field(default_factory=list)
     report: Optional[Path] = None
     total: int = 0  # scenes in the whole list, before sharding
+    pooled: Optional[dict] = None  # a command's summary over every finished scene (evaluate's pooled metrics)
 
     @property
     def failed(self) -> list[SceneOutcome]:
@@ -130,9 +131,8 @@ def run_batch(job: SceneJob, scenes: list[str], options: BatchOptions, out_dir: 
 
     todo = []
     for scene in mine:
-        finals = job.outputs(scene)
-        if options.skip_existing and finals and all(Path(p).exists() for p in finals):
-            record(SceneOutcome(scene, "skipped", outputs=[str(p) for p in finals], message="outputs exist"))
+        if options.skip_existing and job.is_finished(scene):
+            record(SceneOutcome(scene, "skipped", outputs=[str(p) for p in job.outputs(scene)], message="outputs exist"))
         else:
             todo.append(scene)
     try:

@@ -138,9 +138,9 @@ def generate_nir(
 
 @handle_errors
 def evaluate_nir(
-    generated: Annotated[Path, typer.Argument(help="Generated NIR GeoTIFF (or RGBN stack).", show_default=False)],
-    reference: Annotated[Path, typer.Argument(help="Reference GeoTIFF with real RGB and NIR.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="metrics.json.")],
+    generated: Annotated[list[str], typer.Argument(help="Generated NIR GeoTIFF(s) (or RGBN stacks): paths, globs or folders.", show_default=False)],
+    reference: Annotated[Path, typer.Argument(help="Reference GeoTIFF with real RGB and NIR, or a folder of them named after the scenes.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="metrics.json (one scene) or a folder (several: <name>_metrics.json each and metrics.json).")],
     nir_band: Annotated[Optional[str], typer.Option(help="NIR band of the reference.")] = None,
     rgb_bands: Annotated[Optional[str], typer.Option(help="R,G,B bands of the reference.")] = None,
     baseline: Annotated[Optional[str], typer.Option(help="Per-pixel baselines: linear, gb (comma-separated).")] = None,
@@ -149,19 +149,38 @@ def evaluate_nir(
     val_fraction: Annotated[Optional[float], typer.Option(help="East fraction of the columns.")] = None,
     scaling: Annotated[Optional[str], typer.Option(help="auto, uint8, reflectance10000 or float.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the gradient-boosting baseline.")] = None,
-    plot: Annotated[Optional[Path], typer.Option(help="Comparison PNG.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Comparison PNG (several scenes: any value writes <name>_comparison.png each).")] = None,
+    skip_existing: SkipExistingOption = False,
+    shard: ShardOption = None,
+    scheduler: SchedulerOption = None,
+    scheduler_file: SchedulerFileOption = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Compare generated with real NIR: MAE, RMSE, PSNR, SSIM, SAM, NDVI agreement, seams, baselines."""
     from geotool.config import load_config
-    from geotool.nir.evaluate import EvaluateNIRConfig, run_evaluate_nir
+    from geotool.io.files import expand_inputs
+    from geotool.nir.evaluate import EvaluateNIRConfig, run_evaluate_nir, run_evaluate_nir_batch
+
+    batch = batch_options(skip_existing, shard, scheduler, scheduler_file, cluster)
+    scenes = [str(p) for p in expand_inputs(generated, what="generated NIR raster")]
+    lone = len(scenes) == 1 and Path(output).suffix.lower() == ".json" and not batch.skip_existing and not batch.shard and not batch.distributed()
 
     cfg = load_config(EvaluateNIRConfig, None, {
-        "generated": str(generated), "reference": str(reference), "output": str(output),
+        "generated": scenes[0], "reference": str(reference), "output": str(output),
         "nir_band": _one_band(nir_band, "--nir-band"), "rgb_bands": parse_band_list(rgb_bands, "--rgb-bands"),
         "baseline": parse_str_list(baseline), "baseline_train": str(baseline_train) if baseline_train else None,
         "region": region, "val_fraction": val_fraction, "scaling": scaling, "seed": seed,
         "plot": str(plot) if plot else None,
     })
+    if not lone:
+        result = run_evaluate_nir_batch(cfg, scenes, batch, on_outcome=lambda o: echo_outcome(
+            o, lambda r: f"{r['generated']}: model MAE {r['model']['mae']:.4f} SSIM {r['model']['ssim']}"))
+        if result.pooled is not None and not STATE.quiet:
+            m = result.pooled["mean"].get("model", {})
+            typer.echo(f"all {len(result.pooled['scenes'])} scenes (pixel-weighted): model MAE {m.get('mae', float('nan')):.4f} "
+                       f"-> {Path(output) / 'metrics.json'}")
+        finish_batch(result)
+        return
     res = run_evaluate_nir(cfg)
     if not STATE.quiet:
         m = res["model"]

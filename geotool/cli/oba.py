@@ -7,7 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from geotool.cli._common import STATE, handle_errors, parse_band_list, parse_str_list
+from geotool.cli._common import (
+    STATE, ClusterOption, SchedulerFileOption, SchedulerOption, ShardOption, SkipExistingOption, batch_options,
+    echo_outcome, finish_batch, handle_errors, parse_band_list, parse_str_list,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -38,8 +41,16 @@ def oba_augment(
     sun_azimuth: Annotated[Optional[float], typer.Option("--sun-azimuth", help="Sun azimuth, degrees from north.")] = None,
     sun_elevation: Annotated[Optional[float], typer.Option("--sun-elevation", help="Sun elevation, degrees.")] = None,
     max_label_fraction: Annotated[Optional[float], typer.Option("--max-label-fraction", help="Mined backgrounds may hold this fraction of labelled pixels (0 = label-free).")] = None,
+    skip_existing: SkipExistingOption = False,
+    shard: ShardOption = None,
+    scheduler: SchedulerOption = None,
+    scheduler_file: SchedulerFileOption = None,
+    cluster: ClusterOption = None,
 ) -> None:
-    """Compose new training scenes by pasting labelled objects onto label-free backgrounds (OBA)."""
+    """Compose new training scenes by pasting labelled objects onto label-free backgrounds (OBA).
+
+    Each composed scene is one unit of a batch: --skip-existing keeps scenes a run with the same settings,
+    seed and inputs wrote; a rerun into a used folder replaces its scenes (none of an older run is kept)."""
     from geotool.config import load_config
     from geotool.errors import ConfigError
     from geotool.oba.config import OBAConfig
@@ -66,7 +77,10 @@ def oba_augment(
         cfg = load_config(OBAConfig, None, {**cfg.model_dump(), "n_objects": (lo, max(lo, hi) if max_objects is None else hi)})
     if n < 1:
         raise ConfigError(f"-n must be at least 1, not {n}")
-    result = run_oba_augment(images, labels, n, output, cfg, backgrounds=backgrounds or [], seed=seed)
+    batch = batch_options(skip_existing, shard, scheduler, scheduler_file, cluster)
+    result = run_oba_augment(images, labels, n, output, cfg, backgrounds=backgrounds or [], seed=seed, batch=batch,
+                             on_outcome=lambda o: echo_outcome(o) if o.status == "failed" else None)
+    finish_batch(result.batch)
     if not STATE.quiet:
         typer.echo(
             f"wrote {result.scenes} scenes with {result.objects} pasted objects ({result.skipped} skipped) to "

@@ -147,23 +147,43 @@ def predict(
 
 @handle_errors
 def evaluate(
-    prediction: Annotated[Path, typer.Argument(help="Class GeoTIFF from predict.")],
-    reference: Annotated[Path, typer.Argument(help="Reference raster (same grid) or vector labels.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="metrics.json (CSV beside it).")],
+    predictions: Annotated[list[str], typer.Argument(help="Class GeoTIFF(s) from predict: paths, globs or folders.", show_default=False)],
+    reference: Annotated[Path, typer.Argument(help="Reference: vector labels, a raster on the prediction's grid, or a folder of rasters named after the scenes.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="metrics.json (one prediction) or a folder (several: <name>_metrics.json each and the pooled metrics.json).")],
     class_attribute: Annotated[Optional[str], typer.Option(help="Vector column holding the class.")] = None,
     class_map: Annotated[Optional[str], typer.Option(help="value=id pairs for vector references.")] = None,
     class_names: Annotated[Optional[str], typer.Option(help="Class names (default: from the prediction).")] = None,
     objects: Annotated[Optional[bool], typer.Option("--objects/--no-objects", help="Object-level F1 (default: 2 classes).")] = None,
+    skip_existing: SkipExistingOption = False,
+    shard: ShardOption = None,
+    scheduler: SchedulerOption = None,
+    scheduler_file: SchedulerFileOption = None,
+    cluster: ClusterOption = None,
 ) -> None:
-    """Score a class raster against a reference raster or vectors (IoU, F1, object F1)."""
-    from geotool.config import load_config
-    from geotool.segmentation.evaluate import EvaluateConfig, format_table, run_evaluate
+    """Score class rasters against a reference raster or vectors (IoU, F1, object F1).
 
+    One prediction writes --output metrics.json; several are a batch into the folder --output (a scene
+    that fails is reported and the rest go on; scenes.csv lists every scene)."""
+    from geotool.config import load_config
+    from geotool.io.files import expand_inputs
+    from geotool.segmentation.evaluate import EvaluateConfig, format_table, run_evaluate, run_evaluate_batch
+
+    batch = batch_options(skip_existing, shard, scheduler, scheduler_file, cluster)
+    scenes = expand_inputs(predictions, what="prediction raster")
+    lone = len(scenes) == 1 and Path(output).suffix.lower() == ".json" and not batch.skip_existing and not batch.shard and not batch.distributed()
     cfg = load_config(EvaluateConfig, None, {
-        "prediction": str(prediction), "reference": str(reference), "output": str(output),
+        "prediction": str(scenes[0]), "reference": str(reference), "output": str(output),
         "class_attribute": class_attribute, "class_map": _class_map(class_map),
         "class_names": parse_str_list(class_names), "objects": objects,
     })
-    record = run_evaluate(cfg)
-    if not STATE.quiet:
-        typer.echo(format_table(record))
+    if lone:
+        record = run_evaluate(cfg)
+        if not STATE.quiet:
+            typer.echo(format_table(record))
+        return
+    result = run_evaluate_batch(cfg, [str(p) for p in scenes], batch, on_outcome=lambda o: echo_outcome(
+        o, lambda r: f"{r['prediction']}: micro IoU {r['micro']['iou']}"))
+    if result.pooled is not None and not STATE.quiet:
+        typer.echo(f"all {len(result.pooled['scenes'])} scenes together -> {Path(output) / 'metrics.json'}")
+        typer.echo(format_table(result.pooled))
+    finish_batch(result)

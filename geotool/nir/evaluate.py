@@ -7,13 +7,15 @@ width, not by the scene. Baselines are fitted in a first pass over the training 
 from __future__ import annotations
 
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Literal, Optional
 
 import numpy as np
 from pydantic import Field
 
-from geotool.config import GeotoolConfig, write_sidecar
-from geotool.errors import ConfigError, EmptyDataError, RasterMismatchError
+from geotool.batch import BatchOptions, SceneJob
+from geotool.config import GeotoolConfig, sidecar_path, write_sidecar
+from geotool.errors import ConfigError, EmptyDataError, InputFileError, RasterMismatchError
 
 
 class EvaluateNIRConfig(GeotoolConfig):
@@ -33,6 +35,88 @@ class EvaluateNIRConfig(GeotoolConfig):
     seed: int = Field(0, description="Seed for the gradient-boosting baseline.")
     seam_width: int = Field(2, description="Pixels either side of window borders counted as 'border' in the seam check.")
     plot: Optional[str] = Field(None, description="PNG comparison: RGB | real | generated | error | NDVI (| baselines).")
+
+
+class EvaluateNIRJob(SceneJob):
+    """``evaluate-nir`` on one generated scene of a batch: ``<stem>_metrics.json`` (and a comparison PNG with
+    --plot) in the output folder, against the reference of the same name in a reference folder (or one file)."""
+
+    command = "evaluate-nir"
+
+    def __init__(self, cfg: "EvaluateNIRConfig") -> None:
+        self.cfg = cfg
+
+    def metrics_path(self, scene: str) -> Path:
+        return Path(self.cfg.output) / f"{Path(scene).stem}_metrics.json"
+
+    def outputs(self, scene: str) -> list[Path]:
+        path = self.metrics_path(scene)
+        plot = [path.with_name(f"{Path(scene).stem}_comparison.png")] if self.cfg.plot else []
+        return [path, *plot, sidecar_path(path)]
+
+    def run(self, resources, scene: str) -> dict:
+        path = self.metrics_path(scene)
+        update = {"generated": scene, "reference": reference_for(scene, self.cfg.reference), "output": str(path),
+                  "plot": str(path.with_name(f"{Path(scene).stem}_comparison.png")) if self.cfg.plot else None}
+        res = run_evaluate_nir(self.cfg.model_copy(update=update))
+        return {"generated": scene, "reference": update["reference"], **res}
+
+
+def reference_for(generated: str, reference: str) -> str:
+    """``reference`` itself, or in a reference folder the raster named like the scene (``x_nir.tif``,
+    ``x_rgbn.tif`` -> ``x.tif``)."""
+    from geotool.io.files import RASTER_SUFFIXES
+
+    folder = Path(reference)
+    if not folder.is_dir():
+        return reference
+    stem = Path(generated).stem
+    names = list(dict.fromkeys([stem.removesuffix("_nir").removesuffix("_rgbn"), stem]))
+    for name in names:
+        for path in sorted(folder.glob(f"{name}.*")):
+            if path.suffix.lower() in RASTER_SUFFIXES:
+                return str(path)
+    raise InputFileError(f"{generated}: no reference raster named {' or '.join(names)} in {folder}; "
+                         "name each reference after its scene")
+
+
+def run_evaluate_nir_batch(cfg: "EvaluateNIRConfig", scenes: list[str], batch: BatchOptions | None = None,
+                           on_outcome=None):
+    """Evaluate several generated scenes into the folder ``cfg.output`` (skip-existing, shards, keep-going,
+    Dask workers); unsharded runs add ``metrics.json``: every scene's figures and their pixel-weighted means."""
+    from geotool.batch import run_batch
+    from geotool.io.files import read_json, require_file, write_json
+
+    batch = batch or BatchOptions()
+    out = Path(cfg.output)
+    if out.suffix or (out.exists() and not out.is_dir()):
+        raise ConfigError(f"--output {out}: with several generated scenes give a folder (each gets <name>_metrics.json)")
+    if not Path(cfg.reference).is_dir():
+        require_file(cfg.reference, "reference raster")
+    job = EvaluateNIRJob(cfg)
+    result = run_batch(job, sorted(scenes), batch, out, on_outcome=on_outcome)
+    finished = [o.input for o in result.outcomes if o.status in ("done", "skipped")]
+    if finished and batch.shard is None:
+        per_scene = {s: read_json(job.metrics_path(s)) for s in finished}
+        result.pooled = {"scenes": per_scene, "mean": pooled_means(list(per_scene.values()), ["model", *cfg.baseline])}
+        write_json(out / "metrics.json", result.pooled)
+    return result
+
+
+def pooled_means(records: list[dict], names: list[str]) -> dict:
+    """Pixel-weighted means over scenes of each model's MAE, SSIM and NDVI MAE, and the pooled RMSE."""
+    means = {}
+    for name in names:
+        rows = [r[name] for r in records if name in r and r[name].get("n_pixels")]
+        n = sum(r["n_pixels"] for r in rows)
+        if not n:
+            continue
+        avg = lambda key: sum(r[key] * r["n_pixels"] for r in rows if r.get(key) is not None) / n  # noqa: E731
+        means[name] = {"mae": avg("mae"), "rmse": float(np.sqrt(sum(r["rmse"] ** 2 * r["n_pixels"] for r in rows) / n)),
+                       "ssim": avg("ssim") if all(r.get("ssim") is not None for r in rows) else None,
+                       "ndvi_mae": avg("ndvi_mae") if all(r.get("ndvi_mae") is not None for r in rows) else None,
+                       "n_pixels": n}
+    return means
 
 
 METRIC_STRIP_ROWS = 256  # rows per strip (~250 bytes of working memory per pixel of a strip, plus a 3-row SSIM halo)

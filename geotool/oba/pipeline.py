@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from geotool.errors import BandError, ConfigError, EmptyDataError, NoOverlapError
+from geotool.batch import BatchOptions, BatchResult, SceneJob
+from geotool.errors import BandError, ConfigError, EmptyDataError, GeotoolError, NoOverlapError, OutputError
 from geotool.labels import CLASS_COLUMN
 from geotool.oba.backgrounds import BackgroundWindow, mine_windows
 from geotool.oba.bank import ObjectBank, extract_objects, require_objects
@@ -36,6 +37,7 @@ class OBAResult:
     skipped: int
     bank_size: int
     backgrounds: int
+    batch: BatchResult | None = None
 
 
 def class_mapping(values, attribute: str | None, path) -> dict[Any, int]:
@@ -179,29 +181,138 @@ def run_oba_augment(
     backgrounds: Sequence[str | os.PathLike] = (),
     seed: int = 0,
     contact_sheet: bool = True,
+    batch: BatchOptions | None = None,
+    on_outcome=None,
 ) -> OBAResult:
     """Compose ``n`` scenes and write them with their masks, polygons, manifest and contact sheet.
+
+    Each output scene is one unit of a batch (skip-existing, shards, keep-going, Dask workers): scene ``k``
+    draws its background window and its own seed from ``seed`` alone, so it is the same file whichever
+    process writes it and whatever ``n`` is.
 
     Args:
         images: labelled scenes (GeoTIFF); objects are cut out of them.
         labels: polygons with ``cfg.class_attribute`` (any CRS; reprojected per scene) or a class mask GeoTIFF.
         n: number of scenes to write.
         output: folder for ``scene_XXXX.tif``, ``scene_XXXX_mask.tif``, ``scene_XXXX_objects.gpkg``,
-            ``manifest.csv``/``manifest.json``, ``contact_sheet.png`` and ``geotool.json``.
+            ``scene_XXXX.json`` (its placements), ``manifest.csv``/``manifest.json``, ``contact_sheet.png``
+            and ``geotool.json``. Scenes of an earlier run beyond ``n`` are removed: the folder holds one run.
         backgrounds: extra label-free GeoTIFFs (same bands as the scenes).
         seed: everything random derives from it; the same seed gives the same files.
     """
+    from geotool.batch import run_batch
+    from geotool.batch.job import resources_for
     from geotool.io.files import expand_inputs, require_file
-    from geotool.io.raster import RasterSource
 
+    batch = batch or BatchOptions()
     if n < 1:
         raise ConfigError(f"-n must be at least 1, not {n}")
-    image_paths = expand_inputs(images)
-    bg_paths = expand_inputs(backgrounds) if backgrounds else []
-    labels = require_file(labels, "labels file")
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--output {out} is a file; give a folder for the composed scenes")
+    image_paths = [str(p) for p in expand_inputs(images)]
+    bg_paths = [str(p) for p in expand_inputs(backgrounds)] if backgrounds else []
+    labels = str(require_file(labels, "labels file"))
     if not cfg.mine_backgrounds and not bg_paths:
         raise ConfigError("mine_backgrounds is off and no --backgrounds given; give background GeoTIFFs or turn mining on")
-    sources, frames, bank, mapping = build_scene_bank(image_paths, labels, cfg)
+    job = OBAJob(cfg, image_paths, labels, bg_paths, seed, out)
+    prepared = resources_for(job)  # inputs checked and the bank built once here (workers build their own)
+    result = run_batch(job, [scene_name(k) for k in range(n)], batch, out, on_outcome=on_outcome)
+    finished = [o.input for o in result.outcomes if o.status in ("done", "skipped")]
+    records = [job.record(s) for s in finished]
+    rows = [row for r in records for row in r["rows"]]
+    skipped = sum(r["skipped"] for r in records)
+    if finished and batch.shard is None:  # shards share the folder: an unsharded --skip-existing rerun assembles it
+        _write_run_files(job, prepared, finished, rows, skipped, n, contact_sheet)
+    return OBAResult(out, len(finished), len(rows), skipped, len(prepared.bank), len(prepared.windows), result)
+
+
+def scene_name(k: int) -> str:
+    """``scene_0007``: the stem of output scene ``k``."""
+    return f"scene_{k:04d}"
+
+
+@dataclass
+class _Prepared:
+    """What every scene of a run shares: open sources, label frames, the object bank, background windows,
+    the class mapping, and each scene's (window, seed) plan."""
+
+    sources: list
+    frames: list
+    bank: Any
+    windows: list
+    mapping: dict
+    fingerprint: str
+    _plan: list = field(default_factory=list)
+    _master: Any = None
+
+    def plan(self, k: int, seed: int) -> tuple[Any, int]:
+        """Scene ``k``'s background window and seed: the k-th pair of draws from ``seed``, in the order one
+        loop over the scenes draws them (window index, then scene seed)."""
+        if self._master is None:
+            self._master = np.random.default_rng(seed)
+        while len(self._plan) <= k:
+            w = int(self._master.integers(len(self.windows)))
+            self._plan.append((w, int(self._master.integers(2**63 - 1))))
+        w, scene_seed = self._plan[k]
+        return self.windows[w], scene_seed
+
+
+class OBAJob(SceneJob):
+    """``oba-augment``: one composed scene (image, mask, objects, placements) per unit."""
+
+    command = "oba-augment"
+
+    def __init__(self, cfg: OBAConfig, images: list[str], labels: str, backgrounds: list[str], seed: int, output: Path) -> None:
+        self.cfg, self.images, self.labels, self.backgrounds, self.seed, self.output = cfg, images, labels, backgrounds, seed, output
+
+    def cache_key(self) -> str:
+        return f"{self.command}:{self.fingerprint()}"
+
+    def fingerprint(self) -> str:
+        """Settings, seed and inputs (paths, sizes, modification times): scenes with the same fingerprint
+        are the same files, so --skip-existing may keep them; any other run's scenes are redone."""
+        import hashlib
+        import json
+
+        files = [self.labels, *self.images, *self.backgrounds]
+        stamp = [(f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
+        text = json.dumps([self.cfg.model_dump(mode="json"), self.seed, stamp], sort_keys=True, default=str)
+        return hashlib.sha1(text.encode()).hexdigest()
+
+    def outputs(self, scene: str) -> list[Path]:
+        o = self.output
+        return [o / f"{scene}.tif", o / f"{scene}_mask.tif", o / f"{scene}_objects.gpkg", o / f"{scene}.json"]
+
+    def is_finished(self, scene: str) -> bool:
+        """Its files exist and were written by a run with these settings, seed and inputs."""
+        from geotool.io.files import read_json
+
+        if not all(p.exists() for p in self.outputs(scene)):
+            return False
+        try:
+            return read_json(self.output / f"{scene}.json").get("fingerprint") == self.fingerprint()
+        except GeotoolError:
+            return False
+
+    def record(self, scene: str) -> dict:
+        """The placements file of a written scene."""
+        from geotool.io.files import read_json
+
+        return read_json(self.output / f"{scene}.json")
+
+    def setup(self) -> _Prepared:
+        return _prepare(self.images, self.labels, self.backgrounds, self.cfg, self.fingerprint())
+
+    def run(self, prepared: _Prepared, scene: str) -> dict:
+        return _write_scene(prepared, scene, self.output, self.cfg, self.seed)
+
+
+def _prepare(image_paths, labels, bg_paths, cfg: OBAConfig, fingerprint: str) -> _Prepared:
+    """Open the scenes, read the labels, build the bank and mine background windows (every check up front)."""
+    from geotool.io.raster import RasterSource
+
+    sources, frames, bank, mapping = build_scene_bank([Path(p) for p in image_paths], Path(labels), cfg)
     bg_sources = []
     try:
         for path in bg_paths:
@@ -227,11 +338,12 @@ def run_oba_augment(
                 f"min valid {cfg.min_valid_fraction:g}); give --backgrounds, a smaller --scene-size, "
                 "a smaller background_buffer or a max_label_fraction above 0"
             )
-        log.info("object bank: %d objects (%.2f MiB); %d background windows", len(bank), bank.nbytes / 2**20, len(windows))
-        return _write_scenes(all_sources, frames, bank, windows, mapping, n, Path(output), cfg, seed, image_paths, bg_paths, labels, contact_sheet)
-    finally:
+    except BaseException:
         for src in sources + bg_sources:
             src.close()
+        raise
+    log.info("object bank: %d objects (%.2f MiB); %d background windows", len(bank), bank.nbytes / 2**20, len(windows))
+    return _Prepared(all_sources, frames, bank, windows, mapping, fingerprint)
 
 
 def _check_units(sources, cfg: OBAConfig) -> None:
@@ -267,64 +379,88 @@ def _cast(image: np.ndarray, dtype: np.dtype, valid: np.ndarray, nodata: float |
     return out
 
 
-def _write_scenes(sources, frames, bank, windows, mapping, n, output, cfg, seed, image_paths, bg_paths, labels, contact_sheet):
-    import pandas as pd
+def _write_scene(prepared: _Prepared, stem: str, output: Path, cfg: OBAConfig, seed: int) -> dict:
+    """Compose scene ``stem`` and write its image, mask, objects and placements (``<stem>.json``, last)."""
     from rasterio.windows import Window
+
+    from geotool.io.files import write_json
+    from geotool.io.raster import write_raster
+    from geotool.io.vector import rasterize, vectorize, write_vector
+
+    bank, frames, sources = prepared.bank, prepared.frames, prepared.sources
+    bw, scene_seed = prepared.plan(int(stem.rsplit("_", 1)[1]), seed)
+    rng = np.random.default_rng(scene_seed)
+    src = sources[bw.source]
+    window = Window(bw.col, bw.row, bw.width, bw.height)
+    grid = src.grid.window_grid(window)
+    data, valid = src.read(window)
+    existing = None
+    if bw.source < len(frames) and len(frames[bw.source]):
+        gdf = frames[bw.source]
+        existing = rasterize(gdf, src.grid, window=window, values=gdf[CLASS_COLUMN].to_numpy(), dtype="uint8").astype(np.int64)
+    comp = compose_scene(data, valid, existing, bank, rng, cfg, float(np.mean(grid.res)), bank.by_class())
+    names = {v: k for k, v in prepared.mapping.items()} if prepared.mapping else {1: "object"}
+    nodata = src.nodata[0]
+    write_raster(output / f"{stem}.tif", _cast(comp.image, src.dtype, valid, nodata), grid, nodata=nodata, band_names=src.band_names)
+    write_raster(output / f"{stem}_mask.tif", comp.mask.astype(np.uint8), grid, nodata=cfg.ignore_index)
+    write_vector(_polygons(comp, grid, names, vectorize), output / f"{stem}_objects.gpkg")
+    rows = [{"scene": stem, "scene_seed": scene_seed, "background": str(src.paths[0]), "window_col": bw.col,
+             "window_row": bw.row, "crs": str(grid.crs), **p} for p in comp.placements]
+    record = {"fingerprint": prepared.fingerprint, "scene_seed": scene_seed, "skipped": comp.skipped, "rows": rows}
+    write_json(output / f"{stem}.json", record)
+    return {"scene": stem, "objects": len(rows), "skipped": comp.skipped}
+
+
+def _write_run_files(job: OBAJob, prepared: _Prepared, scenes: list[str], rows: list[dict], skipped: int, n: int,
+                     contact_sheet: bool) -> None:
+    """Manifest, contact sheet and sidecar of the whole run; scenes an earlier run left beyond ``n`` removed."""
+    import pandas as pd
 
     from geotool.config import write_sidecar
     from geotool.io.files import write_json, write_table
-    from geotool.io.raster import write_raster
-    from geotool.io.vector import rasterize, vectorize, write_vector
-    from geotool.progress import progress_bar
 
-    master = np.random.default_rng(seed)
-    class_index = bank.by_class()
-    names = {v: k for k, v in mapping.items()} if mapping else {1: "object"}
-    rows: list[dict[str, Any]] = []
-    previews = []
-    skipped = 0
-    output.mkdir(parents=True, exist_ok=True)
-    with progress_bar("oba-augment", total=n) as bar:
-        for k in range(n):
-            bw = windows[int(master.integers(len(windows)))]
-            scene_seed = int(master.integers(2**63 - 1))
-            rng = np.random.default_rng(scene_seed)
-            src = sources[bw.source]
-            window = Window(bw.col, bw.row, bw.width, bw.height)
-            grid = src.grid.window_grid(window)
-            data, valid = src.read(window)
-            existing = None
-            if bw.source < len(frames) and len(frames[bw.source]):
-                gdf = frames[bw.source]
-                existing = rasterize(gdf, src.grid, window=window, values=gdf[CLASS_COLUMN].to_numpy(), dtype="uint8").astype(np.int64)
-            comp = compose_scene(data, valid, existing, bank, rng, cfg, float(np.mean(grid.res)), class_index)
-            skipped += comp.skipped
-            stem = f"scene_{k:04d}"
-            nodata = src.nodata[0]
-            write_raster(output / f"{stem}.tif", _cast(comp.image, src.dtype, valid, nodata), grid, nodata=nodata, band_names=src.band_names)
-            write_raster(output / f"{stem}_mask.tif", comp.mask.astype(np.uint8), grid, nodata=cfg.ignore_index)
-            polys = _polygons(comp, grid, names, vectorize)
-            write_vector(polys, output / f"{stem}_objects.gpkg")
-            for p in comp.placements:
-                rows.append({"scene": stem, "scene_seed": scene_seed, "background": str(src.paths[0]),
-                             "window_col": bw.col, "window_row": bw.row, "crs": str(grid.crs), **p})
-            if contact_sheet and len(previews) < 16:
-                previews.append((stem, comp.image, comp.mask, valid, comp.instances))
-            bar.advance()
-    frame = pd.DataFrame(rows)
-    write_table(output / "manifest.csv", frame)
-    write_json(output / "manifest.json", {"seed": seed, "class_ids": {str(k): v for k, v in mapping.items()}, "objects": rows})
+    output, cfg = job.output, job.cfg
+    _remove_stale_scenes(output, n)
+    write_table(output / "manifest.csv", pd.DataFrame(rows))
+    write_json(output / "manifest.json", {"seed": job.seed, "class_ids": {str(k): v for k, v in prepared.mapping.items()},
+                                          "objects": rows})
     if contact_sheet:
         from geotool.oba.preview import contact_sheet as sheet
 
-        sheet(previews, output / "contact_sheet.png", cfg.ignore_index)
-    result = OBAResult(output, n, len(rows), skipped, len(bank), len(windows))
+        sheet([_scene_preview(output, s) for s in scenes[:16]], output / "contact_sheet.png", cfg.ignore_index)
     write_sidecar(
-        output, "oba-augment", cfg, inputs=[*image_paths, *bg_paths, labels], seed=seed,
-        results={"scenes": n, "objects_pasted": len(rows), "objects_skipped": skipped, "bank_size": len(bank),
-                 "bank_megabytes": round(bank.nbytes / 2**20, 3), "background_windows": len(windows)},
+        output, "oba-augment", cfg, inputs=[*job.images, *job.backgrounds, job.labels], seed=job.seed,
+        results={"scenes": len(scenes), "objects_pasted": len(rows), "objects_skipped": skipped, "bank_size": len(prepared.bank),
+                 "bank_megabytes": round(prepared.bank.nbytes / 2**20, 3), "background_windows": len(prepared.windows)},
     )
-    return result
+
+
+def _remove_stale_scenes(output: Path, n: int) -> None:
+    """Delete ``scene_XXXX*`` files with an index >= ``n`` (an earlier, larger run into the same folder)."""
+    import re
+
+    stale = re.compile(r"^scene_(\d+)(_mask\.tif|_objects\.gpkg|\.tif|\.json)$")
+    for path in output.iterdir():
+        m = stale.match(path.name)
+        if m and int(m.group(1)) >= n:
+            path.unlink()
+            log.info("removed %s (a scene of an earlier run beyond -n %d)", path, n)
+
+
+def _scene_preview(output: Path, stem: str):
+    """``(name, image, mask, valid, instances)`` of a written scene for the contact sheet, read from its files."""
+    from geotool.io.raster import RasterSource
+    from geotool.io.vector import rasterize, read_vector
+
+    with RasterSource(output / f"{stem}.tif") as src:
+        image, valid = src.read()
+        grid = src.grid
+    with RasterSource(output / f"{stem}_mask.tif") as src:
+        mask = src.read(dtype="int64")[0][0]
+    objects = read_vector(output / f"{stem}_objects.gpkg")
+    instances = (rasterize(objects, grid, values=objects["instance"].to_numpy(), fill=0, dtype="int32")
+                 if len(objects) else np.zeros(grid.shape, np.int32))
+    return stem, image, mask, valid, instances
 
 
 def _polygons(comp: Composite, grid, names: dict[int, Any], vectorize):

@@ -16,8 +16,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 from pydantic import Field
 
-from geotool.config import GeotoolConfig, write_sidecar
-from geotool.errors import ConfigError, RasterMismatchError
+from geotool.batch import BatchOptions, SceneJob
+from geotool.config import GeotoolConfig, sidecar_path, write_sidecar
+from geotool.errors import ConfigError, InputFileError, RasterMismatchError
 from geotool.io.components import STRIP_ROWS, StripComponents, overlap_counts
 from geotool.labels import CLASS_NODATA
 
@@ -173,6 +174,96 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     write_json(out, record)
     write_table(out.with_suffix(".csv"), pd.DataFrame(rows))
     write_sidecar(out, "evaluate", cfg, inputs=[cfg.prediction, cfg.reference])
+    return record
+
+
+class EvaluateJob(SceneJob):
+    """``evaluate`` on one class raster of a batch: ``<stem>_metrics.json`` (+ ``.csv``) in the output folder,
+    against one shared vector/raster reference or the same-named raster of a reference folder."""
+
+    command = "evaluate"
+
+    def __init__(self, cfg: EvaluateConfig) -> None:
+        self.cfg = cfg
+
+    def metrics_path(self, scene: str) -> Path:
+        return Path(self.cfg.output) / f"{Path(scene).stem}_metrics.json"
+
+    def outputs(self, scene: str) -> list[Path]:
+        path = self.metrics_path(scene)
+        return [path, path.with_suffix(".csv"), sidecar_path(path)]
+
+    def run(self, resources, scene: str) -> dict[str, Any]:
+        reference = reference_for(scene, self.cfg.reference)
+        return run_evaluate(self.cfg.model_copy(update={"prediction": scene, "reference": reference,
+                                                        "output": str(self.metrics_path(scene))}))
+
+
+def reference_for(prediction: str, reference: str) -> str:
+    """The reference of ``prediction``: ``reference`` itself, or in a reference folder the raster named like
+    the scene (``x_classes.tif`` -> ``x.tif`` or ``x_classes.tif``)."""
+    from geotool.io.files import RASTER_SUFFIXES
+
+    folder = Path(reference)
+    if not folder.is_dir():
+        return reference
+    stem = Path(prediction).stem
+    names = [stem.removesuffix("_classes"), stem]
+    for name in names:
+        for path in sorted(folder.glob(f"{name}.*")):
+            if path.suffix.lower() in RASTER_SUFFIXES:
+                return str(path)
+    raise InputFileError(f"{prediction}: no reference raster named {' or '.join(dict.fromkeys(names))} in {folder}; "
+                         "name each reference after its scene")
+
+
+def run_evaluate_batch(cfg: EvaluateConfig, predictions: list[str], batch: BatchOptions | None = None,
+                       on_outcome=None):
+    """Evaluate several class rasters (a batch: skip-existing, shards, keep-going, Dask workers) into the
+    folder ``cfg.output``; the scenes' confusion matrices pooled into ``metrics.json`` (unsharded runs)."""
+    from geotool.batch import run_batch
+    from geotool.io.files import expand_inputs, require_file
+
+    batch = batch or BatchOptions()
+    scenes = sorted(str(p) for p in expand_inputs(predictions, what="prediction raster"))
+    out = Path(cfg.output)
+    if out.suffix or (out.exists() and not out.is_dir()):
+        raise ConfigError(f"--output {out}: with several predictions give a folder (each gets <name>_metrics.json)")
+    if not Path(cfg.reference).is_dir():
+        require_file(cfg.reference, "reference file")
+    job = EvaluateJob(cfg)
+    result = run_batch(job, scenes, batch, out, on_outcome=on_outcome)
+    finished = [o.input for o in result.outcomes if o.status in ("done", "skipped")]
+    if finished and batch.shard is None:
+        result.pooled = pool_metrics([job.metrics_path(s) for s in finished], out / "metrics.json", cfg)
+    return result
+
+
+def pool_metrics(paths: list[Path], out: Path, cfg: EvaluateConfig) -> dict[str, Any]:
+    """Pixel metrics of all scenes together (their confusion matrices summed) and object counts summed."""
+    import pandas as pd
+
+    from geotool.io.files import read_json, write_json, write_table
+
+    records = [read_json(p) for p in paths]
+    k = max(len(r["confusion_matrix"]) for r in records)
+    conf = np.zeros((k, k), np.int64)
+    for r in records:
+        m = np.asarray(r["confusion_matrix"], np.int64)
+        conf[: len(m), : len(m)] += m
+    names = max((r["classes"] for r in records), key=len)
+    record = {"scenes": [r["prediction"] for r in records], "reference": cfg.reference, "classes": names,
+              **confusion_metrics(conf, names)}
+    if all("objects" in r for r in records):
+        tp, n_p, n_r = (sum(r["objects"][key] for r in records) for key in ("matched", "predicted_objects", "reference_objects"))
+        precision, recall = (tp / n_p if n_p else None), (tp / n_r if n_r else None)
+        f1 = 2 * tp / (n_p + n_r) if n_p + n_r else None
+        record["objects"] = {"iou_threshold": cfg.object_iou, "matched": tp, "predicted_objects": n_p,
+                             "reference_objects": n_r, "precision": precision, "recall": recall, "f1": f1}
+    rows = [{"class": n, **v} for n, v in record["per_class"].items()]
+    rows += [{"class": "macro", **record["macro"]}, {"class": "micro", **record["micro"]}]
+    write_json(out, record)
+    write_table(out.with_suffix(".csv"), pd.DataFrame(rows))
     return record
 
 
