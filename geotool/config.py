@@ -6,6 +6,7 @@ the seed and the SHA-256 of every input, in a JSON sidecar next to its output (:
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,7 +67,7 @@ def load_config(
         if value is not None:
             _set_dotted(data, key, value)
     try:
-        return model.model_validate(data)
+        resolved = model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "config"
@@ -75,6 +76,8 @@ def load_config(
         origin = f" (from {', '.join(sources)} and flags)" if sources else ""
         message = err["msg"].removeprefix("Value error, ")
         raise ConfigError(f"invalid setting {where}{origin}: {message}") from None
+    logging.getLogger("geotool.config").debug("resolved %s: %s", model.__name__, resolved.model_dump_json())
+    return resolved
 
 
 def preset_names() -> list[str]:

@@ -232,3 +232,67 @@ def test_evaluate_many_predictions_per_scene_and_pooled(fleet, tmp_path):
     res = invoke("evaluate", pred, refs, "-o", out / "partial")
     assert res.exit_code == 2 and "no reference raster named s1 or s1_classes" in res.output
     assert res.output.strip().splitlines()[-1].startswith("1 of 2 scenes failed")
+
+
+def test_log_file_records_command_settings_scenes_and_tracebacks(fleet, tmp_path):
+    log = tmp_path / "run.log"
+    res = runner.invoke(app, ["--log-file", str(log), "predict", str(fleet["model"]), str(fleet["scenes"]),
+                              "-o", str(tmp_path / "out"), "--no-preview", "--threads", "1"])
+    assert res.exit_code == 2
+    text = log.read_text()
+    assert "predict:" in text and "resolved PredictConfig" in text and '"threads":1' in text
+    assert "s0.tif done in" in text and "s2.tif failed:" in text and "Traceback" in text and "RasterioIOError" in text
+    assert "ended with exit code 2" in text
+    res = runner.invoke(app, ["--log-file", str(tmp_path / "no" / "such" / "dir.log"), "predict", "m", "x", "-o", "o"])
+    assert res.exit_code == 2 and "give a writable path" in res.output
+
+
+def test_sigterm_during_predict_exits_143_and_leaves_no_temp_file(fleet, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    big = tmp_path / "big.tif"
+    make_scene(big, height=1500, width=1500, seed=9)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "geotool", "predict", str(fleet["model"]), str(big), "-o", str(out),
+                             "--no-preview", "--threads", "1", "--batch-size", "1"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(out.glob(".big_classes.*")) and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "predict ended before it was signalled"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM)" in err and err.count("\n") == 1
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_rerun_removes_temp_files_a_killed_run_left(fleet, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    left = [out / ".s0_classes.abc123.tmp.tif", out / ".s0_classes.abc123.tmp.tif.aux.xml"]
+    for p in left:
+        p.write_bytes(b"")
+    other = out / ".s1_classes.zzz.tmp.tif"  # another scene's: not this scene's to remove
+    other.write_bytes(b"")
+    res = invoke("predict", fleet["model"], fleet["scenes"] / "s0.tif", "-o", out, "--no-preview", "--threads", "1")
+    assert res.exit_code == 0, res.output
+    assert not any(p.exists() for p in left) and other.exists() and (out / "s0_classes.tif").exists()
+
+
+def test_evaluate_refuses_an_image_as_prediction_and_points_as_reference(fleet, tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    from geotool.io.vector import write_vector
+
+    scene = fleet["scenes"] / "s0.tif"
+    res = invoke("evaluate", scene, scene, "-o", tmp_path / "m.json")
+    assert res.exit_code == 2 and "is not a class raster (3 band(s) of uint16)" in res.output
+    pred = tmp_path / "pred"
+    assert invoke("predict", fleet["model"], scene, "-o", pred, "--no-preview").exit_code == 0
+    points = write_vector(gpd.GeoDataFrame(geometry=[Point(500010, 4999990)], crs="EPSG:32633"), tmp_path / "p.gpkg")
+    res = invoke("evaluate", pred / "s0_classes.tif", points, "-o", tmp_path / "m.json")
+    assert res.exit_code == 2 and "holds Point geometries" in res.output and not (tmp_path / "m.json").exists()

@@ -70,8 +70,12 @@ def _is_raster_read_error(exc: BaseException) -> bool:
 
 def run_scene(job: SceneJob, scene: str) -> SceneOutcome:
     """Run one scene and report instead of raising (Ctrl-C still stops)."""
+    from geotool.io.atomic import remove_stale_temp_files
+
     start = time.perf_counter()
     try:
+        if remove_stale_temp_files(job.outputs(scene)):  # left by a run that was killed while writing this scene
+            log.info("%s: removed temporary files a killed run left", scene)
         result = job.run(resources_for(job), scene)
     except Exception as exc:  # noqa: BLE001 - every failure of one scene is that scene's row
         return SceneOutcome(scene, "failed", time.perf_counter() - start, message=describe_failure(exc, scene),

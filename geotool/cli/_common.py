@@ -20,10 +20,25 @@ from geotool.run_state import STATE  # noqa: F401 - the CLI modules import STATE
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+log = logging.getLogger("geotool.cli")
+
+
+class Terminated(BaseException):
+    """SIGTERM (a scheduler's kill, ``kill PID``): raised in the main thread so every atomic write in
+    progress removes its temp file on the way out, as Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def configure_logging(verbose: int, log_file: Path | None) -> None:
-    """Log to stderr (WARNING, INFO with -v, DEBUG with -vv) and optionally to a file (always DEBUG)."""
+    """Log to stderr (WARNING, INFO with -v, DEBUG with -vv) and optionally to a file (always DEBUG: the
+    command line, resolved settings, each scene's result and every error with its traceback)."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     root = logging.getLogger("geotool")
+    for old in root.handlers:
+        old.close()
     root.handlers.clear()
     root.setLevel(logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
@@ -31,7 +46,11 @@ def configure_logging(verbose: int, log_file: Path | None) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     if log_file is not None:
-        file_handler = logging.FileHandler(log_file)
+        try:
+            file_handler = logging.FileHandler(log_file)
+        except OSError as exc:
+            typer.echo(f"error: --log-file {log_file}: {exc.strerror}; give a writable path", err=True)
+            raise typer.Exit(2) from None
         file_handler.setLevel(logging.DEBUG)
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(file_handler)
@@ -40,33 +59,64 @@ def configure_logging(verbose: int, log_file: Path | None) -> None:
 def handle_errors(fn: F) -> F:
     """Turn a GeotoolError into one line on stderr and exit 2; any other exception exits 1.
 
-    With ``--debug`` the traceback is printed too.
+    Ctrl-C exits 130 and SIGTERM 143, after the outputs being written have removed their temp files.
+    With ``--debug`` the traceback is printed too; the log file always gets it.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import shlex
+        import signal
+        import threading
+        import time
+
+        from geotool import __version__
+
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        command = fn.__name__.replace("_", "-")
+        log.info("geotool %s %s: %s", __version__, command, shlex.join(sys.argv))
+        log.debug("%s options: %s", command, kwargs)
+        start = time.perf_counter()
         try:
-            return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, SystemExit):
+            result = fn(*args, **kwargs)
+            log.info("%s finished in %.1f s", command, time.perf_counter() - start)
+            return result
+        except (typer.Exit, typer.Abort, SystemExit) as exc:
+            log.info("%s ended with exit code %s after %.1f s", command, getattr(exc, "exit_code", getattr(exc, "code", "?")),
+                     time.perf_counter() - start)
             raise
         except GeotoolError as exc:
             if STATE.debug:
                 traceback.print_exc()
             message = " ".join(str(exc).split())
+            log.debug("%s failed:\n%s", command, traceback.format_exc())
             typer.echo(f"error: {message}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
+            log.debug("interrupted:\n%s", traceback.format_exc())
+            typer.echo("interrupted (Ctrl-C): outputs in progress were removed; finished ones are kept "
+                       "(rerun with --skip-existing to go on)", err=True)
             raise typer.Exit(130) from None
+        except Terminated:
+            log.debug("terminated:\n%s", traceback.format_exc())
+            typer.echo("terminated (SIGTERM): outputs in progress were removed; finished ones are kept "
+                       "(rerun with --skip-existing to go on)", err=True)
+            raise typer.Exit(143) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug, exit 1
             if STATE.debug:
                 traceback.print_exc()
+            log.debug("%s failed with a bug:\n%s", command, traceback.format_exc())
             typer.echo(
                 f"error: unexpected {type(exc).__name__}: {exc} "
                 "(this is a bug in geotool; rerun with --debug for the traceback)",
                 err=True,
             )
             raise typer.Exit(1) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper  # type: ignore[return-value]
 

@@ -23,6 +23,34 @@ def prepare_output_dir(path: Path) -> None:
         raise OutputError(f"cannot create the folder for {path}: {exc.strerror}; choose a writable --output") from None
 
 
+def temp_files_of(path: str | os.PathLike) -> list[Path]:
+    """Temp files :func:`atomic_path` / :func:`atomic_file_group` make for ``path`` (a killed run can leave them)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    return sorted(path.parent.glob(f".{glob_escape(path.stem)}.*.tmp*"))
+
+
+def remove_stale_temp_files(paths) -> int:
+    """Delete the temp files an interrupted (killed) run left for ``paths``; call only for outputs no
+    other process is writing now (a batch does it for the scene it is about to write)."""
+    removed = 0
+    for tmp in (t for p in paths for t in temp_files_of(p)):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob metacharacters escaped (scene names may hold brackets)."""
+    import glob
+
+    return glob.escape(text)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path in ``path``'s folder with the same suffix; rename it to ``path`` on success.

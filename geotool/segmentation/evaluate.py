@@ -151,6 +151,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     conf = np.zeros((2, 2), np.int64)
     with ExitStack() as stack:
         pred_src = stack.enter_context(RasterSource(cfg.prediction))
+        _require_class_raster(pred_src, cfg.prediction)
         read_reference = _reference_reader(cfg, pred_src.grid, stack)
         n_strips = -(-pred_src.grid.height // cfg.strip_rows)
         bar = stack.enter_context(progress_bar(f"evaluate {Path(cfg.prediction).name}", n_strips))
@@ -278,6 +279,10 @@ def _reference_reader(cfg: EvaluateConfig, grid, stack: ExitStack) -> Callable:
 
     if is_vector(cfg.reference):
         gdf = read_vector(cfg.reference, target=grid, raster_name=cfg.prediction)
+        if gdf.geometry.geom_type.isin(["Point", "MultiPoint", "LineString", "MultiLineString"]).all():
+            kinds = ", ".join(sorted(set(gdf.geometry.geom_type)))
+            raise InputFileError(f"{cfg.reference} holds {kinds} geometries, which cover no pixels; give polygons "
+                                 "(or a reference class raster) to evaluate against")
         gdf, values = label_values(gdf, cfg.reference, cfg.class_attribute, cfg.class_map)
 
         def burn(window):
@@ -296,6 +301,14 @@ def _reference_reader(cfg: EvaluateConfig, grid, stack: ExitStack) -> Callable:
         return ref, valid & (ref != cfg.ignore_index)
 
     return read
+
+
+def _require_class_raster(src, path: str) -> None:
+    """A prediction is one band of integer class ids (what predict writes), not an image or probabilities."""
+    dtype = np.dtype(src.dtypes[0])
+    if src.count != 1 or dtype.kind not in "iu":
+        raise InputFileError(f"{path} is not a class raster ({src.count} band(s) of {dtype}); give the "
+                             "<name>_classes.tif that predict wrote (one band of integer class ids)")
 
 
 def add_confusion(conf: np.ndarray, ref: np.ndarray, pred: np.ndarray) -> np.ndarray:
