@@ -262,6 +262,7 @@ def test_sigterm_during_predict_exits_143_and_leaves_no_temp_file(fleet, tmp_pat
     while time.monotonic() < deadline and not list(out.glob(".big_classes.*")) and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "predict ended before it was signalled"
+    time.sleep(0.3)  # mid-scene: windows are being written into the temp file
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
@@ -296,3 +297,17 @@ def test_evaluate_refuses_an_image_as_prediction_and_points_as_reference(fleet, 
     points = write_vector(gpd.GeoDataFrame(geometry=[Point(500010, 4999990)], crs="EPSG:32633"), tmp_path / "p.gpkg")
     res = invoke("evaluate", pred / "s0_classes.tif", points, "-o", tmp_path / "m.json")
     assert res.exit_code == 2 and "holds Point geometries" in res.output and not (tmp_path / "m.json").exists()
+
+
+def test_predict_refuses_a_scene_on_another_scale_than_the_training_data(fleet, tmp_path):
+    from geotool.io.raster import RasterSource, write_raster
+
+    with RasterSource(fleet["scenes"] / "s0.tif") as src:
+        data, _ = src.read()
+        grid = src.grid
+    small = write_raster(tmp_path / "as_uint8.tif", (data // 256).astype("uint8"), grid, nodata=0)  # uint16 scaled to bytes
+    res = invoke("predict", fleet["model"], small, "-o", tmp_path / "out")
+    assert res.exit_code == 2 and "another scale or data type" in res.output and "band 1 averages" in res.output
+    assert not (tmp_path / "out").exists()
+    brighter = write_raster(tmp_path / "brighter.tif", (data * 1.3).astype("uint16"), grid, nodata=0)  # another date
+    assert invoke("predict", fleet["model"], brighter, "-o", tmp_path / "ok", "--no-preview").exit_code == 0

@@ -61,18 +61,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     prepare_output_dir(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.unlink()  # writers (GDAL) want to create the file themselves
+    tmp = None
     try:
+        with _signals_deferred():  # a Ctrl-C or SIGTERM between creating and tracking the name would orphan it
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+            os.close(fd)
+            tmp = Path(tmp_name)
+            tmp.unlink()  # writers (GDAL) want to create the file themselves
         yield tmp
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
-        for sidecar in tmp.parent.glob(tmp.name + ".*"):  # e.g. .aux.xml written by GDAL
-            sidecar.unlink(missing_ok=True)
+        if tmp is not None:
+            if tmp.exists():
+                tmp.unlink()
+            for sidecar in tmp.parent.glob(glob_escape(tmp.name) + ".*"):  # e.g. .aux.xml written by GDAL
+                sidecar.unlink(missing_ok=True)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends (main thread on POSIX; elsewhere a no-op)."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextmanager
