@@ -72,12 +72,19 @@ def load_config(
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "config"
         if err["type"] == "missing":
-            raise ConfigError(f"missing setting {where}: give it as a flag (--{where.replace('_', '-')}) or in the config file") from None
-        origin = f" (from {', '.join(sources)} and flags)" if sources else ""
+            raise ConfigError(f"missing setting {where}: give it as a flag ({flag_name(where)}) or in the config file") from None
+        origin = f" (from {', '.join(sources)} and flags)" if sources else f" ({flag_name(where)})"
         message = err["msg"].removeprefix("Value error, ")
         raise ConfigError(f"invalid setting {where}{origin}: {message}") from None
     logging.getLogger("geotool.config").debug("resolved %s: %s", model.__name__, resolved.model_dump_json())
     return resolved
+
+
+def flag_name(setting: str) -> str:
+    """The command-line spelling of a setting: ``n`` -> ``-n``, ``batch_size`` -> ``--batch-size``,
+    ``shadows.sun_azimuth`` -> ``--sun-azimuth``."""
+    leaf = setting.rsplit(".", 1)[-1]
+    return f"-{leaf}" if len(leaf) == 1 else f"--{leaf.replace('_', '-')}"
 
 
 def preset_names() -> list[str]:

@@ -96,7 +96,18 @@ def _read_points_csv(path: Path, x_column: str, y_column: str, crs: Any):
         )
     if crs is None:
         raise CRSError(f"{path} is a CSV table without a CRS; say which CRS its {x_column}/{y_column} are in")
-    return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame[x_column], frame[y_column]), crs=crs)
+    return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame[x_column], frame[y_column]), crs=parse_crs(crs, "--crs"))
+
+
+def parse_crs(text: Any, option: str = "--crs"):
+    """A CRS from user text (``EPSG:32637``, WKT, PROJ): a clear CRSError, naming ``option``, when it is unknown."""
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError as ProjCRSError
+
+    try:
+        return CRS.from_user_input(text)
+    except ProjCRSError:
+        raise CRSError(f"{option} {text}: not a CRS that PROJ knows; give an EPSG code such as EPSG:32637, or WKT") from None
 
 
 def write_vector(gdf, path: str | os.PathLike, layer: str | None = None) -> Path:
