@@ -144,7 +144,8 @@ def evaluate_nir(
     nir_band: Annotated[Optional[str], typer.Option(help="NIR band of the reference.")] = None,
     rgb_bands: Annotated[Optional[str], typer.Option(help="R,G,B bands of the reference.")] = None,
     baseline: Annotated[Optional[str], typer.Option(help="Per-pixel baselines: linear, gb (comma-separated).")] = None,
-    baseline_train: Annotated[Optional[Path], typer.Option(help="Paired raster the baselines are fitted on (default: the reference).")] = None,
+    baseline_train: Annotated[Optional[list[Path]], typer.Option(help="Paired raster(s) the baselines are fitted on, pooled: the training scenes (repeat; default: the reference).")] = None,
+    oracle: Annotated[Optional[bool], typer.Option("--oracle/--no-oracle", help="Also fit each baseline on the reference itself (<name>_oracle); default: with --baseline-train.")] = None,
     region: Annotated[Optional[str], typer.Option(help="all, east or west (split by --val-fraction).")] = None,
     val_fraction: Annotated[Optional[float], typer.Option(help="East fraction of the columns.")] = None,
     scaling: Annotated[Optional[str], typer.Option(help="auto, uint8, reflectance10000 or float.")] = None,
@@ -168,7 +169,7 @@ def evaluate_nir(
     cfg = load_config(EvaluateNIRConfig, None, {
         "generated": scenes[0], "reference": str(reference), "output": str(output),
         "nir_band": _one_band(nir_band, "--nir-band"), "rgb_bands": parse_band_list(rgb_bands, "--rgb-bands"),
-        "baseline": parse_str_list(baseline), "baseline_train": str(baseline_train) if baseline_train else None,
+        "baseline": parse_str_list(baseline), "baseline_train": [str(p) for p in baseline_train] if baseline_train else None, "oracle": oracle,
         "region": region, "val_fraction": val_fraction, "scaling": scaling, "seed": seed,
         "plot": str(plot) if plot else None,
     })
@@ -185,6 +186,6 @@ def evaluate_nir(
     if not STATE.quiet:
         m = res["model"]
         line = f"model MAE {m['mae']:.4f} SSIM {m['ssim']:.3f} NDVI MAE {m['ndvi_mae']:.3f}"
-        for name in cfg.baseline:
+        for name in cfg.baseline_names():
             line += f"; {name} MAE {res[name]['mae']:.4f}"
         typer.echo(line + f" -> {output}")

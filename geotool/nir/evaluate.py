@@ -6,12 +6,13 @@ width, not by the scene. Baselines are fitted in a first pass over the training 
 
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Literal, Optional
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from geotool.batch import BatchOptions, SceneJob
 from geotool.config import GeotoolConfig, sidecar_path, write_sidecar
@@ -31,8 +32,21 @@ class EvaluateNIRConfig(GeotoolConfig):
     region: Literal["all", "east", "west"] = Field("all", description="Evaluate all pixels, or the east/west split of --val-fraction.")
     val_fraction: float = Field(0.3, description="East fraction of the columns (as in train-nir).")
     baseline: list[Literal["linear", "gb"]] = Field(default_factory=list, description="Per-pixel baselines to report beside the model.")
-    baseline_train: Optional[str] = Field(None, description="Paired raster the baselines are fitted on (default: the reference).")
+    baseline_train: list[str] = Field(default_factory=list, description="Paired rasters (training scenes) the baselines are "
+                                      "fitted on, pooled (default: the reference itself).")
+    oracle: Optional[bool] = Field(None, description="Also fit each baseline on the reference itself (`<name>_oracle`: how "
+                                   "predictable this scene is at all); default: on when --baseline-train is given.")
     seed: int = Field(0, description="Seed for the gradient-boosting baseline.")
+    @field_validator("baseline_train", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return [value] if isinstance(value, (str, os.PathLike)) else (value or [])
+
+    def baseline_names(self) -> list[str]:
+        """The per-pixel models scored beside the generator: each baseline, then its oracle twin."""
+        oracle = self.oracle if self.oracle is not None else bool(self.baseline_train)
+        return [*self.baseline, *([f"{b}_oracle" for b in self.baseline] if oracle and self.baseline_train else [])]
+
     seam_width: int = Field(2, description="Pixels either side of window borders counted as 'border' in the seam check.")
     plot: Optional[str] = Field(None, description="PNG comparison: RGB | real | generated | error | NDVI (| baselines).")
 
@@ -98,7 +112,7 @@ def run_evaluate_nir_batch(cfg: "EvaluateNIRConfig", scenes: list[str], batch: B
     finished = [o.input for o in result.outcomes if o.status in ("done", "skipped")]
     if finished and batch.shard is None:
         per_scene = {s: read_json(job.metrics_path(s)) for s in finished}
-        result.pooled = {"scenes": per_scene, "mean": pooled_means(list(per_scene.values()), ["model", *cfg.baseline])}
+        result.pooled = {"scenes": per_scene, "mean": pooled_means(list(per_scene.values()), ["model", *cfg.baseline_names()])}
         write_json(out / "metrics.json", result.pooled)
     return result
 
@@ -173,26 +187,37 @@ def _region(valid: np.ndarray, region: str, val_fraction: float) -> np.ndarray:
 
 
 def _fit_baselines(cfg: EvaluateNIRConfig, ref: _RGBN, strip_rows: int) -> dict:
-    """Fit ``cfg.baseline`` on the west region of the training raster, streamed strip by strip."""
-    from geotool.io.components import strip_windows
+    """Fit ``cfg.baseline`` on the west region of the training rasters (pooled; each scene's scaling its own),
+    streamed strip by strip; ``<name>_oracle`` on the west of the reference itself when asked."""
     from geotool.io.raster import RasterSource
     from geotool.nir.baselines import BASELINES
 
-    models = {name: BASELINES[name](seed=cfg.seed) if name == "gb" else BASELINES[name]() for name in cfg.baseline}
-    if not models:
-        return models
-    train_path = cfg.baseline_train or cfg.reference
+    names = cfg.baseline_names()
+    if not names:
+        return {}
+    models = {name: BASELINES[name.removesuffix("_oracle")](seed=cfg.seed) if name.startswith("gb")
+              else BASELINES[name.removesuffix("_oracle")]() for name in names}
+    trained = {n: m for n, m in models.items() if not n.endswith("_oracle")}
+    oracles = {n: m for n, m in models.items() if n.endswith("_oracle")}
     with ExitStack() as stack:
-        train = ref
-        if train_path != cfg.reference:
-            train = _RGBN(stack.enter_context(RasterSource(train_path, bands=list(cfg.rgb_bands) + [cfg.nir_band])),
-                          cfg.scaling)
-        for window in strip_windows(train.grid, strip_rows):
-            rgb, nir, valid = train.read(window)
-            west = _region(valid, "west", cfg.val_fraction)
-            for model in models.values():
-                model.add(rgb[:, west], nir[west])
+        for path in cfg.baseline_train or [cfg.reference]:
+            train = ref if path == cfg.reference else _RGBN(
+                stack.enter_context(RasterSource(path, bands=list(cfg.rgb_bands) + [cfg.nir_band])), cfg.scaling)
+            _feed_west(train, trained, cfg.val_fraction, strip_rows)
+        if oracles:
+            _feed_west(ref, oracles, cfg.val_fraction, strip_rows)
     return {name: model.finish() for name, model in models.items()}
+
+
+def _feed_west(train: "_RGBN", models: dict, val_fraction: float, strip_rows: int) -> None:
+    """Offer the valid pixels of ``train``'s west region (train-nir's training part) to every model."""
+    from geotool.io.components import strip_windows
+
+    for window in strip_windows(train.grid, strip_rows):
+        rgb, nir, valid = train.read(window)
+        west = _region(valid, "west", val_fraction)
+        for model in models.values():
+            model.add(rgb[:, west], nir[west])
 
 
 class _Preview:
@@ -263,15 +288,16 @@ def run_evaluate_nir(cfg: EvaluateNIRConfig, strip_rows: int | None = None) -> d
         ref_units, strip_rows = _RGBN(ref, cfg.scaling), strip_rows or METRIC_STRIP_ROWS
         models = _fit_baselines(cfg, ref_units, strip_rows)
         results, preview = _metric_pass(cfg, gen, ref_units, models, strip_rows)
-    for name in cfg.baseline:
-        results[name]["fitted_on"] = f"{cfg.baseline_train or cfg.reference} (west {1 - cfg.val_fraction:.0%} of the columns)"
-    for name in cfg.baseline:
+    west = f"(west {1 - cfg.val_fraction:.0%} of the columns)"
+    for name in cfg.baseline_names():
+        fitted = [cfg.reference] if name.endswith("_oracle") else (cfg.baseline_train or [cfg.reference])
+        results[name]["fitted_on"] = f"{', '.join(map(str, fitted))} {west}"
         m, b = results["model"]["mae"], results[name]["mae"]
         results[f"mae_ratio_model_vs_{name}"] = m / b if b > 0 else float("nan")
     write_json(cfg.output, results)
     if cfg.plot:
         preview.write(cfg.plot)
-    write_sidecar(cfg.output, "evaluate-nir", cfg, inputs=[cfg.generated, cfg.reference], seed=cfg.seed)
+    write_sidecar(cfg.output, "evaluate-nir", cfg, inputs=[cfg.generated, cfg.reference, *cfg.baseline_train], seed=cfg.seed)
     return results
 
 
