@@ -65,6 +65,27 @@ def make_predict(net, device):
     return predict
 
 
+def domain_report(path: str, bands, rgb_scaling, meta: dict) -> dict | None:
+    """How far ``path``'s colours lie from the training scenes' (:mod:`geotool.nir.domain`), warning when
+    outside; None for a checkpoint that does not record its training domain."""
+    from geotool.io.raster import RasterSource
+    from geotool.io.sampling import sample_values
+    from geotool.nir.domain import TrainingDomain, histogram
+
+    if "rgb_domain" not in meta:
+        return None
+    with RasterSource(path, bands=bands) as src:
+        values = sample_values(src)
+    if values.shape[1] == 0:
+        return None
+    report = TrainingDomain.from_dict(meta["rgb_domain"]).report(histogram(rgb_scaling.to_unit(values)))
+    if report["outside"]:
+        log.warning("%s: its colours lie %.3f from the training scenes' (the farthest training scene: %.3f); the "
+                    "generated NIR may be off: check it, or train on scenes like it", path, report["distance"],
+                    report["training_spread"])
+    return report
+
+
 class GenerateNIRJob(SceneJob):
     """``generate-nir`` on one scene: the NIR (or RGB+NIR stack) GeoTIFF, optional NDVI, and its sidecar."""
 
@@ -166,11 +187,14 @@ def generate_scene(predict_unit, meta: dict, path: str, out: Path, cfg: Generate
         with open_writers(writers) as opened:
             stats = run_tiled(src, predict, 1, finalize, opened, spec, description=f"generate-nir {Path(src.paths[0]).name}")
         mpix = src.grid.width * src.grid.height / 1e6
+    domain = domain_report(path, bands, rgb_scaling, meta)
     res = {"input": str(path), "output": str(out), "windows": stats.n_windows,
            "seconds": round(stats.total_seconds, 3), "predict_seconds": round(stats.predict_seconds, 3),
            "megapixels_per_second": round(mpix / max(stats.total_seconds, 1e-9), 3)}
     if cfg.ndvi:
         res["ndvi"] = str(ndvi_path(out))
+    if domain is not None:
+        res["domain"] = domain
     write_sidecar(out, "generate-nir", cfg, inputs=[cfg.model, str(path)], results=res)
     return res
 

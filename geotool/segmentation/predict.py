@@ -142,8 +142,6 @@ class PredictJob(SceneJob):
         return res
 
 
-RANGE_SAMPLE_WINDOWS = 4  # per side: a 4 x 4 lattice of windows samples the scene's values
-RANGE_SAMPLE_SIZE = 256  # pixels, side of each sample window
 RANGE_RATIO = 4.0  # a band mean this many times above (or below 1/this of) the training mean...
 RANGE_SIGMAS = 3.0  # ...and this many training standard deviations away is another scale, not another scene
 
@@ -152,30 +150,21 @@ def check_value_range(path: str, payload: dict[str, Any]) -> None:
     """Refuse a scene whose values are on another scale than the training data (uint16 to a uint8 model,
     reflectance to DN): the model would run and quietly find almost nothing.
 
-    A 4 x 4 lattice of 256-px windows is read; a band whose valid mean is both ``RANGE_RATIO`` times off
-    the training mean and ``RANGE_SIGMAS`` training standard deviations away is refused. Checkpoints that
-    record the training dtype also refuse another dtype."""
-    from rasterio.windows import Window
-
+    A lattice of windows is sampled (:func:`geotool.io.sampling.sample_values`); a band whose valid mean is
+    both ``RANGE_RATIO`` times off the training mean and ``RANGE_SIGMAS`` training standard deviations away
+    is refused. Checkpoints that record the training dtype also refuse another dtype."""
     from geotool.io.raster import RasterSource
+    from geotool.io.sampling import sample_values
 
     with RasterSource(path, bands=payload["bands"], nodata=payload.get("input_nodata")) as src:
         trained = payload.get("input_dtype")
         if trained and np.dtype(src.dtypes[0]) != np.dtype(trained):
             raise BandError(f"{path} is {src.dtypes[0]} but the model was trained on {trained} data; "
                             "convert it to the training data's type and range, or retrain on such scenes")
-        h, w = src.grid.shape
-        size = min(RANGE_SAMPLE_SIZE, h, w)
-        sums, counts = np.zeros(src.count), 0
-        for r in np.linspace(0, h - size, RANGE_SAMPLE_WINDOWS).astype(int):
-            for c in np.linspace(0, w - size, RANGE_SAMPLE_WINDOWS).astype(int):
-                data, valid = src.read(Window(int(c), int(r), size, size), dtype="float64")
-                sums += data[:, valid].sum(axis=1)
-                counts += int(valid.sum())
-    if counts == 0:
+        values = sample_values(src)
+    if values.shape[1] == 0:
         return  # no valid pixel sampled: whether there is any is the engine's to tell
-    mean = sums / counts
-    for band, m, mt, st in zip(payload["bands"], mean, payload["mean"], payload["std"]):
+    for band, m, mt, st in zip(payload["bands"], values.mean(axis=1), payload["mean"], payload["std"]):
         far = abs(m - mt) > RANGE_SIGMAS * max(st, 1e-9)
         scaled = mt > 0 and (m > RANGE_RATIO * mt or m < mt / RANGE_RATIO)
         if far and scaled:
