@@ -8,11 +8,22 @@ restore, ``model.ckpt``, training curves and the sidecar.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from geotool.errors import GeotoolError
 from geotool.training.trainer import TrainerOptions
+
+
+class TrainingInterrupted(GeotoolError):
+    """Ctrl-C or SIGTERM stopped a training run after its checkpoint was saved; exit 128 + the signal number
+    (130 for SIGINT, 143 for SIGTERM), as a shell reports a process a signal ended."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
 
 
 @dataclass
@@ -70,12 +81,15 @@ def fit_and_export(cfg: TrainerOptions, out: str | Path, task: TrainingTask, see
     from geotool.io.checkpoint import save_checkpoint
     from geotool.progress import progress_enabled
     from geotool.training.curves import plot_training_curves
-    from geotool.training.trainer import check_resume, epoch_callback, make_trainer, restore_best
+    from geotool.training.trainer import (check_resume, epoch_callback, interrupt_callback, keep_earlier_metrics,
+                                          make_trainer, read_metrics, restore_best)
 
     out = Path(out)
+    last = out / "checkpoints" / "last.ckpt"
+    interrupt = interrupt_callback(last)
     # make_trainer seeds everything; the module is built after it (same seed, same initial weights)
     trainer, ckpt_cb = make_trainer(cfg, out, monitor=task.monitor, mode=task.mode,
-                                    callbacks=[epoch_callback(task.train_ds, task.preview)], seed=seed,
+                                    callbacks=[epoch_callback(task.train_ds, task.preview), interrupt], seed=seed,
                                     progress=progress_enabled(), optimizers_per_step=task.optimizers_per_step)
     module = task.build_module()
     gen = torch.Generator().manual_seed(seed)
@@ -83,8 +97,26 @@ def fit_and_export(cfg: TrainerOptions, out: str | Path, task: TrainingTask, see
                           persistent_workers=False)
     val_dl = DataLoader(task.val_ds, batch_size=task.val_batch_size, shuffle=False)
     check_resume(module, cfg.resume)
+    earlier = read_metrics(out / "metrics.csv") if cfg.resume else []  # Lightning's logger deletes the file
     (out / "previews").mkdir(parents=True, exist_ok=True)  # every input is checked: only now create the run folder
-    trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
+    try:
+        trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
+    except SystemExit:  # Lightning's SIGTERMException, or its exit after a second Ctrl-C
+        if interrupt.signal is None:
+            raise
+    finally:
+        interrupt.restore()
+        if trainer.is_global_zero and earlier:
+            keep_earlier_metrics(out / "metrics.csv", earlier)
+    if interrupt.signal is not None:
+        if not trainer.is_global_zero:
+            return {}
+        name = "SIGINT (Ctrl-C)" if interrupt.signal == signal.SIGINT else "SIGTERM"
+        if interrupt.saved is None:
+            raise TrainingInterrupted(f"training interrupted by {name} before a checkpoint could be saved; the last "
+                                      f"epoch's checkpoint, if any, is {last}", interrupt.signal)
+        raise TrainingInterrupted(f"training interrupted by {name} at step {trainer.global_step // task.optimizers_per_step}: "
+                                  f"checkpoint saved to {last}; continue with --resume {last}", interrupt.signal)
     if not trainer.is_global_zero:
         return {}
     if task.restore_best:

@@ -92,15 +92,21 @@ def make_trainer(opts: TrainerOptions, out_dir: str | Path, monitor: str, mode: 
     # nothing the user can act on.
     for message in (".*exists and is not empty.*", ".*LeafSpec.*"):
         warnings.filterwarnings("ignore", message=message)
-    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=monitor, mode=mode, save_last=True)
-    cbs = [ckpt] + list(callbacks or [])
+    if opts.resume:  # the replayed epoch end (see resume_callback) has no validation metric to monitor: not a problem
+        warnings.filterwarnings("ignore", message=".*could not find the monitored key.*")
+    # Saved at the end of each training epoch (after its validation), the point Lightning resumes from cleanly: a
+    # checkpoint written on validation end resumed one epoch short. No version counter: a resumed run replaces
+    # last.ckpt and best.ckpt instead of writing last-v1.ckpt beside them.
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=monitor, mode=mode, save_last=True,
+                           save_on_train_epoch_end=True, enable_version_counter=False)
+    cbs = [ckpt, resume_callback()] + list(callbacks or [])
     if opts.early_stopping > 0:
         cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=opts.early_stopping))
     epochs = opts.max_epochs or math.ceil(opts.max_steps / opts.steps_per_epoch)
     trainer = L.Trainer(
         accelerator=opts.accelerator, devices=parse_devices(opts.devices), precision=opts.precision,
         strategy=opts.strategy, max_epochs=epochs, max_steps=opts.max_steps * optimizers_per_step,
-        limit_train_batches=opts.steps_per_epoch, callbacks=cbs,
+        callbacks=cbs,
         logger=CSVLogger(str(out), name="", version=""), deterministic=True, num_sanity_val_steps=0,
         enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=1,
     )
@@ -128,6 +134,118 @@ def epoch_callback(dataset, preview):
             preview(trainer.current_epoch, arrays)
 
     return EpochHooks()
+
+
+def resume_callback():
+    """A callback that makes ``--resume`` from an end-of-epoch checkpoint continue exactly where the run stopped.
+
+    Lightning saves ``last.ckpt`` in ``on_train_epoch_end``, after the epoch's ``processed`` counter is raised and
+    before ``completed`` is. On resume it replays that epoch end, which raises ``processed`` (and the logged step)
+    a second time: the run then stopped one epoch (``max_epochs``) short of an uninterrupted one and logged every
+    later row one step late. Lowering both counters by the one the replay adds back gives the same step count,
+    learning-rate schedule, epochs and ``metrics.csv`` steps as a run that never stopped (tested).
+    """
+    from lightning.pytorch.callbacks import Callback
+
+    class ResumeAtEpochEnd(Callback):
+        def on_load_checkpoint(self, trainer, pl_module, checkpoint):
+            loop = checkpoint.get("loops", {}).get("fit_loop", {})
+            epochs = loop.get("epoch_progress", {})
+            if not all(epochs.get(k, {}).get("processed") == epochs.get(k, {}).get("completed", -9) + 1 for k in ("total", "current")):
+                return  # not saved at an epoch end (an interrupt's checkpoint): Lightning resumes it as it is
+            for k in ("total", "current"):
+                epochs[k]["processed"] -= 1
+            state = loop.get("epoch_loop.state_dict", {})
+            if "_batches_that_stepped" in state:
+                state["_batches_that_stepped"] -= 1
+
+    return ResumeAtEpochEnd()
+
+
+def interrupt_callback(path: Path):
+    """A callback that turns Ctrl-C (SIGINT) and SIGTERM during ``fit`` into a checkpoint at ``path``.
+
+    Lightning already stops at the next batch boundary on SIGTERM (``SIGTERMException``); Ctrl-C is routed the
+    same way (a second Ctrl-C stops at once), so that the checkpoint holds whole steps only, never half of a
+    GAN step. After ``fit``, :attr:`signal` is the signal received and :attr:`saved` the checkpoint written (or
+    None).
+    """
+    import signal
+
+    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    class InterruptCheckpoint(Callback):
+        def __init__(self) -> None:
+            self.signal, self.saved, self._previous = None, None, None
+
+        def on_fit_start(self, trainer, pl_module):
+            def on_sigint(signum, frame):
+                if self.signal is not None:
+                    raise KeyboardInterrupt
+                self.signal = signal.SIGINT
+                trainer._signal_connector.received_sigterm = True  # stop at the next batch boundary
+
+            try:
+                self._previous = signal.signal(signal.SIGINT, on_sigint)
+            except ValueError:  # not the main thread (a notebook's worker thread): Ctrl-C keeps Lightning's way
+                self._previous = None
+
+        def on_exception(self, trainer, pl_module, exception):
+            if isinstance(exception, SIGTERMException):
+                self.signal = self.signal or signal.SIGTERM
+                epochs = trainer.fit_loop.epoch_progress.current
+                if epochs.completed == epochs.ready and Path(path).is_file():
+                    # stopped between epochs: last.ckpt, saved at this epoch's end, already holds this state, in
+                    # the shape Lightning resumes exactly (a checkpoint saved now would resume into an empty epoch)
+                    self.saved = Path(path)
+                    return
+                trainer.save_checkpoint(path)
+                self.saved = Path(path)
+
+        def restore(self) -> None:
+            if self._previous is not None:
+                signal.signal(signal.SIGINT, self._previous)
+                self._previous = None
+
+        def teardown(self, trainer, pl_module, stage):
+            self.restore()
+
+    return InterruptCheckpoint()
+
+
+def keep_earlier_metrics(metrics_csv: Path, earlier: list[dict[str, str]]) -> None:
+    """Put the rows of the run a ``--resume`` continues back in front of the resumed run's ``metrics.csv``.
+
+    Lightning's CSV logger deletes the file when a run starts. Rows of epochs the resumed run logs again (it
+    repeats an interrupted epoch) are taken from the resumed run.
+    """
+    import csv
+    import io
+
+    from geotool.io.files import write_text
+
+    rows = read_metrics(metrics_csv)
+    first = min((int(r["epoch"]) for r in rows if r.get("epoch", "").isdigit()), default=None)
+    kept = [r for r in earlier if first is None or (r.get("epoch", "").isdigit() and int(r["epoch"]) < first)]
+    if not kept:
+        return
+    fields = sorted(set().union(*(r.keys() for r in kept + rows)))  # Lightning's column order: sorted names
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(kept + rows)
+    write_text(metrics_csv, buf.getvalue())
+
+
+def read_metrics(metrics_csv: Path) -> list[dict[str, str]]:
+    """The rows of a ``metrics.csv`` (none when it does not exist)."""
+    import csv
+
+    if not metrics_csv.is_file():
+        return []
+    with open(metrics_csv, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def check_resume(module, path: str | Path | None) -> None:
