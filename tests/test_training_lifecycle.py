@@ -134,3 +134,22 @@ def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(scene, tmp_path):
         for _, proc in runs.values():
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_ddp_on_cpu_with_two_processes_writes_one_model(tmp_path):
+    """--devices 2 --strategy ddp on CPU: Lightning starts a second process (gloo); the run finishes, the first
+    process alone writes model.ckpt, and both processes' steps make up the planned step count."""
+    from nir_helpers import TINY, context_scene
+
+    scene = context_scene(tmp_path / "s.tif", size=112, seed=1)
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "geotool", "train-nir", str(scene), "--output", str(out), *TINY, "--max-steps", "2",
+           "--steps-per-epoch", "2", "--threads", "1", "--gan-weight", "0", "--ema", "0", "--devices", "2", "--strategy", "ddp"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".ckpt") == ["model.ckpt"]
+    assert res.stdout.count("wrote ") == 1  # one summary line: the second process reports nothing
+    payload = torch.load(out / "model.ckpt", weights_only=False)
+    assert payload["summary"]["steps"] == 2
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2

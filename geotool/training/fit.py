@@ -93,11 +93,17 @@ def fit_and_export(cfg: TrainerOptions, out: str | Path, task: TrainingTask, see
                                     progress=progress_enabled(), optimizers_per_step=task.optimizers_per_step)
     module = task.build_module()
     gen = torch.Generator().manual_seed(seed)
+    # Under DDP every process takes its own share of windows (items rank, rank + world, ...) of an epoch world
+    # times as long, so that an epoch is still steps_per_epoch steps; every process validates on all windows
+    # (the same figures everywhere, no sampler split). One process: the plain sequential order.
+    world, rank = trainer.world_size, trainer.global_rank
+    task.train_ds.length *= world
     train_dl = DataLoader(task.train_ds, batch_size=task.batch_size, shuffle=False, num_workers=task.workers, generator=gen,
-                          persistent_workers=False)
+                          persistent_workers=False, sampler=range(rank, len(task.train_ds), world) if world > 1 else None)
     val_dl = DataLoader(task.val_ds, batch_size=task.val_batch_size, shuffle=False)
     check_resume(module, cfg.resume)
-    earlier = read_metrics(out / "metrics.csv") if cfg.resume else []  # Lightning's logger deletes the file
+    resuming = cfg.resume or any(out.glob("hpc_ckpt_*.ckpt"))  # a requeued SLURM job resumes from its hpc checkpoint
+    earlier = read_metrics(out / "metrics.csv") if resuming else []  # Lightning's logger deletes the file
     (out / "previews").mkdir(parents=True, exist_ok=True)  # every input is checked: only now create the run folder
     try:
         trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import warnings
 from pathlib import Path
 from typing import Any, Optional
@@ -20,9 +21,11 @@ class TrainerOptions(GeotoolConfig):
     """Lightning settings shared by the training commands."""
 
     accelerator: str = Field("auto", description="Lightning accelerator: auto, cpu, gpu.")
-    devices: str = Field("auto", description="Devices: auto, 1, 2, or a list like 0,1.")
+    devices: str = Field("auto", description="Devices per node: auto, 1, 2, or a list like 0,1 (with --accelerator cpu, "
+                         "a number of processes).")
+    num_nodes: int = Field(1, description="Machines (SLURM nodes) taking part in DDP training.")
     precision: str = Field("32-true", description="32-true, 16-mixed, bf16-mixed.")
-    strategy: str = Field("auto", description="auto or ddp (several GPUs / nodes).")
+    strategy: str = Field("auto", description="auto or ddp (several devices or nodes; gloo on CPU, NCCL on GPUs).")
     max_steps: int = Field(2000, description="Total training steps (the step budget; a GAN step updates both networks).")
     steps_per_epoch: int = Field(100, description="Steps per epoch (one CSV row and one validation each).")
     max_epochs: Optional[int] = Field(None, description="Cap on epochs (default: max_steps / steps_per_epoch).")
@@ -49,6 +52,12 @@ def check_training_options(cfg: TrainerOptions) -> None:
     weights = getattr(cfg, "encoder_weights", None)
     if weights and not Path(weights).is_file():
         raise InputFileError(f"--encoder-weights {weights} does not exist; give a local state-dict file or omit it")
+    if cfg.num_nodes < 1:
+        raise ConfigError(f"--num-nodes must be 1 or more, not {cfg.num_nodes}")
+    try:
+        parse_devices(cfg.devices)
+    except ValueError:
+        raise ConfigError(f"--devices takes auto, a count like 2 or a list like 0,1, not {cfg.devices!r}") from None
     if cfg.resume and not Path(cfg.resume).is_file():
         raise InputFileError(f"--resume {cfg.resume} does not exist; give RUN/checkpoints/last.ckpt")
 
@@ -103,10 +112,18 @@ def make_trainer(opts: TrainerOptions, out_dir: str | Path, monitor: str, mode: 
     if opts.early_stopping > 0:
         cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=opts.early_stopping))
     epochs = opts.max_epochs or math.ceil(opts.max_steps / opts.steps_per_epoch)
+    plugins = []
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    if SLURMEnvironment.detect():
+        # under SLURM (sbatch --signal=SIGUSR1@90 --requeue): on the warning signal Lightning saves
+        # out_dir/hpc_ckpt_N.ckpt and requeues the job, and the requeued job resumes from it by itself
+        plugins.append(SLURMEnvironment(auto_requeue=True, requeue_signal=signal.SIGUSR1))
     trainer = L.Trainer(
-        accelerator=opts.accelerator, devices=parse_devices(opts.devices), precision=opts.precision,
-        strategy=opts.strategy, max_epochs=epochs, max_steps=opts.max_steps * optimizers_per_step,
-        callbacks=cbs,
+        accelerator=opts.accelerator, devices=parse_devices(opts.devices), num_nodes=opts.num_nodes,
+        precision=opts.precision, strategy=opts.strategy, max_epochs=epochs,
+        max_steps=opts.max_steps * optimizers_per_step, callbacks=cbs, plugins=plugins or None,
+        default_root_dir=str(out), use_distributed_sampler=False,
         logger=CSVLogger(str(out), name="", version=""), deterministic=True, num_sanity_val_steps=0,
         enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=1,
     )
