@@ -98,6 +98,11 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(scene, whole, 
         assert keys == [r.split(",")[:2] for r in (whole_dir / "metrics.csv").read_text().splitlines()]
 
 
+def _subprocess_env() -> dict:
+    """This checkout first on the path of a geotool subprocess."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}
+
+
 def _train_command(scene, out: Path) -> list[str]:
     d, img, labels = scene
     light = d / "light.yaml"
@@ -109,7 +114,7 @@ def _train_command(scene, out: Path) -> list[str]:
 
 def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(scene, tmp_path):
     """SIGINT and SIGTERM, each to its own training process (run side by side: most of the time is imports)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}
+    env = _subprocess_env()
     runs = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         out = tmp_path / signum.name
@@ -143,7 +148,7 @@ def test_ddp_on_cpu_with_two_processes_writes_one_model(tmp_path):
 
     scene = context_scene(tmp_path / "s.tif", size=112, seed=1)
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}
+    env = _subprocess_env()
     cmd = [sys.executable, "-m", "geotool", "train-nir", str(scene), "--output", str(out), *TINY, "--max-steps", "2",
            "--steps-per-epoch", "2", "--threads", "1", "--gan-weight", "0", "--ema", "0", "--devices", "2", "--strategy", "ddp"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
