@@ -88,6 +88,9 @@ def load_scene(image: str, label: str, cfg, n_classes: int, split_seed: int, val
     target[~valid] = cfg.ignore_index
     if not (valid & (target != cfg.ignore_index)).any():
         raise EmptyDataError(f"{image} has no labelled valid pixel; check nodata and {label}")
+    if 0 <= cfg.ignore_index <= 255 and n_classes <= 256:
+        # labels held for the whole run: one byte a pixel instead of eight (windows are still cut as int64)
+        target = target.astype(np.uint8)
     block = cfg.block or 2 * cfg.window
     val_region = block_split(grid.height, grid.width, block, val_fraction, split_seed, window=cfg.window)
     return TrainScene([str(image)], bands, data, target, valid, val_region, gdf, str(label), grid)

@@ -29,7 +29,8 @@ class TrainScene:
         paths: the raster file(s) read (one RasterSource).
         bands: selected bands (1-based indices or descriptions).
         image: ``(C, H, W)`` float32 raw pixel values, 0 where invalid.
-        target: ``(H, W)`` int64 labels (class ids; ``ignore_index`` where nodata / unlabelled).
+        target: ``(H, W)`` integer labels (class ids; ``ignore_index`` where nodata / unlabelled); uint8 when they
+            fit, :meth:`crop` returns int64 windows either way.
         valid: ``(H, W)`` bool, pixels with data in every band.
         val_region: ``(H, W)`` bool, True inside validation blocks; ``train_region`` is its complement.
         labels: the label GeoDataFrame in the raster CRS with each polygon's class id in ``_class``, or None
