@@ -137,7 +137,7 @@ def test_networks_shapes(depth, size):
 
 
 def test_nodata_is_filled_with_each_windows_valid_mean():
-    from geotool.nir.data import PairedScene, RandomWindows, fill_invalid, validation_windows
+    from geotool.nir.data import PairedScene, fill_invalid, training_windows, validation_windows
 
     rng = np.random.default_rng(0)
     rgb = rng.uniform(0.1, 0.9, (2, 3, 8, 8)).astype(np.float32)
@@ -154,7 +154,7 @@ def test_nodata_is_filled_with_each_windows_valid_mean():
     scene_valid[:, :6] = False
     scene = PairedScene("s", np.where(scene_valid, 0.5, 0).astype(np.float32)[None].repeat(3, 0),
                         np.zeros((16, 40), np.float32), scene_valid, 24)
-    windows = [RandomWindows([scene], 16, 8, seed=0)[i][0] for i in range(8)] + [w[0] for w in validation_windows([scene], 16)]
+    windows = [training_windows([scene], 16, 8, seed=0)[i][0] for i in range(8)] + [w[0] for w in validation_windows([scene], 16)]
     assert all(np.allclose(w, 0.5) for w in windows)
 
 

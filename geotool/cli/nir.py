@@ -66,9 +66,10 @@ def train_nir(
     export: Annotated[Optional[str], typer.Option(help="model.ckpt from the best validation epoch (best) or the final step (last).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
     accelerator: Annotated[Optional[str], typer.Option(help="auto, cpu, gpu, mps.")] = None,
-    devices: Annotated[Optional[str], typer.Option(help="auto, 1, 2 or 0,1.")] = None,
+    devices: Annotated[Optional[str], typer.Option(help="Devices per node: auto, 1, 2 or 0,1 (with --accelerator cpu: processes).")] = None,
+    num_nodes: Annotated[Optional[int], typer.Option(help="Machines taking part (DDP across SLURM nodes).")] = None,
     precision: Annotated[Optional[str], typer.Option(help="32-true, 16-mixed, bf16-mixed.")] = None,
-    strategy: Annotated[Optional[str], typer.Option(help="Lightning strategy.")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="auto, or ddp for several devices or nodes.")] = None,
     early_stopping: Annotated[Optional[int], typer.Option(help="Patience in epochs on val MAE (0 = off).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Resume from RUN/checkpoints/last.ckpt.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0 = default).")] = None,
@@ -88,7 +89,7 @@ def train_nir(
         "depth": depth, "dropout": dropout, "norm": norm, "encoder": encoder, "encoder_weights": str(encoder_weights) if encoder_weights else None,
         "ndf": ndf, "d_layers": d_layers, "gan_mode": gan_mode, "gan_weight": gan_weight, "l1_weight": l1_weight,
         "ssim_weight": ssim_weight, "ndvi_weight": ndvi_weight, "lr": lr, "lr_schedule": lr_schedule, "ema": ema, "export": export,
-        "seed": seed, "accelerator": accelerator, "devices": devices, "precision": precision, "strategy": strategy,
+        "seed": seed, "accelerator": accelerator, "devices": devices, "num_nodes": num_nodes, "precision": precision, "strategy": strategy,
         "early_stopping": early_stopping, "resume": str(resume) if resume else None, "threads": threads,
     }, preset="nir")
     summary = run_train_nir(cfg)

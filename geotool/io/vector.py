@@ -82,6 +82,53 @@ def read_vector(
     return gdf
 
 
+class VectorLabels:
+    """A vector file read once and handed out raster by raster: each raster gets only its own features, in its CRS.
+
+    Training over hundreds of scenes with one label file used to read, reproject and keep the whole file per
+    scene (time and memory O(scenes x features)). Here the file is read once in its own CRS with a spatial
+    index; :meth:`for_grid` takes the features whose bounding boxes meet the raster's bounds (transformed to the
+    file's CRS, densified so that curved edges are covered), reprojects only those and keeps the ones that
+    intersect the raster. The features and their order are those :func:`read_vector` with ``target`` gives
+    on that raster, so rasterized labels are the same.
+
+    Args:
+        path: GeoPackage, GeoJSON or shapefile.
+        layer: layer name for multi-layer files.
+    """
+
+    def __init__(self, path: str | os.PathLike, layer: str | None = None) -> None:
+        self.path = Path(path)
+        self.frame = read_vector(path, layer=layer)
+
+    def for_grid(self, grid: Grid, raster_name: str | None = None, require_overlap: bool = True):
+        """The features of :attr:`frame` that intersect ``grid``'s bounds, reprojected to its CRS (original order).
+
+        Raises:
+            CRSError: the raster has no CRS. NoOverlapError: with ``require_overlap``, no feature intersects it.
+        """
+        from rasterio.warp import transform_bounds
+        from shapely.geometry import box
+
+        if grid.crs is None:
+            raise CRSError(f"{raster_name or 'the raster'} has no CRS, so {self.path} cannot be placed on it")
+        frame = self.frame
+        bounds = grid.bounds
+        if frame.crs != grid.crs:
+            bounds = transform_bounds(grid.crs, frame.crs, *bounds, densify_pts=21)
+        idx = np.sort(frame.sindex.query(box(*bounds), predicate="intersects")) if len(frame) else np.zeros(0, np.int64)
+        sub = frame.iloc[idx]
+        if frame.crs != grid.crs:
+            sub = sub.to_crs(grid.crs)
+        sub = sub[sub.intersects(box(*grid.bounds)).to_numpy()]
+        if require_overlap and sub.empty:
+            raise NoOverlapError(
+                f"{self.path} ({crs_name(frame.crs)}) does not overlap {raster_name or 'the raster'} "
+                f"({crs_name(grid.crs)}) after reprojection; check that both cover the same area"
+            )
+        return sub
+
+
 def _read_points_csv(path: Path, x_column: str, y_column: str, crs: Any):
     import geopandas as gpd
 

@@ -15,13 +15,36 @@ from geotool.nir.scaling import Scaling, fit_scaling
 
 @dataclass
 class PairedScene:
-    """One scene in unit scaling: ``rgb (3, H, W)``, ``nir (H, W)``, ``valid (H, W)``, train columns ``< split``."""
+    """One scene in unit scaling: ``rgb (3, H, W)``, ``nir (H, W)``, ``valid (H, W)``, train columns ``< split``.
+
+    A scene for :class:`geotool.training.sampler.RandomWindowDataset`: the ``"train"`` region is the west
+    columns, ``"val"`` the east ones.
+    """
 
     path: str
     rgb: np.ndarray
     nir: np.ndarray
     valid: np.ndarray
     split: int
+
+    def region(self, split: str) -> np.ndarray:
+        """``(H, W)`` bool: the west (``"train"``) or east (``"val"``) columns."""
+        west = np.arange(self.valid.shape[1]) < self.split
+        return np.broadcast_to(west if split == "train" else ~west, self.valid.shape)
+
+    def positions(self, split: str, window: int) -> np.ndarray:
+        """Top-left ``(row, col)`` of every window wholly inside the region (``(n, 2)`` int64)."""
+        h, w = self.valid.shape
+        c0, c1 = (0, self.split) if split == "train" else (self.split, w)
+        rows, cols = np.arange(0, h - window + 1), np.arange(c0, c1 - window + 1)
+        rr, cc = np.meshgrid(rows, cols, indexing="ij")
+        return np.stack([rr.ravel(), cc.ravel()], axis=1).astype(np.int64)
+
+    def crop(self, row: int, col: int, window: int, ignore_index: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rgb (3,w,w), nir (w,w), valid (w,w))`` at ``(row, col)`` (views; windows always fit, see
+        :func:`to_scenes`). ``ignore_index`` is unused (a NIR target has no ignore value)."""
+        sl = (slice(row, row + window), slice(col, col + window))
+        return self.rgb[(slice(None),) + sl], self.nir[sl], self.valid[sl]
 
 
 def read_paired(
@@ -107,48 +130,30 @@ def augment(rgb: np.ndarray, nir: np.ndarray, valid: np.ndarray, code: int):
     return (np.ascontiguousarray(arrs[0]), np.ascontiguousarray(arrs[1][0]), np.ascontiguousarray(arrs[2][0]))
 
 
-class RandomWindows:
-    """Map-style dataset of random training windows; item ``i`` of epoch ``e`` is a pure function of the seed.
+def training_windows(scenes: list[PairedScene], window: int, length: int, seed: int, augment_data: bool = True):
+    """Random training windows (a map dataset); item ``i`` of epoch ``e`` is a pure function of the seed.
 
-    Windows lie wholly inside each scene's training (west) region and hold at least 50% valid pixels.
+    Windows lie wholly inside each scene's training (west) region and hold at least 50% valid pixels;
+    their invalid pixels are filled (:func:`fill_invalid`) and, with ``augment_data``, one of the 8 dihedral
+    transforms is applied to input, target and mask together.
     """
+    from geotool.training.sampler import RandomWindowDataset
 
-    def __init__(self, scenes: list[PairedScene], window: int, length: int, seed: int, augment_data: bool = True) -> None:
-        self.scenes, self.window, self.length, self.seed, self.augment = scenes, window, length, seed, augment_data
-        self.epoch = 0
-        weights = np.array([s.valid[:, : s.split].sum() for s in scenes], float)
-        self.p = weights / weights.sum()
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, i: int):
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        for _ in range(50):
-            s = self.scenes[rng.choice(len(self.scenes), p=self.p)]
-            r = int(rng.integers(0, s.valid.shape[0] - self.window + 1))
-            c = int(rng.integers(0, s.split - self.window + 1))
-            sl = (slice(r, r + self.window), slice(c, c + self.window))
-            valid = s.valid[sl]
-            if valid.mean() >= 0.5:
-                break
-        rgb, nir = fill_invalid(s.rgb[(slice(None),) + sl], valid), s.nir[sl]
-        if self.augment:
+    def item(rgb, nir, valid, rng):
+        rgb = fill_invalid(rgb, valid)
+        if augment_data:
             rgb, nir, valid = augment(rgb, nir, valid, int(rng.integers(0, 8)))
         return rgb.copy(), nir[None].copy(), valid[None].copy()
 
+    return RandomWindowDataset(scenes, window, length, seed, "train", min_valid=0.5, item=item)
+
 
 def validation_windows(scenes: list[PairedScene], window: int, max_windows: int = 16):
-    """Non-overlapping windows of the east (validation) regions, in order, at most ``max_windows``."""
-    items = []
-    for s in scenes:
-        h, w = s.valid.shape
-        for r in range(0, h - window + 1, window):
-            for c in range(s.split, w - window + 1, window):
-                sl = (slice(r, r + window), slice(c, c + window))
-                if s.valid[sl].mean() >= 0.5:
-                    items.append((fill_invalid(s.rgb[(slice(None),) + sl], s.valid[sl]), s.nir[sl][None].copy(), s.valid[sl][None].copy()))
+    """Non-overlapping windows of the east (validation) regions with at least 50% valid pixels, in order,
+    at most ``max_windows`` evenly spread over them (a map dataset)."""
+    from geotool.training.sampler import FixedWindowDataset, grid_windows
+
+    items = grid_windows(scenes, window, "val", max_windows, seed=0, min_valid=0.5, spread="even")
     if not items:
         raise EmptyDataError("no validation window with at least 50% valid pixels in the east regions; lower --window")
-    step = max(1, len(items) // max_windows)
-    return items[::step][:max_windows]
+    return FixedWindowDataset(scenes, items, window, 0, lambda rgb, nir, valid: (fill_invalid(rgb, valid), nir[None].copy(), valid[None].copy()))

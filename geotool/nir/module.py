@@ -104,21 +104,21 @@ class NIRGan(L.LightningModule):
             opt_d.zero_grad()
             self.manual_backward(loss_d)
             opt_d.step()
-            self.log("train_loss_d", loss_d, on_step=False, on_epoch=True)
+            self.log("train_loss_d", loss_d, on_step=False, on_epoch=True, sync_dist=True)
         content = self._content_loss(fake, nir, rgb, mask)
         loss_g = content
         if self.use_gan:
             adv = losses.adversarial(self.discriminator(cond, fake_s), True, self.loss_cfg["gan_mode"], mask)
             loss_g = loss_g + self.loss_cfg["gan_weight"] * adv
-            self.log("train_adv", adv, on_step=False, on_epoch=True)
+            self.log("train_adv", adv, on_step=False, on_epoch=True, sync_dist=True)
         opt_g.zero_grad()
         self.manual_backward(loss_g)
         opt_g.step()
         if self.generator_ema is not None:
             self.generator_ema.update_parameters(self.generator)
-        self.log("train_loss_g", loss_g, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train_loss_g", loss_g, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self._step_schedules()
-        self.log("train_l1", losses.l1(fake.detach(), nir, mask), on_step=False, on_epoch=True)
+        self.log("train_l1", losses.l1(fake.detach(), nir, mask), on_step=False, on_epoch=True, sync_dist=True)
 
     def _window_metrics(self, rgb, nir, valid) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(generated NIR, masked MAE, masked mean SSIM) of one batch of windows, unit scale."""
@@ -144,7 +144,7 @@ class NIRGan(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         rgb, nir, valid = batch
         fake, mae, ssim = self._window_metrics(rgb, nir, valid)
-        self.log("val_mae", mae, on_epoch=True, prog_bar=True, batch_size=rgb.shape[0])
-        self.log("val_ssim", ssim, on_epoch=True, batch_size=rgb.shape[0])
+        self.log("val_mae", mae, on_epoch=True, prog_bar=True, batch_size=rgb.shape[0], sync_dist=True)
+        self.log("val_ssim", ssim, on_epoch=True, batch_size=rgb.shape[0], sync_dist=True)
         if batch_idx == 0:
             self.val_outputs = [(rgb[:4].cpu(), nir[:4].cpu(), fake[:4].detach().cpu(), valid[:4].cpu())]

@@ -9,12 +9,10 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from geotool.config import write_sidecar
 from geotool.errors import ConfigError
 from geotool.nir import checkpoint
 from geotool.training.schedule import LRSchedule
-from geotool.training.trainer import (TrainerOptions, check_resume, check_training_options, epoch_callback, make_trainer,
-                                      restore_best)
+from geotool.training.trainer import TrainerOptions, check_training_options
 
 log = logging.getLogger(__name__)
 
@@ -86,77 +84,63 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     """Train and export. Returns a summary: validation MAE/SSIM of the exported weights, the best epoch's
     validation MAE, epochs, generator steps and the model path."""
     validate(cfg)
-    import torch
-    from torch.utils.data import DataLoader
-
-    from geotool.io.checkpoint import save_checkpoint
     from geotool.io.raster import check_nodata_fits
-    from geotool.nir.data import RandomWindows, fit_scalings, read_paired, to_scenes, validation_windows
+    from geotool.nir.data import fit_scalings, read_paired, to_scenes, training_windows, validation_windows
     from geotool.nir.module import NIRGan
     from geotool.nir.plots import window_panel
-    from geotool.progress import progress_enabled
-    from geotool.training.curves import plot_training_curves
+    from geotool.training.fit import TrainingTask, fit_and_export
 
     raw = read_paired(cfg.inputs, cfg.rgb_bands, cfg.nir_band, cfg.nir_inputs)
     split_fraction = 1.0 - cfg.val_fraction
     rgb_scaling, nir_scaling = fit_scalings(raw, cfg.scaling, split_fraction)
     scenes = to_scenes(raw, rgb_scaling, nir_scaling, split_fraction, cfg.window)
-    val_items = validation_windows(scenes, cfg.window, cfg.val_windows)
+    val_ds = validation_windows(scenes, cfg.window, cfg.val_windows)
     nir_dtype, nir_nodata = raw[0][4][-1], raw[0][5][-1]
-
     out = Path(cfg.output)
+    gan_steps = 2 if cfg.gan_weight > 0 else 1  # Lightning counts both optimisers' steps of a GAN step
 
     def preview(epoch, arrays):
         rgb, nir, fake, valid = arrays
-        (out / "previews").mkdir(exist_ok=True)
         window_panel(rgb, nir[:, 0], fake[:, 0], valid[:, 0].astype(bool), out / "previews" / f"epoch_{epoch:03d}.png",
                      title=f"epoch {epoch}: validation windows (unit scale)")
 
-    train_ds = RandomWindows(scenes, cfg.window, cfg.steps_per_epoch * cfg.batch_size, cfg.seed, cfg.augment)
-    trainer, ckpt_cb = make_trainer(cfg, out, monitor="val_mae", mode="min", callbacks=[epoch_callback(train_ds, preview)],
-                                    seed=cfg.seed, progress=progress_enabled(), optimizers_per_step=2 if cfg.gan_weight > 0 else 1)
     arch = dict(generator=cfg.generator, in_channels=3, ngf=cfg.ngf, depth=cfg.depth, dropout=cfg.dropout,
                 norm=cfg.norm, encoder=cfg.encoder, ndf=cfg.ndf, d_layers=cfg.d_layers)
     loss = dict(gan_mode=cfg.gan_mode, gan_weight=cfg.gan_weight, l1_weight=cfg.l1_weight,
                 ssim_weight=cfg.ssim_weight, ndvi_weight=cfg.ndvi_weight)
-    module = NIRGan(arch, loss, lr=cfg.lr, encoder_weights=cfg.encoder_weights, lr_schedule=cfg.lr_schedule,
-                    total_steps=cfg.planned_steps, ema=cfg.ema)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0, generator=gen)
-    val_dl = DataLoader(val_items, batch_size=min(8, len(val_items)), shuffle=False)
-    check_resume(module, cfg.resume)
-    out.mkdir(parents=True, exist_ok=True)  # every input is checked: only now create the run folder
-    trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
-    if not trainer.is_global_zero:
-        return {}
-    if cfg.export == "best":
-        restore_best(module, ckpt_cb)
-    nodata = check_nodata_fits(nir_nodata, nir_dtype)
-    exported = module.score(val_dl)
-    summary = {
-        "export": cfg.export,
-        "val_mae_unit": exported["mae"],  # of the exported weights
-        "val_ssim": exported["ssim"],
-        "best_val_mae_unit": float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else None,
-        "epochs": trainer.current_epoch,
-        "steps": int(trainer.global_step) // (2 if cfg.gan_weight > 0 else 1),  # generator steps
-    }
-    payload = {
-        "format": checkpoint.FORMAT,
-        "version": checkpoint.VERSION,
-        "arch": arch,
-        "window": cfg.window,
-        "rgb_bands": list(cfg.rgb_bands),
-        "nir_band": cfg.nir_band,
-        "rgb_scaling": rgb_scaling.as_dict(),
-        "nir_scaling": nir_scaling.as_dict(),
-        "nir_nodata": nodata,
-        "state_dict": {k: v.detach().cpu() for k, v in module.exported_generator.state_dict().items()},
-        "train": {"inputs": [str(p) for p in cfg.inputs], "seed": cfg.seed, "gan_weight": cfg.gan_weight},
-        "summary": summary,
-    }
-    save_checkpoint(out / "model.ckpt", payload)
-    plot_training_curves(out / "metrics.csv", out / "training_curves.png")
-    write_sidecar(out, "train-nir", cfg, inputs=list(cfg.inputs) + list(cfg.nir_inputs or []), seed=cfg.seed, results=summary)
-    summary["model"] = str(out / "model.ckpt")
-    return summary
+
+    def export(module, trainer, ckpt_cb, val_dl):
+        nodata = check_nodata_fits(nir_nodata, nir_dtype)
+        exported = module.score(val_dl)
+        summary = {
+            "export": cfg.export,
+            "val_mae_unit": exported["mae"],  # of the exported weights
+            "val_ssim": exported["ssim"],
+            "best_val_mae_unit": float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else None,
+            "epochs": trainer.current_epoch,
+            "steps": int(trainer.global_step) // gan_steps,  # generator steps
+        }
+        payload = {
+            "format": checkpoint.FORMAT,
+            "version": checkpoint.VERSION,
+            "arch": arch,
+            "window": cfg.window,
+            "rgb_bands": list(cfg.rgb_bands),
+            "nir_band": cfg.nir_band,
+            "rgb_scaling": rgb_scaling.as_dict(),
+            "nir_scaling": nir_scaling.as_dict(),
+            "nir_nodata": nodata,
+            "state_dict": {k: v.detach().cpu() for k, v in module.exported_generator.state_dict().items()},
+            "train": {"inputs": [str(p) for p in cfg.inputs], "seed": cfg.seed, "gan_weight": cfg.gan_weight},
+        }
+        return payload, summary
+
+    task = TrainingTask(
+        command="train-nir",
+        build_module=lambda: NIRGan(arch, loss, lr=cfg.lr, encoder_weights=cfg.encoder_weights, lr_schedule=cfg.lr_schedule,
+                                    total_steps=cfg.planned_steps, ema=cfg.ema),
+        train_ds=training_windows(scenes, cfg.window, cfg.steps_per_epoch * cfg.batch_size, cfg.seed, cfg.augment),
+        val_ds=val_ds, batch_size=cfg.batch_size, val_batch_size=min(8, len(val_ds)), monitor="val_mae", mode="min",
+        preview=preview, export=export, inputs=list(cfg.inputs) + list(cfg.nir_inputs or []),
+        optimizers_per_step=gan_steps, restore_best=cfg.export == "best")
+    return fit_and_export(cfg, out, task, cfg.seed)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from geotool.errors import ConfigError, EmptyDataError, NoOverlapError, RasterMismatchError
-from geotool.labels import CLASS_COLUMN  # noqa: F401 - class id of each label polygon in TrainScene.labels
+from geotool.labels import CLASS_COLUMN  # class id of each label polygon in TrainScene.labels
 from geotool.training.sampler import TrainScene
 from geotool.training.split import block_split
 
@@ -38,14 +38,28 @@ def label_values(gdf, path, class_attribute: str | None, class_map: dict[str, in
     return gdf, np.array([class_map[k] for k in keys[keep]], np.int64)
 
 
-def load_scene(image: str, label: str, cfg, n_classes: int, split_seed: int, val_fraction: float) -> TrainScene:
+def read_labels(path: str, cfg):
+    """A vector label file read once (:class:`geotool.io.vector.VectorLabels`), filtered to the mapped classes,
+    with each feature's class id in ``CLASS_COLUMN``."""
+    from geotool.io.vector import VectorLabels
+
+    labels = VectorLabels(path)
+    gdf, values = label_values(labels.frame, path, cfg.class_attribute, cfg.class_map)
+    labels.frame = gdf.assign(**{CLASS_COLUMN: values})
+    return labels
+
+
+def load_scene(image: str, label: str, cfg, n_classes: int, split_seed: int, val_fraction: float,
+               vectors=None) -> TrainScene:
     """Read one image and its labels into a :class:`TrainScene` with a block split.
 
     Vector labels are reprojected to the image CRS and must intersect it (else NoOverlapError); mask
-    rasters must share the image grid. Pixels without data get ``cfg.ignore_index``.
+    rasters must share the image grid. Pixels without data get ``cfg.ignore_index``. ``vectors``: the
+    label file already read (:func:`read_labels`), of which the scene takes only its own features; read
+    here when None.
     """
     from geotool.io.raster import RasterSource
-    from geotool.io.vector import rasterize, read_vector
+    from geotool.io.vector import rasterize
 
     with RasterSource(image, bands=cfg.bands, nodata=cfg.nodata) as src:
         grid = src.grid
@@ -54,15 +68,12 @@ def load_scene(image: str, label: str, cfg, n_classes: int, split_seed: int, val
     data[:, ~valid] = 0.0
     gdf = None
     if is_vector(label):
-        gdf = read_vector(label, target=grid, raster_name=str(image))
-        gdf, values = label_values(gdf, label, cfg.class_attribute, cfg.class_map)
-        from shapely.geometry import box
-
-        inside = gdf.intersects(box(*grid.bounds)).to_numpy()
-        if not inside.any():
+        vectors = vectors if vectors is not None else read_labels(label, cfg)
+        gdf = vectors.for_grid(grid, str(image), require_overlap=False)
+        if gdf.empty:
             raise NoOverlapError(f"no labelled feature of {label} overlaps {image} after reprojection to {grid.crs}")
+        values = gdf[CLASS_COLUMN].to_numpy()
         target = rasterize(gdf, grid, values=values, fill=0, dtype="int64" if values.max() > 255 else "uint8").astype(np.int64)
-        gdf = gdf.assign(**{CLASS_COLUMN: values})
     else:
         with RasterSource(label) as lab:
             if not lab.grid.same_as(grid):
@@ -77,6 +88,9 @@ def load_scene(image: str, label: str, cfg, n_classes: int, split_seed: int, val
     target[~valid] = cfg.ignore_index
     if not (valid & (target != cfg.ignore_index)).any():
         raise EmptyDataError(f"{image} has no labelled valid pixel; check nodata and {label}")
+    if 0 <= cfg.ignore_index <= 255 and n_classes <= 256:
+        # labels held for the whole run: one byte a pixel instead of eight (windows are still cut as int64)
+        target = target.astype(np.uint8)
     block = cfg.block or 2 * cfg.window
     val_region = block_split(grid.height, grid.width, block, val_fraction, split_seed, window=cfg.window)
     return TrainScene([str(image)], bands, data, target, valid, val_region, gdf, str(label), grid)
@@ -91,6 +105,11 @@ def pair_labels(images: list, labels: list[str]) -> list[str]:
     return list(labels)
 
 
+def _read_vector_labels(labels: list[str], cfg) -> dict:
+    """Each distinct vector label file read once: ``path -> VectorLabels``."""
+    return {lab: read_labels(lab, cfg) for lab in dict.fromkeys(labels) if is_vector(lab)}
+
+
 def load_scenes(cfg) -> tuple[list[TrainScene], list[TrainScene]]:
     """Training and validation scenes: separate validation scenes if given, else a block split."""
     from geotool.io.files import expand_inputs
@@ -100,14 +119,16 @@ def load_scenes(cfg) -> tuple[list[TrainScene], list[TrainScene]]:
     labels = pair_labels(images, [str(p) for p in expand_inputs(cfg.labels, suffixes=VECTOR_EXT + (".tif", ".tiff"), what="label")])
     separate = bool(cfg.val_images)
     split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
-    train = [load_scene(str(im), lab, cfg, n_classes, split_seed + i, 0.0 if separate else cfg.val_fraction)
+    vectors = _read_vector_labels(labels, cfg)
+    train = [load_scene(str(im), lab, cfg, n_classes, split_seed + i, 0.0 if separate else cfg.val_fraction, vectors.get(lab))
              for i, (im, lab) in enumerate(zip(images, labels))]
     if separate:
         vimages = expand_inputs(cfg.val_images)
         vlabels = pair_labels(vimages, [str(p) for p in expand_inputs(cfg.val_labels or cfg.labels, suffixes=VECTOR_EXT + (".tif", ".tiff"), what="label")])
         val = []
+        vectors.update(_read_vector_labels([lab for lab in vlabels if lab not in vectors], cfg))
         for im, lab in zip(vimages, vlabels):
-            s = load_scene(str(im), lab, cfg, n_classes, 0, 0.0)
+            s = load_scene(str(im), lab, cfg, n_classes, 0, 0.0, vectors.get(lab))
             s.val_region = np.ones_like(s.valid)
             val.append(s)
         return train, val

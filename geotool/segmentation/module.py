@@ -43,7 +43,7 @@ class SegmentationModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y, _ = batch
         loss = self.loss_fn(self(x), y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0], sync_dist=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from geotool.config import write_sidecar
 from geotool.errors import ConfigError
 from geotool.labels import CLASS_NODATA
 from geotool.segmentation import checkpoint
@@ -51,22 +50,6 @@ def validate(cfg: SegmentationConfig) -> None:
         build_model(cfg.arch, cfg.encoder, 3, len(cfg.class_names), options=cfg.model_options)
 
 
-class _FixedWindows:
-    """Validation windows at fixed positions (no augmentation, no sample_transform)."""
-
-    def __init__(self, scenes, items, window, ignore_index, normalize) -> None:
-        self.scenes, self.items, self.window, self.ignore, self.normalize = scenes, items, window, ignore_index, normalize
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
-        k, r, c = self.items[i]
-        img, tgt, val = self.scenes[k].crop(r, c, self.window, self.ignore)
-        img = np.where(val[None], self.normalize(img), 0.0).astype(np.float32)
-        return img, tgt, val
-
-
 @dataclass
 class TrainingData:
     """What a training run reads: scenes, normalisation statistics and the two datasets."""
@@ -89,7 +72,7 @@ def build_training_data(cfg: SegmentationConfig, sample_transform=None) -> Train
     from geotool.segmentation.augment import build_augment
     from geotool.segmentation.data import load_scenes
     from geotool.training.normalization import band_statistics, normalize
-    from geotool.training.sampler import RandomWindowDataset, grid_windows
+    from geotool.training.sampler import FixedWindowDataset, RandomWindowDataset, grid_windows
 
     train_scenes, val_scenes = load_scenes(cfg)
     counts = {s.image.shape[0] for s in train_scenes + val_scenes}
@@ -115,7 +98,10 @@ def build_training_data(cfg: SegmentationConfig, sample_transform=None) -> Train
     items = grid_windows(val_scenes, cfg.window, "val", cfg.val_windows, cfg.seed)
     if not items:
         raise ConfigError(f"no {cfg.window}-pixel validation window fits; lower --window or raise --block")
-    val_ds = _FixedWindows(val_scenes, items, cfg.window, cfg.ignore_index, norm)
+    def val_item(img, tgt, val):
+        return np.where(val[None], norm(img), 0.0).astype(np.float32), tgt, val
+
+    val_ds = FixedWindowDataset(val_scenes, items, cfg.window, cfg.ignore_index, val_item)
     return TrainingData(train_scenes, val_scenes, mean, std, train_ds, val_ds, items)
 
 
@@ -128,19 +114,12 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
             windows only, in raw units, before normalisation and albumentations; overrides ``cfg.oba``.
     """
     validate(cfg)
-    import torch
-
-    from torch.utils.data import DataLoader
-
-    from geotool.io.checkpoint import save_checkpoint
-    from geotool.progress import progress_enabled
     from geotool.segmentation.module import SegmentationModule
     from geotool.segmentation.plots import validation_panel
-    from geotool.training.curves import plot_training_curves
-    from geotool.training.trainer import check_resume, epoch_callback, make_trainer, restore_best
+    from geotool.training.fit import TrainingTask, fit_and_export
 
     data = build_training_data(cfg, sample_transform)
-    train_scenes, train_ds, val_ds, items, mean, std = data.train_scenes, data.train_ds, data.val_ds, data.val_items, data.mean, data.std
+    train_scenes, mean, std = data.train_scenes, data.mean, data.std
     n_classes = len(cfg.class_names)
     out = Path(cfg.output)
     arch = dict(arch=cfg.arch, encoder=cfg.encoder, in_channels=int(train_scenes[0].image.shape[0]), classes=n_classes,
@@ -151,48 +130,39 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
         validation_panel(x, y, pred, valid, cfg.ignore_index, n_classes, out / "previews" / f"epoch_{epoch:03d}.png",
                          title=f"epoch {epoch}: validation windows (image | label | prediction)")
 
-    trainer, ckpt_cb = make_trainer(cfg, out, monitor="val_miou", mode="max", callbacks=[epoch_callback(train_ds, preview)], seed=cfg.seed,
-                                    progress=progress_enabled())
-    module = SegmentationModule(arch, list(cfg.loss), cfg.ignore_index, cfg.lr, cfg.encoder_weights, cfg.lr_schedule,
-                                cfg.planned_steps)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    train_dl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers, generator=gen,
-                          persistent_workers=False)
-    val_dl = DataLoader(val_ds, batch_size=min(cfg.batch_size, len(val_ds)), shuffle=False)
-    check_resume(module, cfg.resume)
-    (out / "previews").mkdir(parents=True, exist_ok=True)  # every input is checked: only now create the run folder
-    trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
-    if not trainer.is_global_zero:
-        return {}
-    restore_best(module, ckpt_cb)
-    summary = {
-        "best_val_miou": float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else None,
-        "epochs": trainer.current_epoch,
-        "steps": int(trainer.global_step),
-        "train_scenes": len(train_scenes),
-        "val_windows": len(items),
-        "oba_objects": len(data.train_ds.sample_transform.bank) if cfg.oba is not None and sample_transform is None else None,
-    }
-    payload = {
-        "format": checkpoint.FORMAT,
-        "version": checkpoint.VERSION,
-        "arch": arch,
-        "bands": [b for b in train_scenes[0].bands],
-        "band_count": arch["in_channels"],
-        "mean": mean,
-        "std": std,
-        "class_names": list(cfg.class_names),
-        "window": cfg.window,
-        "overlap": cfg.overlap if cfg.overlap is not None else cfg.window // 4,
-        "nodata_output": CLASS_NODATA,
-        "input_nodata": cfg.nodata,
-        "task": cfg.task,
-        "state_dict": {k: v.detach().cpu() for k, v in module.net.state_dict().items()},
-        "train": {"images": [str(p) for p in cfg.images], "seed": cfg.seed},
-        "summary": summary,
-    }
-    save_checkpoint(out / "model.ckpt", payload)
-    plot_training_curves(out / "metrics.csv", out / "training_curves.png")
-    write_sidecar(out, "train-segmentation", cfg, inputs=list(cfg.images) + list(cfg.labels), seed=cfg.seed, results=summary)
-    summary["model"] = str(out / "model.ckpt")
-    return summary
+    def export(module, trainer, ckpt_cb, val_dl):
+        summary = {
+            "best_val_miou": float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else None,
+            "epochs": trainer.current_epoch,
+            "steps": int(trainer.global_step),
+            "train_scenes": len(train_scenes),
+            "val_windows": len(data.val_items),
+            "oba_objects": len(data.train_ds.sample_transform.bank) if cfg.oba is not None and sample_transform is None else None,
+        }
+        payload = {
+            "format": checkpoint.FORMAT,
+            "version": checkpoint.VERSION,
+            "arch": arch,
+            "bands": [b for b in train_scenes[0].bands],
+            "band_count": arch["in_channels"],
+            "mean": mean,
+            "std": std,
+            "class_names": list(cfg.class_names),
+            "window": cfg.window,
+            "overlap": cfg.overlap if cfg.overlap is not None else cfg.window // 4,
+            "nodata_output": CLASS_NODATA,
+            "input_nodata": cfg.nodata,
+            "task": cfg.task,
+            "state_dict": {k: v.detach().cpu() for k, v in module.net.state_dict().items()},
+            "train": {"images": [str(p) for p in cfg.images], "seed": cfg.seed},
+        }
+        return payload, summary
+
+    task = TrainingTask(
+        command="train-segmentation",
+        build_module=lambda: SegmentationModule(arch, list(cfg.loss), cfg.ignore_index, cfg.lr, cfg.encoder_weights,
+                                                cfg.lr_schedule, cfg.planned_steps),
+        train_ds=data.train_ds, val_ds=data.val_ds, batch_size=cfg.batch_size,
+        val_batch_size=min(cfg.batch_size, len(data.val_ds)), monitor="val_miou", mode="max", preview=preview,
+        export=export, inputs=list(cfg.images) + list(cfg.labels), workers=cfg.workers)
+    return fit_and_export(cfg, out, task, cfg.seed)

@@ -2,9 +2,12 @@
 
 - :mod:`geotool.training.split`: spatial block split of a scene into train / validation regions, and the
   window positions that lie wholly inside one region (no window ever straddles the split).
-- :mod:`geotool.training.sampler`: :class:`TrainScene` (one scene held in memory, with its region masks)
-  and :class:`RandomWindowDataset`, a reproducible random-window sampler over several scenes with an
-  optional positive-balanced mode; scenes smaller than a window are padded (invalid), not skipped.
+- :mod:`geotool.training.fit`: :func:`fit_and_export`, the one training path of both commands (trainer,
+  loaders, fit, best-or-last restore, ``model.ckpt``, curves, sidecar) given a :class:`TrainingTask`.
+- :mod:`geotool.training.sampler`: :class:`TrainScene` (one scene held in memory, with its region masks),
+  :class:`RandomWindowDataset`, the reproducible random-window sampler of both commands (segmentation's
+  positions rule with an optional positive-balanced mode, NIR's valid-share rule), and the validation
+  picker :func:`grid_windows`; scenes smaller than a window are padded (invalid), not skipped.
 - :mod:`geotool.training.normalization`: per-band mean / standard deviation from training pixels only.
 - :mod:`geotool.training.trainer`: a Lightning ``Trainer`` factory from common options (accelerator,
   devices, precision, strategy, step/epoch budget, early stopping, best + last checkpoints, CSV log).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import warnings
 from pathlib import Path
 from typing import Any, Optional
@@ -20,9 +21,11 @@ class TrainerOptions(GeotoolConfig):
     """Lightning settings shared by the training commands."""
 
     accelerator: str = Field("auto", description="Lightning accelerator: auto, cpu, gpu.")
-    devices: str = Field("auto", description="Devices: auto, 1, 2, or a list like 0,1.")
+    devices: str = Field("auto", description="Devices per node: auto, 1, 2, or a list like 0,1 (with --accelerator cpu, "
+                         "a number of processes).")
+    num_nodes: int = Field(1, description="Machines (SLURM nodes) taking part in DDP training.")
     precision: str = Field("32-true", description="32-true, 16-mixed, bf16-mixed.")
-    strategy: str = Field("auto", description="auto or ddp (several GPUs / nodes).")
+    strategy: str = Field("auto", description="auto or ddp (several devices or nodes; gloo on CPU, NCCL on GPUs).")
     max_steps: int = Field(2000, description="Total training steps (the step budget; a GAN step updates both networks).")
     steps_per_epoch: int = Field(100, description="Steps per epoch (one CSV row and one validation each).")
     max_epochs: Optional[int] = Field(None, description="Cap on epochs (default: max_steps / steps_per_epoch).")
@@ -49,6 +52,12 @@ def check_training_options(cfg: TrainerOptions) -> None:
     weights = getattr(cfg, "encoder_weights", None)
     if weights and not Path(weights).is_file():
         raise InputFileError(f"--encoder-weights {weights} does not exist; give a local state-dict file or omit it")
+    if cfg.num_nodes < 1:
+        raise ConfigError(f"--num-nodes must be 1 or more, not {cfg.num_nodes}")
+    try:
+        parse_devices(cfg.devices)
+    except ValueError:
+        raise ConfigError(f"--devices takes auto, a count like 2 or a list like 0,1, not {cfg.devices!r}") from None
     if cfg.resume and not Path(cfg.resume).is_file():
         raise InputFileError(f"--resume {cfg.resume} does not exist; give RUN/checkpoints/last.ckpt")
 
@@ -92,15 +101,29 @@ def make_trainer(opts: TrainerOptions, out_dir: str | Path, monitor: str, mode: 
     # nothing the user can act on.
     for message in (".*exists and is not empty.*", ".*LeafSpec.*"):
         warnings.filterwarnings("ignore", message=message)
-    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=monitor, mode=mode, save_last=True)
-    cbs = [ckpt] + list(callbacks or [])
+    if opts.resume:  # the replayed epoch end (see resume_callback) has no validation metric to monitor: not a problem
+        warnings.filterwarnings("ignore", message=".*could not find the monitored key.*")
+    # Saved at the end of each training epoch (after its validation), the point Lightning resumes from cleanly: a
+    # checkpoint written on validation end resumed one epoch short. No version counter: a resumed run replaces
+    # last.ckpt and best.ckpt instead of writing last-v1.ckpt beside them.
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=monitor, mode=mode, save_last=True,
+                           save_on_train_epoch_end=True, enable_version_counter=False)
+    cbs = [ckpt, resume_callback()] + list(callbacks or [])
     if opts.early_stopping > 0:
         cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=opts.early_stopping))
     epochs = opts.max_epochs or math.ceil(opts.max_steps / opts.steps_per_epoch)
+    plugins = []
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    if SLURMEnvironment.detect():
+        # under SLURM (sbatch --signal=SIGUSR1@90 --requeue): on the warning signal Lightning saves
+        # out_dir/hpc_ckpt_N.ckpt and requeues the job, and the requeued job resumes from it by itself
+        plugins.append(SLURMEnvironment(auto_requeue=True, requeue_signal=signal.SIGUSR1))
     trainer = L.Trainer(
-        accelerator=opts.accelerator, devices=parse_devices(opts.devices), precision=opts.precision,
-        strategy=opts.strategy, max_epochs=epochs, max_steps=opts.max_steps * optimizers_per_step,
-        limit_train_batches=opts.steps_per_epoch, callbacks=cbs,
+        accelerator=opts.accelerator, devices=parse_devices(opts.devices), num_nodes=opts.num_nodes,
+        precision=opts.precision, strategy=opts.strategy, max_epochs=epochs,
+        max_steps=opts.max_steps * optimizers_per_step, callbacks=cbs, plugins=plugins or None,
+        default_root_dir=str(out), use_distributed_sampler=False,
         logger=CSVLogger(str(out), name="", version=""), deterministic=True, num_sanity_val_steps=0,
         enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=1,
     )
@@ -128,6 +151,118 @@ def epoch_callback(dataset, preview):
             preview(trainer.current_epoch, arrays)
 
     return EpochHooks()
+
+
+def resume_callback():
+    """A callback that makes ``--resume`` from an end-of-epoch checkpoint continue exactly where the run stopped.
+
+    Lightning saves ``last.ckpt`` in ``on_train_epoch_end``, after the epoch's ``processed`` counter is raised and
+    before ``completed`` is. On resume it replays that epoch end, which raises ``processed`` (and the logged step)
+    a second time: the run then stopped one epoch (``max_epochs``) short of an uninterrupted one and logged every
+    later row one step late. Lowering both counters by the one the replay adds back gives the same step count,
+    learning-rate schedule, epochs and ``metrics.csv`` steps as a run that never stopped (tested).
+    """
+    from lightning.pytorch.callbacks import Callback
+
+    class ResumeAtEpochEnd(Callback):
+        def on_load_checkpoint(self, trainer, pl_module, checkpoint):
+            loop = checkpoint.get("loops", {}).get("fit_loop", {})
+            epochs = loop.get("epoch_progress", {})
+            if not all(epochs.get(k, {}).get("processed") == epochs.get(k, {}).get("completed", -9) + 1 for k in ("total", "current")):
+                return  # not saved at an epoch end (an interrupt's checkpoint): Lightning resumes it as it is
+            for k in ("total", "current"):
+                epochs[k]["processed"] -= 1
+            state = loop.get("epoch_loop.state_dict", {})
+            if "_batches_that_stepped" in state:
+                state["_batches_that_stepped"] -= 1
+
+    return ResumeAtEpochEnd()
+
+
+def interrupt_callback(path: Path):
+    """A callback that turns Ctrl-C (SIGINT) and SIGTERM during ``fit`` into a checkpoint at ``path``.
+
+    Lightning already stops at the next batch boundary on SIGTERM (``SIGTERMException``); Ctrl-C is routed the
+    same way (a second Ctrl-C stops at once), so that the checkpoint holds whole steps only, never half of a
+    GAN step. After ``fit``, :attr:`signal` is the signal received and :attr:`saved` the checkpoint written (or
+    None).
+    """
+    import signal
+
+    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    class InterruptCheckpoint(Callback):
+        def __init__(self) -> None:
+            self.signal, self.saved, self._previous = None, None, None
+
+        def on_fit_start(self, trainer, pl_module):
+            def on_sigint(signum, frame):
+                if self.signal is not None:
+                    raise KeyboardInterrupt
+                self.signal = signal.SIGINT
+                trainer._signal_connector.received_sigterm = True  # stop at the next batch boundary
+
+            try:
+                self._previous = signal.signal(signal.SIGINT, on_sigint)
+            except ValueError:  # not the main thread (a notebook's worker thread): Ctrl-C keeps Lightning's way
+                self._previous = None
+
+        def on_exception(self, trainer, pl_module, exception):
+            if isinstance(exception, SIGTERMException):
+                self.signal = self.signal or signal.SIGTERM
+                epochs = trainer.fit_loop.epoch_progress.current
+                if epochs.completed == epochs.ready and Path(path).is_file():
+                    # stopped between epochs: last.ckpt, saved at this epoch's end, already holds this state, in
+                    # the shape Lightning resumes exactly (a checkpoint saved now would resume into an empty epoch)
+                    self.saved = Path(path)
+                    return
+                trainer.save_checkpoint(path)
+                self.saved = Path(path)
+
+        def restore(self) -> None:
+            if self._previous is not None:
+                signal.signal(signal.SIGINT, self._previous)
+                self._previous = None
+
+        def teardown(self, trainer, pl_module, stage):
+            self.restore()
+
+    return InterruptCheckpoint()
+
+
+def keep_earlier_metrics(metrics_csv: Path, earlier: list[dict[str, str]]) -> None:
+    """Put the rows of the run a ``--resume`` continues back in front of the resumed run's ``metrics.csv``.
+
+    Lightning's CSV logger deletes the file when a run starts. Rows of epochs the resumed run logs again (it
+    repeats an interrupted epoch) are taken from the resumed run.
+    """
+    import csv
+    import io
+
+    from geotool.io.files import write_text
+
+    rows = read_metrics(metrics_csv)
+    first = min((int(r["epoch"]) for r in rows if r.get("epoch", "").isdigit()), default=None)
+    kept = [r for r in earlier if first is None or (r.get("epoch", "").isdigit() and int(r["epoch"]) < first)]
+    if not kept:
+        return
+    fields = sorted(set().union(*(r.keys() for r in kept + rows)))  # Lightning's column order: sorted names
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(kept + rows)
+    write_text(metrics_csv, buf.getvalue())
+
+
+def read_metrics(metrics_csv: Path) -> list[dict[str, str]]:
+    """The rows of a ``metrics.csv`` (none when it does not exist)."""
+    import csv
+
+    if not metrics_csv.is_file():
+        return []
+    with open(metrics_csv, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def check_resume(module, path: str | Path | None) -> None:

@@ -1,0 +1,164 @@
+"""Training lifecycle: --resume continues exactly, Ctrl-C / SIGTERM save a checkpoint and exit 130 / 143."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from geotool.config import load_config
+from geotool.io.vector import write_vector
+from geotool.segmentation.config import SegmentationConfig
+from geotool.segmentation.train import run_train_segmentation
+from geotool.training.fit import TrainingInterrupted
+
+from segmentation_helpers import make_scene, mask_polygons
+
+# A light Unet (a 0.4 M-parameter encoder, 3 stages, few decoder channels) on 64-px windows: steps and checkpoints
+# are small (smp keeps every resnet18 stage, 11 M parameters, whatever the depth).
+ENCODER = "timm-mobilenetv3_small_minimal_100"
+LIGHT = {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lifecycle")
+    grid, mask, img = make_scene(d / "scene.tif")
+    write_vector(mask_polygons(mask, grid), d / "labels.geojson")
+    return d, img, d / "labels.geojson"
+
+
+def _cfg(scene, out, **kw):
+    _, img, labels = scene
+    return load_config(SegmentationConfig, None, {
+        "images": [str(img)], "labels": [str(labels)], "output": str(out), "window": 64, "block": 64, "batch_size": 2,
+        "max_steps": 6, "steps_per_epoch": 2, "threads": 1, "accelerator": "cpu", "lr_schedule": "linear-decay",
+        "encoder": ENCODER, "model_options": LIGHT, "seed": 3, **kw}, preset="buildings")
+
+
+class SignalAt:
+    """A sample transform that sends this process ``signum`` when the ``at``-th training window is drawn: a real
+    signal at a known point of the run."""
+
+    def __init__(self, at: int, signum: int) -> None:
+        self.at, self.signum, self.n = at, signum, 0
+
+    def __call__(self, image, mask, valid, rng):
+        self.n += 1
+        if self.n == self.at:
+            os.kill(os.getpid(), self.signum)
+        return image, mask
+
+
+def _identity(image, mask, valid, rng):
+    return image, mask
+
+
+def _state(run: Path):
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    return (last["global_step"], last["epoch"], [s["last_epoch"] for s in last["lr_schedulers"]],
+            last["optimizer_states"][0]["param_groups"][0]["lr"])
+
+
+@pytest.fixture(scope="module")
+def whole(scene):
+    """The uninterrupted run."""
+    out = scene[0] / "whole"
+    return run_train_segmentation(_cfg(scene, out), sample_transform=_identity), out
+
+
+@pytest.mark.parametrize("at", [7, 5], ids=["between-epochs", "mid-epoch"])
+def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(scene, whole, tmp_path, at):
+    whole, whole_dir = whole
+    with pytest.raises(TrainingInterrupted) as info:
+        # window 7 is the first of step 4 (2 windows a step): SIGINT arrives after epoch 1 ends; window 5 is inside it
+        run_train_segmentation(_cfg(scene, tmp_path / "cut"), sample_transform=SignalAt(at, signal.SIGINT))
+    assert info.value.exit_code == 130 and "--resume" in str(info.value)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again afterwards
+    assert not (tmp_path / "cut" / "model.ckpt").exists()
+    cut = _state(tmp_path / "cut")
+    assert cut[0] < 6
+    resumed = run_train_segmentation(_cfg(scene, tmp_path / "cut", resume=str(tmp_path / "cut/checkpoints/last.ckpt")),
+                                     sample_transform=_identity)
+    assert resumed["steps"] == whole["steps"] == 6 and resumed["epochs"] == whole["epochs"] == 3
+    assert _state(tmp_path / "cut") == _state(whole_dir)  # step count, epochs and the lr schedule
+    assert sorted(p.name for p in (tmp_path / "cut/checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]  # no last-v1
+    rows = (tmp_path / "cut/metrics.csv").read_text().splitlines()
+    if at == 7:
+        # resumed from an epoch end: the very same run, every logged figure included
+        assert rows == (whole_dir / "metrics.csv").read_text().splitlines()
+    else:
+        # resumed inside epoch 1: the same epochs and steps are logged (the remaining windows of the cut epoch are
+        # drawn again from that epoch's start, so the figures may differ)
+        keys = [r.split(",")[:2] for r in rows]
+        assert keys == [r.split(",")[:2] for r in (whole_dir / "metrics.csv").read_text().splitlines()]
+
+
+def _subprocess_env() -> dict:
+    """This checkout first on the path of a geotool subprocess."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}
+
+
+def _train_command(scene, out: Path) -> list[str]:
+    d, img, labels = scene
+    light = d / "light.yaml"
+    light.write_text(f"encoder: {ENCODER}\nmodel_options: {{encoder_depth: 3, decoder_channels: [16, 8, 8]}}\n")
+    return [sys.executable, "-m", "geotool", "train-segmentation", "--images", str(img), "--labels", str(labels),
+            "--task", "buildings", "--config", str(light), "--output", str(out), "--window", "64", "--block", "64",
+            "--batch-size", "2", "--max-steps", "100000", "--steps-per-epoch", "2", "--threads", "1", "--accelerator", "cpu"]
+
+
+def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(scene, tmp_path):
+    """SIGINT and SIGTERM, each to its own training process (run side by side: most of the time is imports)."""
+    env = _subprocess_env()
+    runs = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        out = tmp_path / signum.name
+        runs[signum] = (out, subprocess.Popen(_train_command(scene, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                              text=True, env=env))
+    try:
+        deadline = time.monotonic() + 600  # generous: on a loaded 2-core machine the imports alone can take a minute
+        for signum, (out, proc) in runs.items():
+            while not (out / "checkpoints" / "last.ckpt").exists():  # training is under way: an epoch has ended
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    pytest.fail(f"{signum.name} run ended or stalled before its first checkpoint: {proc.communicate()[1]}")
+                time.sleep(0.1)
+            proc.send_signal(signum)
+        for signum, (out, proc) in runs.items():
+            _, err = proc.communicate(timeout=120)
+            lines = [line for line in err.splitlines() if line.strip()]
+            assert proc.returncode == 128 + signum, err  # 130 for SIGINT, 143 for SIGTERM
+            last = out / "checkpoints" / "last.ckpt"
+            assert len(lines) == 1 and "interrupted" in lines[0] and f"--resume {last}" in lines[0], err
+            assert torch.load(last, weights_only=False)["global_step"] >= 2
+            assert not (out / "model.ckpt").exists()
+    finally:
+        for _, proc in runs.values():
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_ddp_on_cpu_with_two_processes_writes_one_model(tmp_path):
+    """--devices 2 --strategy ddp on CPU: Lightning starts a second process (gloo); the run finishes, the first
+    process alone writes model.ckpt, and both processes' steps make up the planned step count."""
+    from nir_helpers import TINY, context_scene
+
+    scene = context_scene(tmp_path / "s.tif", size=112, seed=1)
+    out = tmp_path / "run"
+    env = _subprocess_env()
+    cmd = [sys.executable, "-m", "geotool", "train-nir", str(scene), "--output", str(out), *TINY, "--max-steps", "2",
+           "--steps-per-epoch", "2", "--threads", "1", "--gan-weight", "0", "--ema", "0", "--devices", "2", "--strategy", "ddp"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".ckpt") == ["model.ckpt"]
+    assert res.stdout.count("wrote ") == 1  # one summary line: the second process reports nothing
+    payload = torch.load(out / "model.ckpt", weights_only=False)
+    assert payload["summary"]["steps"] == 2
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
