@@ -9,6 +9,7 @@ restore, ``model.ckpt``, training curves and the sidecar.
 from __future__ import annotations
 
 import signal
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -106,7 +107,8 @@ def fit_and_export(cfg: TrainerOptions, out: str | Path, task: TrainingTask, see
     earlier = read_metrics(out / "metrics.csv") if resuming else []  # Lightning's logger deletes the file
     (out / "previews").mkdir(parents=True, exist_ok=True)  # every input is checked: only now create the run folder
     try:
-        trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
+        with _lightning_handles_sigterm():
+            trainer.fit(module, train_dl, val_dl, ckpt_path=cfg.resume)
     except SystemExit:  # Lightning's SIGTERMException, or its exit after a second Ctrl-C
         if interrupt.signal is None:
             raise
@@ -133,3 +135,19 @@ def fit_and_export(cfg: TrainerOptions, out: str | Path, task: TrainingTask, see
     write_sidecar(out, task.command, cfg, inputs=task.inputs, seed=seed, results=summary)
     summary["model"] = str(out / "model.ckpt")
     return summary
+
+
+@contextmanager
+def _lightning_handles_sigterm():
+    """During fit, SIGTERM is Lightning's (stop at the next step, then the checkpoint above), not the CLI's
+    immediate stop, which Lightning would otherwise call beside its own handler."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
