@@ -39,6 +39,7 @@ def soil_sample(
     nodata: Annotated[Optional[float], typer.Option(help="Nodata value overriding the files' own.")] = None,
     resample: Annotated[Optional[str], typer.Option(help="Resample misaligned layers onto the first: nearest, bilinear, cubic.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="PNG map of the points over a hillshade.")] = None,
+    feature_memory_mb: Annotated[Optional[float], typer.Option(help="MiB for kernel features; beyond it maxvol runs on a seeded subset of cells.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML file with any of these settings (flags override it).")] = None,
 ) -> None:
     """Choose N soil-sampling locations from covariate rasters by maxvol (or a baseline)."""
@@ -68,6 +69,7 @@ def soil_sample(
             "nodata": nodata,
             "resample": resample,
             "plot": plot,
+            "feature_memory_mb": feature_memory_mb,
         },
     )
     result = run_soil_sample(cfg)

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 
 from geotool.config import GeotoolConfig
 from geotool.errors import ConfigError, InfeasibleError, NoOverlapError
-from geotool.soil.features import Candidates, FeatureMode, FeatureReport, candidate_cells, design_matrix, kernel_features
+from geotool.soil.features import Candidates, FeatureMode, FeatureReport, candidate_cells, design_matrix
 
 log = logging.getLogger("geotool.soil")
 
@@ -56,6 +56,11 @@ class SoilSampleConfig(GeotoolConfig):
         None, description="Resample layers that are not on the first layer's grid instead of refusing them."
     )
     clhs_iterations: int = Field(5000, ge=1, description="cLHS annealing iterations.")
+    feature_memory_mb: float = Field(
+        512.0, gt=0,
+        description="Memory for the kernel feature matrix, MiB; above it kernel maxvol runs on a seeded uniform "
+        "subset of the candidate cells that fits (bounded memory at 3e7+ cells).",
+    )
     plot: Optional[Path] = Field(None, description="PNG map of the points over a hillshade.")
 
     @field_validator("plot")
@@ -114,14 +119,13 @@ def run_soil_sample(cfg: SoilSampleConfig) -> SoilSampleResult:
     for line in report.warnings():
         log.warning(line)
     if cfg.method == "maxvol" and cfg.features == "kernel":
-        landmarks = cfg.kernel_landmarks or 2 * cfg.n
-        selection_matrix = kernel_features(A[:, 1:], landmarks, seed=cfg.seed)
-        feat_names = [f"rbf_{i}" for i in range(selection_matrix.shape[1])]
-    elif cfg.method == "maxvol" and cfg.features != "linear":
-        selection_matrix, _, feat_names = design_matrix(cand.values, cand.names, cfg.features, coords=coords)
+        rows, feat_names = _kernel_maxvol(cfg, A, cand, fixed, allowed)
     else:
-        selection_matrix = A
-    rows = select_rows(cfg, selection_matrix, cand, fixed, allowed)
+        if cfg.method == "maxvol" and cfg.features != "linear":
+            selection_matrix, _, feat_names = design_matrix(cand.values, cand.names, cfg.features, coords=coords)
+        else:
+            selection_matrix = A
+        rows = select_rows(cfg, selection_matrix, cand, fixed, allowed)
     from geotool.soil.maxvol import design_log_det
 
     log_det = design_log_det(A, rows)  # D-criterion of the linear design, comparable across methods
@@ -171,8 +175,75 @@ def select_rows(cfg: SoilSampleConfig, A: np.ndarray, cand: Candidates, fixed: n
     return pool[local]
 
 
+def candidate_pool(allowed: np.ndarray, fixed: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """Sorted candidate rows the kernel maxvol runs on: every allowed row when they fit in ``limit``,
+    else a seeded uniform subset of ``limit`` allowed rows; fixed rows are always in it.
+
+    Kernel features are a function of the covariates alone, so a uniform subset of a few million cells
+    represents the covariate distribution the design is drawn from (measured in BENCHMARKS.md, soil
+    memory section); it is what keeps cells x landmarks float32 features bounded at 3e7+ cells.
+    """
+    allowed_rows = np.flatnonzero(allowed)
+    if len(allowed_rows) > limit:
+        rng = np.random.default_rng(seed)
+        allowed_rows = np.sort(rng.choice(allowed_rows, limit, replace=False))
+    return np.union1d(allowed_rows, fixed)
+
+
+def _kernel_maxvol(cfg: SoilSampleConfig, A: np.ndarray, cand: Candidates, fixed: np.ndarray, allowed: np.ndarray):
+    """soil-sample's kernel maxvol; returns candidate rows and feature names."""
+    rows, size = kernel_maxvol(A[:, 1:], cfg.n, fixed=fixed, allowed=allowed, coords=cand.coords_m,
+                               min_distance=cfg.min_distance, landmarks=cfg.kernel_landmarks or 2 * cfg.n,
+                               seed=cfg.seed, feature_memory_mb=cfg.feature_memory_mb)
+    return rows, [f"rbf_{i}" for i in range(size)]
+
+
+def kernel_maxvol(
+    X: np.ndarray,
+    n: int,
+    fixed: np.ndarray | None = None,
+    allowed: np.ndarray | None = None,
+    coords: np.ndarray | None = None,
+    min_distance: float = 0.0,
+    landmarks: int | None = None,
+    seed: int = 0,
+    feature_memory_mb: float = 512.0,
+) -> tuple[np.ndarray, int]:
+    """maxvol on kernel features of a memory-bounded candidate pool.
+
+    Args:
+        X: ``(cells, covariates)`` standardised covariates (no intercept).
+        n: points in the design, fixed rows included.
+        landmarks: kernel features (default 2 x n).
+        feature_memory_mb: cap on the float32 pool x landmarks feature matrix, MiB.
+
+    Returns:
+        Chosen rows of ``X`` (fixed first) and the number of kernel features.
+    """
+    from geotool.soil.features import fit_kernel_map, rank_uniformise
+    from geotool.soil.maxvol import maxvol_select
+
+    cells = len(X)
+    fixed = np.unique(np.asarray([] if fixed is None else fixed, dtype=np.int64))
+    allowed = np.ones(cells, dtype=bool) if allowed is None else np.asarray(allowed, dtype=bool)
+    landmarks = landmarks or 2 * n
+    limit = max(n, int(feature_memory_mb * 2**20 // (4 * landmarks)))
+    pool = candidate_pool(allowed, fixed, limit, seed)
+    if int(allowed.sum()) > len(pool):
+        log.info("kernel maxvol on a seeded subset of %d of %d candidate cells (--feature-memory-mb %g)",
+                 len(pool), int(allowed.sum()), feature_memory_mb)
+    # ranks among every candidate cell, so the pool does not shift them
+    ranks = rank_uniformise(X, rows=None if len(pool) == cells else pool)
+    kmap = fit_kernel_map(ranks, landmarks, seed=seed)
+    feats = kmap.transform(ranks)
+    del ranks
+    sel = maxvol_select(feats, n, fixed=np.searchsorted(pool, fixed), coords=None if coords is None else coords[pool],
+                        min_distance=min_distance, allowed=allowed[pool])
+    return pool[sel.rows], kmap.size
+
+
 def _read_layers(cfg: SoilSampleConfig):
-    """Covariates (+ DEM and terrain layers) as float64 ``(layers, rows, cols)`` with NaN for nodata."""
+    """Covariates (+ DEM and terrain layers) as float32 ``(layers, rows, cols)`` with NaN for nodata."""
     from geotool.io.raster import RasterSource
 
     paths = list(cfg.covariates) + ([cfg.dem] if cfg.dem else [])
@@ -181,7 +252,7 @@ def _read_layers(cfg: SoilSampleConfig):
     if cfg.terrain and not cfg.dem:
         raise ConfigError("--terrain needs --dem: terrain layers are derived from the DEM")
     with RasterSource(paths, nodata=cfg.nodata, resample=cfg.resample) as src:
-        data, valid = src.read(dtype=np.float64)
+        data, valid = src.read(dtype=np.float32)  # float32: the layers are read once and held whole
         names = list(src.band_names)
         grid = src.grid
         n_dem_band = src.count - 1 if cfg.dem else None
@@ -193,8 +264,8 @@ def _read_layers(cfg: SoilSampleConfig):
     if cfg.terrain:
         from geotool.soil.terrain import terrain_layers
 
-        extra = terrain_layers(dem, grid, list(dict.fromkeys(cfg.terrain)), flow=cfg.flow)
-        data = np.concatenate([data, np.stack(list(extra.values()))])
+        extra = terrain_layers(dem.astype(np.float64), grid, list(dict.fromkeys(cfg.terrain)), flow=cfg.flow)
+        data = np.concatenate([data, np.stack(list(extra.values())).astype(np.float32)])
         names = _unique(names + list(extra))
         valid = valid & np.all(np.isfinite(data), axis=0)
     from geotool.io.raster import require_valid_pixels
@@ -259,8 +330,15 @@ def _legacy_cells(cfg: SoilSampleConfig, grid, valid: np.ndarray) -> np.ndarray:
 def _rows_of_cells(cand: Candidates, cells: np.ndarray) -> np.ndarray:
     if len(cells) == 0:
         return np.empty(0, dtype=np.int64)
-    lookup = {(int(r), int(c)): i for i, (r, c) in enumerate(zip(cand.rows, cand.cols))}
-    return np.asarray([lookup[(int(r), int(c))] for r, c in cells], dtype=np.int64)
+    # candidates come from np.nonzero, so their linear cell indices are sorted: binary search, no dict
+    width = int(cand.cols.max()) + 1 if len(cand.cols) else 1
+    width = max(width, int(cells[:, 1].max()) + 1)
+    key = cand.rows.astype(np.int64) * width + cand.cols
+    want = cells[:, 0].astype(np.int64) * width + cells[:, 1]
+    idx = np.searchsorted(key, want)
+    if (idx >= len(key)).any() or not np.array_equal(key[np.minimum(idx, len(key) - 1)], want):
+        raise AssertionError("a legacy cell is not among the candidates")  # candidate_cells includes them
+    return idx.astype(np.int64)
 
 
 def _points_frame(cand: Candidates, rows: np.ndarray, n_fixed: int, grid, pixel_m):

@@ -319,7 +319,7 @@ def _rect_maxvol(
 
 def design_log_det(A: np.ndarray, rows: np.ndarray) -> float:
     """D-criterion: log det(A_S^T A_S) when len(rows) >= features, else log det(A_S A_S^T)."""
-    sub = np.asarray(A, dtype=np.float64)[rows]
+    sub = np.asarray(A[np.asarray(rows, dtype=np.int64)], dtype=np.float64)  # index first: never a float64 copy of A
     gram = sub.T @ sub if len(rows) >= sub.shape[1] else sub @ sub.T
     sign, logdet = np.linalg.slogdet(gram)
     return float(logdet) if sign > 0 else float("-inf")
