@@ -165,7 +165,28 @@ METHODS: dict[str, Callable[[Field, int, int], np.ndarray]] = {
     "cLHS": m_clhs,
     "k-means": m_kmeans,
 }
-VARIANTS: dict[str, Callable[[Field, int, int], np.ndarray]] = {}
+def _kv(**kw):
+    def fn(fld: Field, n: int, seed: int) -> np.ndarray:
+        from geotool.soil.design import kernel_maxvol
+
+        opts = dict(kw)
+        ratio = opts.pop("ratio", 2.0)
+        return kernel_maxvol(fld.X, n, seed=seed, landmarks=max(1, int(round(ratio * n))), **opts)[0]
+    return fn
+
+
+VARIANTS: dict[str, Callable[[Field, int, int], np.ndarray]] = {
+    "L=N": _kv(ratio=1.0),
+    "L=4N": _kv(ratio=4.0),
+    "bw=1": _kv(bandwidth=1.0),
+    "bw=0.3": _kv(bandwidth=0.3),
+    "z-space": _kv(space="standard"),
+    "L=N,bw=1": _kv(ratio=1.0, bandwidth=1.0),
+    "refine5": _kv(refine=5),
+    "L=N,refine5": _kv(ratio=1.0, refine=5),
+    "z,refine5": _kv(space="standard", refine=5),
+    "refine20": _kv(refine=20),
+}
 
 
 def run_field(fld: Field, sizes: list[int], n_random: int, trees: int, eval_cells: int, methods: dict,

@@ -40,6 +40,16 @@ def soil_sample(
     resample: Annotated[Optional[str], typer.Option(help="Resample misaligned layers onto the first: nearest, bilinear, cubic.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="PNG map of the points over a hillshade.")] = None,
     feature_memory_mb: Annotated[Optional[float], typer.Option(help="MiB for kernel features; beyond it maxvol runs on a seeded subset of cells.")] = None,
+    access: Annotated[Optional[Path], typer.Option(help="Roads/tracks (vector): only cells within --access-buffer of them.", rich_help_panel="Field constraints")] = None,
+    access_buffer: Annotated[Optional[float], typer.Option(help="Reach from --access, ground metres.", rich_help_panel="Field constraints")] = None,
+    exclude: Annotated[Optional[list[Path]], typer.Option(help="Polygons never sampled: buildings, water, private land (repeatable).", rich_help_panel="Field constraints")] = None,
+    backups: Annotated[Optional[int], typer.Option(help="Replacement cells per new point, written to <output>_backups.", rich_help_panel="Field constraints")] = None,
+    strata: Annotated[Optional[Path], typer.Option(help="Strata: integer raster on the covariates' grid, or polygons.", rich_help_panel="Field constraints")] = None,
+    strata_column: Annotated[Optional[str], typer.Option(help="Stratum id column of strata polygons.", rich_help_panel="Field constraints")] = None,
+    allocation: Annotated[Optional[str], typer.Option(help="Points per stratum: proportional, equal, or a polygon column of counts.", rich_help_panel="Field constraints")] = None,
+    cost: Annotated[Optional[Path], typer.Option(help="Cost raster (travel/effort per cell, >= 0) on the covariates' grid.", rich_help_panel="Field constraints")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="Total cost of the new points never exceeds this.", rich_help_panel="Field constraints")] = None,
+    cost_weight: Annotated[Optional[float], typer.Option(help="Trade-off of maxvol gain against cost (0 = none).", rich_help_panel="Field constraints")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML file with any of these settings (flags override it).")] = None,
 ) -> None:
     """Choose N soil-sampling locations from covariate rasters by maxvol (or a baseline)."""
@@ -70,6 +80,16 @@ def soil_sample(
             "resample": resample,
             "plot": plot,
             "feature_memory_mb": feature_memory_mb,
+            "access": access,
+            "access_buffer": access_buffer,
+            "exclude": exclude or None,
+            "backups": backups,
+            "strata": strata,
+            "strata_column": strata_column,
+            "allocation": allocation,
+            "cost": cost,
+            "budget": budget,
+            "cost_weight": cost_weight,
         },
     )
     result = run_soil_sample(cfg)
