@@ -105,8 +105,9 @@ def soil_sample(
 
 @handle_errors
 def soil_evaluate(
-    measured: Annotated[Path, typer.Argument(help="Measured points: CSV (x, y, properties) or a vector file.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="CSV table of the metrics (a .png plot is written beside it).")],
+    measured: Annotated[Optional[Path], typer.Argument(help="Measured points: CSV (x, y, properties) or a vector file (not with --sizes).", show_default=False)] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV table of the metrics (a .png plot is written beside it).")] = Path("soil_evaluation.csv"),
+    sizes: Annotated[Optional[str], typer.Option(help="Sample-size advice on the --covariate grid itself, e.g. 10:100:10 (no measured points).")] = None,
     x_column: Annotated[str, typer.Option(help="X (easting) column of a CSV.")] = "x",
     y_column: Annotated[str, typer.Option(help="Y (northing) column of a CSV.")] = "y",
     crs: Annotated[Optional[str], typer.Option(help="CRS of a CSV's x/y, e.g. EPSG:32637.")] = None,
@@ -120,8 +121,26 @@ def soil_evaluate(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     plot: Annotated[Optional[Path], typer.Option(help="PNG chart (default: the output name with .png).")] = None,
 ) -> None:
-    """Compare sampling designs on measured soil data: Wasserstein, KS and D-criterion per property."""
+    """Compare sampling designs on measured soil data (Wasserstein, KS, D-criterion per property), or with
+    --sizes, how representativeness and the D-criterion of the default design improve with N."""
     from geotool.config import load_config
+    from geotool.errors import ConfigError
+
+    if sizes is not None:
+        from geotool.soil.sizes import SoilSizesConfig, parse_sizes, run_soil_sizes
+
+        if measured is not None:
+            raise ConfigError("--sizes works on the covariate grid alone: drop the measured points argument")
+        if not covariates:
+            raise ConfigError("--sizes needs the candidate grid: give the covariate rasters with --covariate")
+        cfg_sizes = load_config(SoilSizesConfig, None, dict(covariates=covariates, sizes=parse_sizes(sizes), output=output,
+                                                            seed=seed, plot=plot))
+        table = run_soil_sizes(cfg_sizes)
+        if not STATE.quiet:
+            _print_sizes(table)
+        return
+    if measured is None:
+        raise ConfigError("give the measured points file (or --sizes with --covariate for sample-size advice)")
     from geotool.soil.evaluate import SoilEvaluateConfig, run_soil_evaluate
 
     cfg = load_config(SoilEvaluateConfig, None, dict(
@@ -157,6 +176,20 @@ def _print_overview(summary) -> None:
         table.add_row(row.method, str(row.k), f"{row.w_sd_mean:.3f}", _fmt(row.w_sd_std), f"{row.ks_mean:.3f}",
                       _fmt(row.ks_std), f"{row.log_det:.2f}", str(row.designs))
     Console(width=120).print(table)
+
+
+def _print_sizes(table) -> None:
+    """Rich table of the sample-size advice on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Table(title="Sample-size advice (lower W/sd, KS, JSD and higher log det are better)")
+    for col in ("design", "N", "W/sd", "KS", "JSD", "log det"):
+        out.add_column(col, justify="left" if col == "design" else "right")
+    for row in table.itertuples(index=False):
+        out.add_row(row.design, str(row.n), f"{row.wasserstein_per_sd:.3f}", f"{row.ks:.3f}", f"{row.jsd:.3f}",
+                    f"{row.log_det:.2f}")
+    Console(width=120).print(out)
 
 
 def _fmt(value: float) -> str:
