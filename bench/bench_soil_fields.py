@@ -181,10 +181,10 @@ VARIANTS: dict[str, Callable[[Field, int, int], np.ndarray]] = {
     "bw=1": _kv(bandwidth=1.0),
     "bw=0.3": _kv(bandwidth=0.3),
     "z-space": _kv(space="standard"),
-    "L=N,bw=1": _kv(ratio=1.0, bandwidth=1.0),
+    "L=N+bw=1": _kv(ratio=1.0, bandwidth=1.0),
     "refine5": _kv(refine=5),
-    "L=N,refine5": _kv(ratio=1.0, refine=5),
-    "z,refine5": _kv(space="standard", refine=5),
+    "L=N+refine5": _kv(ratio=1.0, refine=5),
+    "z+refine5": _kv(space="standard", refine=5),
     "refine20": _kv(refine=20),
 }
 

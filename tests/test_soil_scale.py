@@ -78,3 +78,22 @@ def test_design_log_det_indexes_rows_before_converting():
     assert peak < 1 << 20  # a float64 copy of A would be 30 MiB
     sub = A[rows].astype(np.float64)
     assert np.isclose(value, np.linalg.slogdet(sub.T @ sub)[1])
+
+
+def test_coverage_refinement_keeps_fixed_rows_and_improves_coverage():
+    from scipy.spatial import cKDTree
+
+    from geotool.soil.design import refine_coverage
+
+    rng = np.random.default_rng(2)
+    Z = rng.random((5000, 3)).astype(np.float32)
+    allowed = Z[:, 0] < 0.9
+    start = np.r_[7, np.flatnonzero(allowed)[:19]]  # a poor start: the first allowed rows, clustered nowhere
+    start[1:] = np.flatnonzero(allowed)[np.argsort(Z[allowed, 1])[:19]]  # all at low Z[:, 1]: bad coverage
+    out = refine_coverage(Z, start, 1, allowed, rounds=10)
+
+    def spread(rows):  # mean distance from a cell to its nearest design point (coverage; lower is better)
+        return cKDTree(Z[rows]).query(Z)[0].mean()
+
+    assert out[0] == 7 and len(set(out.tolist())) == 20 and allowed[out[1:]].all()
+    assert spread(out) < 0.8 * spread(start)

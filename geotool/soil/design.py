@@ -49,6 +49,10 @@ class SoilSampleConfig(GeotoolConfig):
         "BENCHMARKS.md), or the paper's linear/quadratic/cubic polynomial features.",
     )
     kernel_landmarks: Optional[int] = Field(None, ge=1, description="Kernel landmarks (default 2 x n).")
+    kernel_bandwidth: float = Field(0.5, gt=0, description="RBF sigma as a multiple of the median landmark spacing.")
+    kernel_space: Literal["rank", "standard"] = Field(
+        "rank", description="Covariate space of the kernel: rank (rank-uniformised, robust to tails) or standard (z-scores).")
+    refine: int = Field(0, ge=0, description="Coverage refinement rounds after kernel maxvol (0 = pure maxvol).")
     coordinates: bool = Field(False, description="Add the cell coordinates as features (spreads points in space).")
     seed: int = Field(0, description="Random seed (random, clhs, kmeans; maxvol is deterministic).")
     nodata: Optional[float] = Field(None, description="Nodata value overriding the files' own.")
@@ -275,7 +279,8 @@ def _kernel_maxvol(cfg: SoilSampleConfig, A: np.ndarray, cand: Candidates, fixed
     rows, size = kernel_maxvol(A[:, 1:], cfg.n if n is None else n, fixed=fixed, allowed=allowed, coords=cand.coords_m,
                                min_distance=cfg.min_distance, landmarks=cfg.kernel_landmarks or 2 * cfg.n,
                                seed=cfg.seed, feature_memory_mb=cfg.feature_memory_mb, cost=cost, budget=budget,
-                               cost_weight=cfg.cost_weight)
+                               cost_weight=cfg.cost_weight, bandwidth=cfg.kernel_bandwidth, space=cfg.kernel_space,
+                               refine=cfg.refine)
     return rows, [f"rbf_{i}" for i in range(size)]
 
 
@@ -482,8 +487,7 @@ def refine_coverage(
     for _ in range(rounds):
         _, nearest = cKDTree(Z[rows]).query(Z, k=1)
         counts = np.bincount(nearest, minlength=len(rows))
-        sums = np.zeros((len(rows), Z.shape[1]))
-        np.add.at(sums, nearest, Z)
+        sums = np.column_stack([np.bincount(nearest, weights=Z[:, j], minlength=len(rows)) for j in range(Z.shape[1])])
         moved = False
         taken = set(rows.tolist())
         for k in range(n_fixed, len(rows)):
