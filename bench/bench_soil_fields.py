@@ -176,6 +176,7 @@ def _kv(**kw):
 
 
 VARIANTS: dict[str, Callable[[Field, int, int], np.ndarray]] = {
+    "L=2N": _kv(ratio=2.0),  # the default before this study
     "L=N": _kv(ratio=1.0),
     "L=4N": _kv(ratio=4.0),
     "bw=1": _kv(bandwidth=1.0),

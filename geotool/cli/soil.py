@@ -39,7 +39,7 @@ def soil_sample(
     nodata: Annotated[Optional[float], typer.Option(help="Nodata value overriding the files' own.")] = None,
     resample: Annotated[Optional[str], typer.Option(help="Resample misaligned layers onto the first: nearest, bilinear, cubic.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="PNG map of the points over a hillshade.")] = None,
-    kernel_landmarks: Annotated[Optional[int], typer.Option(help="Kernel features: number of landmarks (default 2 x N).")] = None,
+    kernel_landmarks: Annotated[Optional[int], typer.Option(help="Kernel features: number of landmarks (default N).")] = None,
     kernel_bandwidth: Annotated[Optional[float], typer.Option(help="Kernel RBF width, x the median landmark spacing.")] = None,
     kernel_space: Annotated[Optional[str], typer.Option(help="Kernel covariate space: rank or standard.")] = None,
     refine: Annotated[Optional[int], typer.Option(help="Coverage refinement rounds after kernel maxvol (0 = none).")] = None,

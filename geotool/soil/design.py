@@ -48,7 +48,8 @@ class SoilSampleConfig(GeotoolConfig):
         description="maxvol features: kernel (RBF on rank-uniformised covariates, the measured best; see "
         "BENCHMARKS.md), or the paper's linear/quadratic/cubic polynomial features.",
     )
-    kernel_landmarks: Optional[int] = Field(None, ge=1, description="Kernel landmarks (default 2 x n).")
+    kernel_landmarks: Optional[int] = Field(
+        None, ge=1, description="Kernel landmarks (default n: square kernel maxvol, chosen on two fields; see BENCHMARKS.md).")
     kernel_bandwidth: float = Field(0.5, gt=0, description="RBF sigma as a multiple of the median landmark spacing.")
     kernel_space: Literal["rank", "standard"] = Field(
         "rank", description="Covariate space of the kernel: rank (rank-uniformised, robust to tails) or standard (z-scores).")
@@ -61,7 +62,7 @@ class SoilSampleConfig(GeotoolConfig):
     )
     clhs_iterations: int = Field(5000, ge=1, description="cLHS annealing iterations.")
     feature_memory_mb: float = Field(
-        512.0, gt=0,
+        256.0, gt=0,
         description="Memory for the kernel feature matrix, MiB; above it kernel maxvol runs on a seeded uniform "
         "subset of the candidate cells that fits (bounded memory at 3e7+ cells).",
     )
@@ -164,12 +165,13 @@ def run_soil_sample(cfg: SoilSampleConfig) -> SoilSampleResult:
         selection_matrix, _, feat_names = design_matrix(cand.values, cand.names, cfg.features, coords=coords)
     else:
         selection_matrix = A
-    if cfg.method == "maxvol" and cfg.features == "kernel":
-        feat_names = [f"rbf_{i}" for i in range(cfg.kernel_landmarks or 2 * cfg.n)]
+    kernel_names: list[str] = []
 
     def choose(n_total: int, fixed_rows: np.ndarray, ok: np.ndarray, budget: float | None) -> np.ndarray:
         if cfg.method == "maxvol" and cfg.features == "kernel":
-            return _kernel_maxvol(cfg, A, cand, fixed_rows, ok, n_total, cost, budget)[0]
+            chosen, names = _kernel_maxvol(cfg, A, cand, fixed_rows, ok, n_total, cost, budget)
+            kernel_names[:] = names  # the number of landmarks actually used (fewer on tiny fields)
+            return chosen
         return select_rows(cfg, selection_matrix, cand, fixed_rows, ok, n_total, cost, budget)
 
     allocation: dict[int, int] = {}
@@ -177,6 +179,8 @@ def run_soil_sample(cfg: SoilSampleConfig) -> SoilSampleResult:
         rows = choose(cfg.n, fixed, allowed, cfg.budget)
     else:
         rows, allocation = _stratified(cfg, choose, labels, strata_counts, fixed, allowed, cost)
+    if kernel_names:
+        feat_names = kernel_names
     backups = None
     if cfg.backups:
         from geotool.soil.constraints import find_backups
@@ -277,7 +281,7 @@ def _kernel_maxvol(cfg: SoilSampleConfig, A: np.ndarray, cand: Candidates, fixed
                    n: int | None = None, cost: np.ndarray | None = None, budget: float | None = None):
     """soil-sample's kernel maxvol; returns candidate rows and feature names."""
     rows, size = kernel_maxvol(A[:, 1:], cfg.n if n is None else n, fixed=fixed, allowed=allowed, coords=cand.coords_m,
-                               min_distance=cfg.min_distance, landmarks=cfg.kernel_landmarks or 2 * cfg.n,
+                               min_distance=cfg.min_distance, landmarks=cfg.kernel_landmarks or cfg.n,
                                seed=cfg.seed, feature_memory_mb=cfg.feature_memory_mb, cost=cost, budget=budget,
                                cost_weight=cfg.cost_weight, bandwidth=cfg.kernel_bandwidth, space=cfg.kernel_space,
                                refine=cfg.refine)
@@ -411,7 +415,7 @@ def kernel_maxvol(
     min_distance: float = 0.0,
     landmarks: int | None = None,
     seed: int = 0,
-    feature_memory_mb: float = 512.0,
+    feature_memory_mb: float = 256.0,
     bandwidth: float = 0.5,
     space: Literal["rank", "standard"] = "rank",
     refine: int = 0,
@@ -424,7 +428,8 @@ def kernel_maxvol(
     Args:
         X: ``(cells, covariates)`` standardised covariates (no intercept).
         n: points in the design, fixed rows included.
-        landmarks: kernel features (default 2 x n).
+        landmarks: kernel features (default n: the square case, where maxvol's swaps run; measured better
+            than 2 x n on both fields of bench/bench_soil_fields.py).
         feature_memory_mb: cap on the float32 pool x landmarks feature matrix, MiB.
         bandwidth: RBF sigma as a multiple of the median landmark spacing.
         space: ``rank`` (each covariate rank-uniformised, robust to tails) or ``standard`` (z-scores).
@@ -440,7 +445,7 @@ def kernel_maxvol(
     cells = len(X)
     fixed = np.unique(np.asarray([] if fixed is None else fixed, dtype=np.int64))
     allowed = np.ones(cells, dtype=bool) if allowed is None else np.asarray(allowed, dtype=bool)
-    landmarks = landmarks or 2 * n
+    landmarks = landmarks or n
     limit = max(n, int(feature_memory_mb * 2**20 // (4 * landmarks)))
     pool = candidate_pool(allowed, fixed, limit, seed)
     if int(allowed.sum()) > len(pool):

@@ -325,7 +325,7 @@ def kernel_features(
 
     Args:
         values: ``(cells, columns)`` covariates (no intercept).
-        n_landmarks: number of landmarks (features); twice the sample size by default in soil-sample.
+        n_landmarks: number of landmarks (features); the sample size by default in soil-sample.
         seed: k-means seed.
 
     Returns:

@@ -83,7 +83,7 @@ def _jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * kl(p) + 0.5 * kl(q)
 
 
-def size_curve(X: np.ndarray, sizes: list[int], seed: int = 0, random: int = 20, feature_memory_mb: float = 512.0):
+def size_curve(X: np.ndarray, sizes: list[int], seed: int = 0, random: int = 20, feature_memory_mb: float = 256.0):
     """DataFrame, one row per (design, N): W/sd, KS, JSD and log det, for the default design and the median
     of ``random`` random designs."""
     import pandas as pd
