@@ -39,6 +39,21 @@ def soil_sample(
     nodata: Annotated[Optional[float], typer.Option(help="Nodata value overriding the files' own.")] = None,
     resample: Annotated[Optional[str], typer.Option(help="Resample misaligned layers onto the first: nearest, bilinear, cubic.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="PNG map of the points over a hillshade.")] = None,
+    kernel_landmarks: Annotated[Optional[int], typer.Option(help="Kernel features: number of landmarks (default N).")] = None,
+    kernel_bandwidth: Annotated[Optional[float], typer.Option(help="Kernel RBF width, x the median landmark spacing.")] = None,
+    kernel_space: Annotated[Optional[str], typer.Option(help="Kernel covariate space: rank or standard.")] = None,
+    refine: Annotated[Optional[int], typer.Option(help="Coverage refinement rounds after kernel maxvol (0 = none).")] = None,
+    feature_memory_mb: Annotated[Optional[float], typer.Option(help="MiB for kernel features; beyond it maxvol runs on a seeded subset of cells.")] = None,
+    access: Annotated[Optional[Path], typer.Option(help="Roads/tracks (vector): only cells within --access-buffer of them.", rich_help_panel="Field constraints")] = None,
+    access_buffer: Annotated[Optional[float], typer.Option(help="Reach from --access, ground metres.", rich_help_panel="Field constraints")] = None,
+    exclude: Annotated[Optional[list[Path]], typer.Option(help="Polygons never sampled: buildings, water, private land (repeatable).", rich_help_panel="Field constraints")] = None,
+    backups: Annotated[Optional[int], typer.Option(help="Replacement cells per new point, written to <output>_backups.", rich_help_panel="Field constraints")] = None,
+    strata: Annotated[Optional[Path], typer.Option(help="Strata: integer raster on the covariates' grid, or polygons.", rich_help_panel="Field constraints")] = None,
+    strata_column: Annotated[Optional[str], typer.Option(help="Stratum id column of strata polygons.", rich_help_panel="Field constraints")] = None,
+    allocation: Annotated[Optional[str], typer.Option(help="Points per stratum: proportional, equal, or a polygon column of counts.", rich_help_panel="Field constraints")] = None,
+    cost: Annotated[Optional[Path], typer.Option(help="Cost raster (travel/effort per cell, >= 0) on the covariates' grid.", rich_help_panel="Field constraints")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="Total cost of the new points never exceeds this.", rich_help_panel="Field constraints")] = None,
+    cost_weight: Annotated[Optional[float], typer.Option(help="Trade-off of maxvol gain against cost (0 = none).", rich_help_panel="Field constraints")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML file with any of these settings (flags override it).")] = None,
 ) -> None:
     """Choose N soil-sampling locations from covariate rasters by maxvol (or a baseline)."""
@@ -68,6 +83,21 @@ def soil_sample(
             "nodata": nodata,
             "resample": resample,
             "plot": plot,
+            "feature_memory_mb": feature_memory_mb,
+            "kernel_landmarks": kernel_landmarks,
+            "kernel_bandwidth": kernel_bandwidth,
+            "kernel_space": kernel_space,
+            "refine": refine,
+            "access": access,
+            "access_buffer": access_buffer,
+            "exclude": exclude or None,
+            "backups": backups,
+            "strata": strata,
+            "strata_column": strata_column,
+            "allocation": allocation,
+            "cost": cost,
+            "budget": budget,
+            "cost_weight": cost_weight,
         },
     )
     result = run_soil_sample(cfg)
@@ -83,8 +113,9 @@ def soil_sample(
 
 @handle_errors
 def soil_evaluate(
-    measured: Annotated[Path, typer.Argument(help="Measured points: CSV (x, y, properties) or a vector file.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="CSV table of the metrics (a .png plot is written beside it).")],
+    measured: Annotated[Optional[Path], typer.Argument(help="Measured points: CSV (x, y, properties) or a vector file (not with --sizes).", show_default=False)] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV table of the metrics (a .png plot is written beside it).")] = Path("soil_evaluation.csv"),
+    sizes: Annotated[Optional[str], typer.Option(help="Sample-size advice on the --covariate grid itself, e.g. 10:100:10 (no measured points).")] = None,
     x_column: Annotated[str, typer.Option(help="X (easting) column of a CSV.")] = "x",
     y_column: Annotated[str, typer.Option(help="Y (northing) column of a CSV.")] = "y",
     crs: Annotated[Optional[str], typer.Option(help="CRS of a CSV's x/y, e.g. EPSG:32637.")] = None,
@@ -98,8 +129,26 @@ def soil_evaluate(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     plot: Annotated[Optional[Path], typer.Option(help="PNG chart (default: the output name with .png).")] = None,
 ) -> None:
-    """Compare sampling designs on measured soil data: Wasserstein, KS and D-criterion per property."""
+    """Compare sampling designs on measured soil data (Wasserstein, KS, D-criterion per property), or with
+    --sizes, how representativeness and the D-criterion of the default design improve with N."""
     from geotool.config import load_config
+    from geotool.errors import ConfigError
+
+    if sizes is not None:
+        from geotool.soil.sizes import SoilSizesConfig, parse_sizes, run_soil_sizes
+
+        if measured is not None:
+            raise ConfigError("--sizes works on the covariate grid alone: drop the measured points argument")
+        if not covariates:
+            raise ConfigError("--sizes needs the candidate grid: give the covariate rasters with --covariate")
+        cfg_sizes = load_config(SoilSizesConfig, None, dict(covariates=covariates, sizes=parse_sizes(sizes), output=output,
+                                                            seed=seed, plot=plot))
+        table = run_soil_sizes(cfg_sizes)
+        if not STATE.quiet:
+            _print_sizes(table)
+        return
+    if measured is None:
+        raise ConfigError("give the measured points file (or --sizes with --covariate for sample-size advice)")
     from geotool.soil.evaluate import SoilEvaluateConfig, run_soil_evaluate
 
     cfg = load_config(SoilEvaluateConfig, None, dict(
@@ -135,6 +184,20 @@ def _print_overview(summary) -> None:
         table.add_row(row.method, str(row.k), f"{row.w_sd_mean:.3f}", _fmt(row.w_sd_std), f"{row.ks_mean:.3f}",
                       _fmt(row.ks_std), f"{row.log_det:.2f}", str(row.designs))
     Console(width=120).print(table)
+
+
+def _print_sizes(table) -> None:
+    """Rich table of the sample-size advice on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Table(title="Sample-size advice (lower W/sd, KS, JSD and higher log det are better)")
+    for col in ("design", "N", "W/sd", "KS", "JSD", "log det"):
+        out.add_column(col, justify="left" if col == "design" else "right")
+    for row in table.itertuples(index=False):
+        out.add_row(row.design, str(row.n), f"{row.wasserstein_per_sd:.3f}", f"{row.ks:.3f}", f"{row.jsd:.3f}",
+                    f"{row.log_det:.2f}")
+    Console(width=120).print(out)
 
 
 def _fmt(value: float) -> str:

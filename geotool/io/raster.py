@@ -578,3 +578,24 @@ def read_tags(path: str | os.PathLike) -> dict[str, str]:
     """The dataset-level GeoTIFF tags (metadata) of a raster."""
     with _open_dataset(Path(path)) as ds:
         return dict(ds.tags())
+
+
+def read_aligned_band(path: str | os.PathLike, grid: Grid, what: str = "raster", dtype: str = "float32"):
+    """Band 1 of ``path`` and its validity mask, which must lie on ``grid`` (same CRS, transform, shape).
+
+    For single layers that go with a stack already read (a cost or strata raster next to the covariates).
+
+    Raises:
+        RasterMismatchError: ``path`` is on another grid (the message lists what differs and how to fix it).
+    """
+    from geotool.errors import RasterMismatchError
+
+    with RasterSource([path]) as src:
+        if not src.grid.same_as(grid):
+            diffs = "; ".join(grid.differences(src.grid))
+            raise RasterMismatchError(
+                f"{path} ({what}) is not on the covariates' grid ({diffs}); resample it onto them first "
+                f"(e.g. gdalwarp with their -te/-tr/-t_srs)"
+            )
+        data, valid = src.read(dtype=dtype)
+    return data[0], valid

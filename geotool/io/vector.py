@@ -580,3 +580,54 @@ def iter_vector_chunks(path: str | os.PathLike, rows: int = 50_000) -> Iterator[
         start += rows
         if start >= total:
             return
+
+
+# -- masks from vector files (soil-sample's field constraints) ---------------------------------------
+
+
+def _metric_crs(gdf):
+    """A CRS in metres for buffering ``gdf``: its own when projected in metres, else its local UTM zone."""
+    crs = gdf.crs
+    if crs is not None and crs.is_projected and crs.axis_info and crs.axis_info[0].unit_name in ("metre", "meter"):
+        return crs
+    return gdf.estimate_utm_crs()
+
+
+def buffer_metres(gdf, metres: float):
+    """Buffer every geometry by ``metres`` of ground distance, returned in ``gdf``'s CRS.
+
+    Buffers are drawn in a metric CRS (the frame's own, or its UTM zone for geographic/foot CRSs). The
+    buffer polygon is inscribed in the true circle/stadium, so a point inside it is never farther than
+    ``metres`` from the feature.
+    """
+    metric = _metric_crs(gdf)
+    work = gdf.to_crs(metric) if metric != gdf.crs else gdf
+    buffered = work.geometry.buffer(float(metres), quad_segs=16)
+    out = gdf.copy()
+    out["geometry"] = buffered.to_crs(gdf.crs).values if metric != gdf.crs else buffered.values
+    return out.set_geometry("geometry")
+
+
+def near_mask(path: str | os.PathLike, grid: Grid, metres: float, raster_name: str | None = None) -> np.ndarray:
+    """``(rows, cols)`` bool: cells of ``grid`` whose centre is within ``metres`` of a feature of ``path``
+    (roads, tracks: lines, points or polygons in any CRS)."""
+    gdf = read_vector(path, target=grid, raster_name=raster_name)
+    require_features(gdf, path, "features")
+    return rasterize(buffer_metres(gdf, metres), grid).astype(bool)
+
+
+def polygon_mask(path: str | os.PathLike, grid: Grid, raster_name: str | None = None,
+                 require_overlap: bool = True) -> np.ndarray:
+    """``(rows, cols)`` bool: cells of ``grid`` whose centre is inside a polygon of ``path``."""
+    gdf = polygon_features(path, grid, raster_name, require_overlap)
+    return rasterize(gdf, grid).astype(bool)
+
+
+def polygon_features(path: str | os.PathLike, grid: Grid, raster_name: str | None = None, require_overlap: bool = True):
+    """The (multi)polygons of ``path`` in ``grid``'s CRS; a file without polygons is an error naming it."""
+    gdf = read_vector(path, target=grid, raster_name=raster_name, require_overlap=require_overlap)
+    polys = gdf[gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if len(polys) == 0:
+        found = ", ".join(sorted(set(gdf.geometry.geom_type))) or "nothing"
+        raise EmptyDataError(f"{path} holds no polygons (found {found}); give a polygon layer")
+    return polys.reset_index(drop=True)

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from geotool.config import GeotoolConfig
 from geotool.errors import ConfigError, InfeasibleError, NoOverlapError
-from geotool.soil.features import Candidates, FeatureMode, FeatureReport, candidate_cells, design_matrix, kernel_features
+from geotool.soil.features import Candidates, FeatureMode, FeatureReport, candidate_cells, design_matrix
 
 log = logging.getLogger("geotool.soil")
 
@@ -48,7 +48,12 @@ class SoilSampleConfig(GeotoolConfig):
         description="maxvol features: kernel (RBF on rank-uniformised covariates, the measured best; see "
         "BENCHMARKS.md), or the paper's linear/quadratic/cubic polynomial features.",
     )
-    kernel_landmarks: Optional[int] = Field(None, ge=1, description="Kernel landmarks (default 2 x n).")
+    kernel_landmarks: Optional[int] = Field(
+        None, ge=1, description="Kernel landmarks (default n: square kernel maxvol, chosen on two fields; see BENCHMARKS.md).")
+    kernel_bandwidth: float = Field(0.5, gt=0, description="RBF sigma as a multiple of the median landmark spacing.")
+    kernel_space: Literal["rank", "standard"] = Field(
+        "rank", description="Covariate space of the kernel: rank (rank-uniformised, robust to tails) or standard (z-scores).")
+    refine: int = Field(0, ge=0, description="Coverage refinement rounds after kernel maxvol (0 = pure maxvol).")
     coordinates: bool = Field(False, description="Add the cell coordinates as features (spreads points in space).")
     seed: int = Field(0, description="Random seed (random, clhs, kmeans; maxvol is deterministic).")
     nodata: Optional[float] = Field(None, description="Nodata value overriding the files' own.")
@@ -56,7 +61,35 @@ class SoilSampleConfig(GeotoolConfig):
         None, description="Resample layers that are not on the first layer's grid instead of refusing them."
     )
     clhs_iterations: int = Field(5000, ge=1, description="cLHS annealing iterations.")
+    feature_memory_mb: float = Field(
+        256.0, gt=0,
+        description="Memory for the kernel feature matrix, MiB; above it kernel maxvol runs on a seeded uniform "
+        "subset of the candidate cells that fits (bounded memory at 3e7+ cells).",
+    )
     plot: Optional[Path] = Field(None, description="PNG map of the points over a hillshade.")
+    access: Optional[Path] = Field(None, description="Roads/tracks (vector); only cells within --access-buffer of them are candidates.")
+    access_buffer: Optional[float] = Field(None, gt=0, description="Reach from --access features, ground metres.")
+    exclude: list[Path] = Field(default_factory=list, description="Polygons (buildings, water, private land) whose cells are never sampled.")
+    backups: int = Field(0, ge=0, description="Replacement cells per new point, written to <output>_backups.")
+    strata: Optional[Path] = Field(None, description="Strata: an integer raster on the covariates' grid, or polygons.")
+    strata_column: Optional[str] = Field(None, description="Stratum id column of strata polygons (default: each polygon).")
+    allocation: str = Field("proportional", description="Points per stratum: proportional (to area), equal, or a "
+                            "column of the strata polygons holding each stratum's count.")
+    cost: Optional[Path] = Field(None, description="Cost raster (travel or effort per cell, >= 0) on the covariates' grid.")
+    budget: Optional[float] = Field(None, ge=0, description="Total cost of the new points never exceeds this.")
+    cost_weight: float = Field(0.0, ge=0, description="Trade-off: maxvol gain vs cost (0 = ignore cost unless --budget).")
+
+    @model_validator(mode="after")
+    def _constraints(self) -> "SoilSampleConfig":
+        if (self.access is None) != (self.access_buffer is None):
+            raise ValueError("--access and --access-buffer go together: give the roads file and the reach in metres")
+        if self.cost is not None and self.budget is None and self.cost_weight == 0:
+            raise ValueError("--cost needs --budget (total cost) or --cost-weight (trade-off)")
+        if self.cost is None and (self.budget is not None or self.cost_weight > 0):
+            raise ValueError("--budget and --cost-weight need --cost (a cost raster)")
+        if self.cost is not None and self.method != "maxvol":
+            raise ValueError("--cost works with --method maxvol only")
+        return self
 
     @field_validator("plot")
     @classmethod
@@ -95,39 +128,88 @@ def run_soil_sample(cfg: SoilSampleConfig) -> SoilSampleResult:
 
     pixel_m = ground_pixel_size(grid)
     inside = _boundary_mask(cfg, grid) if cfg.boundary else None
+    inside = _constraint_mask(cfg, grid, inside)
+    strata_map, strata_counts = _read_strata(cfg, grid) if cfg.strata else (None, None)
+    cost_map = _read_cost(cfg, grid) if cfg.cost else None
+    if strata_map is not None or cost_map is not None:
+        # cells without a stratum or a cost cannot be chosen as new points
+        extra = np.ones(grid.shape, bool) if inside is None else inside
+        if strata_map is not None:
+            extra = extra & (strata_map != 0)
+        if cost_map is not None:
+            extra = extra & np.isfinite(cost_map)
+        inside = extra
     legacy_rc = _legacy_cells(cfg, grid, valid & np.all(np.isfinite(layers), axis=0)) if cfg.existing else np.empty((0, 2), int)
     pool = inside.copy() if inside is not None else np.ones(grid.shape, bool)
     pool[legacy_rc[:, 0], legacy_rc[:, 1]] = True
     cand = candidate_cells(layers, valid, names, pixel_m, inside=pool)
     allowed = inside[cand.rows, cand.cols] if inside is not None else np.ones(len(cand.rows), bool)
     if not allowed.any():
-        raise NoOverlapError(f"{cfg.boundary} contains no valid cell of the covariates; check the boundary and the nodata")
+        raise NoOverlapError(f"{_where(cfg)} contains no valid cell of the covariates; check it and the nodata")
     fixed = _rows_of_cells(cand, legacy_rc)
     n_new_possible = int(allowed.sum()) + len(fixed)
     if cfg.n > n_new_possible:
         raise InfeasibleError(
             f"asked for {cfg.n} points but only {n_new_possible} candidate cells are valid"
-            f"{' inside ' + str(cfg.boundary) if cfg.boundary else ''}; ask for fewer"
+            f"{' in ' + _where(cfg) if inside is not None else ''}; ask for fewer"
         )
     coords = cand.coords_m if cfg.coordinates else None
     A, report, feat_names = design_matrix(cand.values, cand.names, "linear", coords=coords)
     for line in report.warnings():
         log.warning(line)
-    if cfg.method == "maxvol" and cfg.features == "kernel":
-        landmarks = cfg.kernel_landmarks or 2 * cfg.n
-        selection_matrix = kernel_features(A[:, 1:], landmarks, seed=cfg.seed)
-        feat_names = [f"rbf_{i}" for i in range(selection_matrix.shape[1])]
-    elif cfg.method == "maxvol" and cfg.features != "linear":
+    labels = strata_map[cand.rows, cand.cols] if strata_map is not None else None
+    cost = cost_map[cand.rows, cand.cols].astype(np.float64) if cost_map is not None else None
+    if cost is not None:
+        cost[fixed] = 0.0  # legacy points are already sampled: they cost nothing
+    if cfg.method == "maxvol" and cfg.features != "kernel" and cfg.features != "linear":
         selection_matrix, _, feat_names = design_matrix(cand.values, cand.names, cfg.features, coords=coords)
     else:
         selection_matrix = A
-    rows = select_rows(cfg, selection_matrix, cand, fixed, allowed)
+    kernel_names: list[str] = []
+
+    def choose(n_total: int, fixed_rows: np.ndarray, ok: np.ndarray, budget: float | None) -> np.ndarray:
+        if cfg.method == "maxvol" and cfg.features == "kernel":
+            chosen, names = _kernel_maxvol(cfg, A, cand, fixed_rows, ok, n_total, cost, budget)
+            kernel_names[:] = names  # the number of landmarks actually used (fewer on tiny fields)
+            return chosen
+        return select_rows(cfg, selection_matrix, cand, fixed_rows, ok, n_total, cost, budget)
+
+    allocation: dict[int, int] = {}
+    if labels is None:
+        rows = choose(cfg.n, fixed, allowed, cfg.budget)
+    else:
+        rows, allocation = _stratified(cfg, choose, labels, strata_counts, fixed, allowed, cost)
+    if kernel_names:
+        feat_names = kernel_names
+    backups = None
+    if cfg.backups:
+        from geotool.soil.constraints import find_backups
+
+        backups = find_backups(A[:, 1:], rows, len(fixed), cfg.backups, allowed, cand.coords_m, cfg.min_distance,
+                               strata=labels, cost=cost, budget=cfg.budget, seed=cfg.seed)
     from geotool.soil.maxvol import design_log_det
 
     log_det = design_log_det(A, rows)  # D-criterion of the linear design, comparable across methods
     points = _points_frame(cand, rows, len(fixed), grid, pixel_m)
+    if labels is not None:
+        points.insert(2, "stratum", labels[rows])
+    if cost is not None:
+        points.insert(2, "cost", cost[rows])
+    backup_frame = None
+    if backups is not None:
+        backup_frame = _points_frame(cand, backups.rows, 0, grid, pixel_m, with_nearest=False)
+        backup_frame = backup_frame.drop(columns=["order", "legacy"])
+        backup_frame.insert(0, "replaces", backups.replaces + 1)  # the `order` of the point it replaces
+        backup_frame.insert(1, "rank", backups.rank)
+        backup_frame.insert(2, "covariate_distance", backups.distance)
+        if labels is not None:
+            backup_frame.insert(3, "stratum", labels[backups.rows])
+        if cost is not None:
+            backup_frame.insert(3, "cost", cost[backups.rows])
     write_vector(points, cfg.output)
     written = [cfg.output]
+    if backup_frame is not None:
+        written.append(write_vector(backup_frame, backups_path(cfg.output)))
     results = {
         "n_points": int(len(rows)),
         "n_existing": int(len(fixed)),
@@ -138,6 +220,12 @@ def run_soil_sample(cfg: SoilSampleConfig) -> SoilSampleResult:
         "ground_pixel_size_m": list(pixel_m),
         "crs": grid.crs.to_string(),
     }
+    if allocation:
+        results["strata_allocation"] = {str(k): v for k, v in allocation.items()}
+    if cost is not None:
+        results["total_cost_new_points"] = float(cost[rows[len(fixed):]].sum())
+    if backup_frame is not None:
+        results["backups_file"] = str(written[-1])
     written.append(write_sidecar(cfg.output, "soil-sample", cfg, inputs=_inputs(cfg), seed=cfg.seed, results=results))
     if cfg.plot:
         from geotool.soil.plots import plot_design
@@ -148,31 +236,291 @@ def run_soil_sample(cfg: SoilSampleConfig) -> SoilSampleResult:
     return SoilSampleResult(points, int(allowed.sum()), feat_names, report, log_det, written)
 
 
-def select_rows(cfg: SoilSampleConfig, A: np.ndarray, cand: Candidates, fixed: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Row indices (into the candidates) of the design, fixed rows first."""
+def select_rows(cfg: SoilSampleConfig, A: np.ndarray, cand: Candidates, fixed: np.ndarray, allowed: np.ndarray,
+                n: int | None = None, cost: np.ndarray | None = None, budget: float | None = None) -> np.ndarray:
+    """Row indices (into the candidates) of the design of ``n`` (default ``cfg.n``) points, fixed rows first."""
     from geotool.soil.baselines import clhs_design, kmeans_design, random_design
     from geotool.soil.maxvol import maxvol_select
 
+    n = cfg.n if n is None else n
     rng = np.random.default_rng(cfg.seed)
     coords = cand.coords_m
     if cfg.method == "maxvol":
-        return maxvol_select(A, cfg.n, fixed=fixed, coords=coords, min_distance=cfg.min_distance, allowed=allowed).rows
+        return maxvol_select(A, n, fixed=fixed, coords=coords, min_distance=cfg.min_distance, allowed=allowed,
+                             cost=cost, budget=budget, cost_weight=cfg.cost_weight).rows
     # baselines work on the standardised linear features of the allowed cells plus the fixed ones
     pool = np.flatnonzero(allowed | np.isin(np.arange(len(allowed)), fixed))
     local_fixed = np.searchsorted(pool, fixed)
     X = A[pool, 1:]
     sub_coords = coords[pool]
     if cfg.method == "random":
-        local = random_design(len(pool), cfg.n, rng, local_fixed, sub_coords, cfg.min_distance)
+        local = random_design(len(pool), n, rng, local_fixed, sub_coords, cfg.min_distance)
     elif cfg.method == "clhs":
-        local = clhs_design(X, cfg.n, rng, local_fixed, sub_coords, cfg.min_distance, iterations=cfg.clhs_iterations)
+        local = clhs_design(X, n, rng, local_fixed, sub_coords, cfg.min_distance, iterations=cfg.clhs_iterations)
     else:
-        local = kmeans_design(X, cfg.n, rng, local_fixed, sub_coords, cfg.min_distance)
+        local = kmeans_design(X, n, rng, local_fixed, sub_coords, cfg.min_distance)
     return pool[local]
 
 
+def candidate_pool(allowed: np.ndarray, fixed: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """Sorted candidate rows the kernel maxvol runs on: every allowed row when they fit in ``limit``,
+    else a seeded uniform subset of ``limit`` allowed rows; fixed rows are always in it.
+
+    Kernel features are a function of the covariates alone, so a uniform subset of a few million cells
+    represents the covariate distribution the design is drawn from (measured in BENCHMARKS.md, soil
+    memory section); it is what keeps cells x landmarks float32 features bounded at 3e7+ cells.
+    """
+    allowed_rows = np.flatnonzero(allowed)
+    if len(allowed_rows) > limit:
+        rng = np.random.default_rng(seed)
+        allowed_rows = np.sort(rng.choice(allowed_rows, limit, replace=False))
+    return np.union1d(allowed_rows, fixed)
+
+
+def _kernel_maxvol(cfg: SoilSampleConfig, A: np.ndarray, cand: Candidates, fixed: np.ndarray, allowed: np.ndarray,
+                   n: int | None = None, cost: np.ndarray | None = None, budget: float | None = None):
+    """soil-sample's kernel maxvol; returns candidate rows and feature names."""
+    rows, size = kernel_maxvol(A[:, 1:], cfg.n if n is None else n, fixed=fixed, allowed=allowed, coords=cand.coords_m,
+                               min_distance=cfg.min_distance, landmarks=cfg.kernel_landmarks or cfg.n,
+                               seed=cfg.seed, feature_memory_mb=cfg.feature_memory_mb, cost=cost, budget=budget,
+                               cost_weight=cfg.cost_weight, bandwidth=cfg.kernel_bandwidth, space=cfg.kernel_space,
+                               refine=cfg.refine)
+    return rows, [f"rbf_{i}" for i in range(size)]
+
+
+def backups_path(output: Path) -> Path:
+    """Where the backups of ``output`` go: ``<stem>_backups<suffix>`` beside it."""
+    return output.with_name(output.stem + "_backups" + output.suffix)
+
+
+def _where(cfg: SoilSampleConfig) -> str:
+    parts = [str(p) for p in (cfg.boundary,) if p]
+    if cfg.access:
+        parts.append(f"{cfg.access_buffer:g} m of {cfg.access}")
+    parts += [f"outside {p}" for p in cfg.exclude]
+    if cfg.strata:
+        parts.append(f"a stratum of {cfg.strata}")
+    if cfg.cost:
+        parts.append(f"a valid cost in {cfg.cost}")
+    return " and ".join(parts) or "the rasters"
+
+
+def _constraint_mask(cfg: SoilSampleConfig, grid, inside: np.ndarray | None) -> np.ndarray | None:
+    """Boundary AND within reach of an access feature AND outside every exclusion polygon."""
+    from geotool.io.vector import near_mask, polygon_mask
+
+    raster_name = str(cfg.covariates[0] if cfg.covariates else cfg.dem)
+    mask = inside
+    if cfg.access:
+        near = near_mask(cfg.access, grid, cfg.access_buffer, raster_name=raster_name)
+        if not near.any():
+            raise NoOverlapError(f"no cell centre is within {cfg.access_buffer:g} m of {cfg.access}; widen --access-buffer")
+        mask = near if mask is None else mask & near
+    for path in cfg.exclude:
+        # an exclusion that misses the rasters excludes nothing: not an error
+        out = polygon_mask(path, grid, raster_name=raster_name, require_overlap=False)
+        mask = ~out if mask is None else mask & ~out
+    return mask
+
+
+def _read_strata(cfg: SoilSampleConfig, grid):
+    """Stratum label per cell (0 = none) and, for polygons with a count column, each label's count."""
+    from geotool.io.vector import VECTOR_SUFFIXES, polygon_features, rasterize
+
+    if cfg.strata.suffix.lower() in VECTOR_SUFFIXES:
+        polys = polygon_features(cfg.strata, grid, raster_name="the covariates")
+        if cfg.strata_column:
+            if cfg.strata_column not in polys.columns:
+                raise ConfigError(f"{cfg.strata} has no column {cfg.strata_column!r}; available: "
+                                  f"{', '.join(c for c in polys.columns if c != polys.geometry.name)}")
+            ids, labels = np.unique(polys[cfg.strata_column].astype(str).to_numpy(), return_inverse=True)
+            labels = labels + 1
+        else:
+            labels = np.arange(1, len(polys) + 1)
+        counts = None
+        if cfg.allocation not in ("proportional", "equal"):
+            if cfg.allocation not in polys.columns:
+                raise ConfigError(f"--allocation {cfg.allocation!r} is neither proportional, equal nor a column of "
+                                  f"{cfg.strata}")
+            per = {}
+            for lab, value in zip(labels, polys[cfg.allocation].to_numpy()):
+                if not float(value).is_integer() or value < 0:
+                    raise ConfigError(f"{cfg.strata} column {cfg.allocation} must hold whole numbers >= 0 (found {value})")
+                per[int(lab)] = int(value)  # polygons of one stratum carry the same count
+            counts = per
+        return rasterize(polys, grid, values=labels, dtype="int32").astype(np.int64), counts
+    from geotool.io.raster import read_aligned_band
+
+    data, valid = read_aligned_band(cfg.strata, grid, "strata", dtype="float64")
+    if (data[valid] != np.round(data[valid])).any():
+        raise ConfigError(f"{cfg.strata} holds non-integer values; strata rasters are class maps")
+    if cfg.allocation not in ("proportional", "equal"):
+        raise ConfigError(f"--allocation {cfg.allocation!r} needs strata polygons with that column; "
+                          f"{cfg.strata} is a raster: use proportional or equal")
+    # labels shifted so 0 means "no stratum" (nodata) whatever classes the map uses
+    classes, inverse = np.unique(data[valid].astype(np.int64), return_inverse=True)
+    out = np.zeros(grid.shape, dtype=np.int64)
+    out[valid] = inverse + 1
+    return out, None
+
+
+def _read_cost(cfg: SoilSampleConfig, grid) -> np.ndarray:
+    from geotool.io.raster import read_aligned_band
+
+    data, valid = read_aligned_band(cfg.cost, grid, "cost")
+    if (data[valid] < 0).any():
+        raise ConfigError(f"{cfg.cost} has negative costs; costs are travel time or effort, >= 0")
+    return np.where(valid, data, np.nan)
+
+
+def _stratified(cfg, choose, labels, counts, fixed, allowed, cost):
+    """maxvol (or the baseline) inside each stratum in turn, every earlier choice kept as fixed."""
+    from geotool.soil.constraints import allocate
+
+    sizes = {int(k): int(v) for k, v in zip(*np.unique(labels[allowed], return_counts=True)) if k != 0}
+    n_new = cfg.n - len(fixed)
+    if counts is None:
+        alloc = allocate(sizes, n_new, cfg.allocation)
+    else:
+        alloc = {k: v for k, v in counts.items() if v > 0}
+        if sum(alloc.values()) != n_new:
+            raise ConfigError(f"{cfg.strata} column {cfg.allocation} asks for {sum(alloc.values())} points but "
+                              f"-n {cfg.n} leaves {n_new} new ones; make them agree")
+        short = [k for k, v in alloc.items() if v > sizes.get(k, 0)]
+        if short:
+            raise InfeasibleError(f"stratum {short[0]} of {cfg.strata} asks for {alloc[short[0]]} points but has "
+                                  f"{sizes.get(short[0], 0)} allowed cells")
+    rows = np.asarray(fixed, dtype=np.int64)
+    order = sorted(alloc)
+    spent = 0.0
+    for i, label in enumerate(order):
+        budget = None
+        if cfg.budget is not None:
+            # keep enough for the cheapest completion of the strata still to come
+            reserve = sum(alloc[m] * float(np.min(cost[allowed & (labels == m)])) for m in order[i + 1:])
+            budget = cfg.budget - spent - reserve
+        before = len(rows)
+        rows = choose(before + alloc[label], rows, allowed & (labels == label), budget)
+        if cost is not None:
+            spent += float(cost[rows[before:]].sum())
+    return rows, alloc
+
+
+def kernel_maxvol(
+    X: np.ndarray,
+    n: int,
+    fixed: np.ndarray | None = None,
+    allowed: np.ndarray | None = None,
+    coords: np.ndarray | None = None,
+    min_distance: float = 0.0,
+    landmarks: int | None = None,
+    seed: int = 0,
+    feature_memory_mb: float = 256.0,
+    bandwidth: float = 0.5,
+    space: Literal["rank", "standard"] = "rank",
+    refine: int = 0,
+    cost: np.ndarray | None = None,
+    budget: float | None = None,
+    cost_weight: float = 0.0,
+) -> tuple[np.ndarray, int]:
+    """maxvol on kernel features of a memory-bounded candidate pool.
+
+    Args:
+        X: ``(cells, covariates)`` standardised covariates (no intercept).
+        n: points in the design, fixed rows included.
+        landmarks: kernel features (default n: the square case, where maxvol's swaps run; measured better
+            than 2 x n on both fields of bench/bench_soil_fields.py).
+        feature_memory_mb: cap on the float32 pool x landmarks feature matrix, MiB.
+        bandwidth: RBF sigma as a multiple of the median landmark spacing.
+        space: ``rank`` (each covariate rank-uniformised, robust to tails) or ``standard`` (z-scores).
+        refine: coverage refinement rounds after maxvol (0 = none): each new point moves to the pool cell
+            nearest (in the kernel's covariate space) to the mean of the cells it is the nearest point to.
+
+    Returns:
+        Chosen rows of ``X`` (fixed first) and the number of kernel features.
+    """
+    from geotool.soil.features import fit_kernel_map, rank_uniformise
+    from geotool.soil.maxvol import maxvol_select
+
+    cells = len(X)
+    fixed = np.unique(np.asarray([] if fixed is None else fixed, dtype=np.int64))
+    allowed = np.ones(cells, dtype=bool) if allowed is None else np.asarray(allowed, dtype=bool)
+    landmarks = landmarks or n
+    limit = max(n, int(feature_memory_mb * 2**20 // (4 * landmarks)))
+    pool = candidate_pool(allowed, fixed, limit, seed)
+    if int(allowed.sum()) > len(pool):
+        log.info("kernel maxvol on a seeded subset of %d of %d candidate cells (--feature-memory-mb %g)",
+                 len(pool), int(allowed.sum()), feature_memory_mb)
+    if space == "rank":
+        # ranks among every candidate cell, so the pool does not shift them
+        space_x = rank_uniformise(X, rows=None if len(pool) == cells else pool)
+    else:
+        space_x = np.asarray(X[pool], dtype=np.float32)
+    kmap = fit_kernel_map(space_x, landmarks, seed=seed, bandwidth=bandwidth)
+    feats = kmap.transform(space_x)
+    local_fixed = np.searchsorted(pool, fixed)
+    pool_coords = None if coords is None else coords[pool]
+    sel = maxvol_select(feats, n, fixed=local_fixed, coords=pool_coords, min_distance=min_distance, allowed=allowed[pool],
+                        cost=None if cost is None else cost[pool], budget=budget, cost_weight=cost_weight)
+    del feats
+    rows = sel.rows
+    if refine:
+        rows = refine_coverage(space_x, rows, len(local_fixed), allowed[pool], refine, pool_coords, min_distance)
+    return pool[rows], kmap.size
+
+
+def refine_coverage(
+    Z: np.ndarray,
+    rows: np.ndarray,
+    n_fixed: int,
+    allowed: np.ndarray,
+    rounds: int,
+    coords: np.ndarray | None = None,
+    min_distance: float = 0.0,
+) -> np.ndarray:
+    """Lloyd-style coverage rounds in covariate space, started from a design (e.g. maxvol's).
+
+    Each round assigns every cell to its nearest design point; each new (non-fixed) point then moves to
+    the allowed cell nearest its group's mean, unless that cell is taken or closer than ``min_distance``
+    to another point (then it stays). Fixed points never move but keep their groups.
+    """
+    from scipy.spatial import cKDTree
+
+    rows = np.asarray(rows, dtype=np.int64).copy()
+    cand_idx = np.flatnonzero(allowed)
+    tree = cKDTree(Z[cand_idx])
+    for _ in range(rounds):
+        _, nearest = cKDTree(Z[rows]).query(Z, k=1)
+        counts = np.bincount(nearest, minlength=len(rows))
+        sums = np.column_stack([np.bincount(nearest, weights=Z[:, j], minlength=len(rows)) for j in range(Z.shape[1])])
+        moved = False
+        taken = set(rows.tolist())
+        for k in range(n_fixed, len(rows)):
+            if counts[k] == 0:
+                continue
+            _, j = tree.query(sums[k] / counts[k], k=8)
+            for c in np.atleast_1d(cand_idx[j]):
+                c = int(c)
+                if c == rows[k]:
+                    break
+                if c in taken:
+                    continue
+                if coords is not None and min_distance > 0:
+                    others = np.delete(rows, k)
+                    if (np.hypot(*(coords[others] - coords[c]).T) < min_distance * (1 - 1e-9)).any():
+                        continue
+                taken.discard(int(rows[k]))
+                rows[k] = c
+                taken.add(c)
+                moved = True
+                break
+        if not moved:
+            break
+    return rows
+
+
 def _read_layers(cfg: SoilSampleConfig):
-    """Covariates (+ DEM and terrain layers) as float64 ``(layers, rows, cols)`` with NaN for nodata."""
+    """Covariates (+ DEM and terrain layers) as float32 ``(layers, rows, cols)`` with NaN for nodata."""
     from geotool.io.raster import RasterSource
 
     paths = list(cfg.covariates) + ([cfg.dem] if cfg.dem else [])
@@ -181,7 +529,7 @@ def _read_layers(cfg: SoilSampleConfig):
     if cfg.terrain and not cfg.dem:
         raise ConfigError("--terrain needs --dem: terrain layers are derived from the DEM")
     with RasterSource(paths, nodata=cfg.nodata, resample=cfg.resample) as src:
-        data, valid = src.read(dtype=np.float64)
+        data, valid = src.read(dtype=np.float32)  # float32: the layers are read once and held whole
         names = list(src.band_names)
         grid = src.grid
         n_dem_band = src.count - 1 if cfg.dem else None
@@ -193,8 +541,8 @@ def _read_layers(cfg: SoilSampleConfig):
     if cfg.terrain:
         from geotool.soil.terrain import terrain_layers
 
-        extra = terrain_layers(dem, grid, list(dict.fromkeys(cfg.terrain)), flow=cfg.flow)
-        data = np.concatenate([data, np.stack(list(extra.values()))])
+        extra = terrain_layers(dem.astype(np.float64), grid, list(dict.fromkeys(cfg.terrain)), flow=cfg.flow)
+        data = np.concatenate([data, np.stack(list(extra.values())).astype(np.float32)])
         names = _unique(names + list(extra))
         valid = valid & np.all(np.isfinite(data), axis=0)
     from geotool.io.raster import require_valid_pixels
@@ -259,11 +607,18 @@ def _legacy_cells(cfg: SoilSampleConfig, grid, valid: np.ndarray) -> np.ndarray:
 def _rows_of_cells(cand: Candidates, cells: np.ndarray) -> np.ndarray:
     if len(cells) == 0:
         return np.empty(0, dtype=np.int64)
-    lookup = {(int(r), int(c)): i for i, (r, c) in enumerate(zip(cand.rows, cand.cols))}
-    return np.asarray([lookup[(int(r), int(c))] for r, c in cells], dtype=np.int64)
+    # candidates come from np.nonzero, so their linear cell indices are sorted: binary search, no dict
+    width = int(cand.cols.max()) + 1 if len(cand.cols) else 1
+    width = max(width, int(cells[:, 1].max()) + 1)
+    key = cand.rows.astype(np.int64) * width + cand.cols
+    want = cells[:, 0].astype(np.int64) * width + cells[:, 1]
+    idx = np.searchsorted(key, want)
+    if (idx >= len(key)).any() or not np.array_equal(key[np.minimum(idx, len(key) - 1)], want):
+        raise AssertionError("a legacy cell is not among the candidates")  # candidate_cells includes them
+    return idx.astype(np.int64)
 
 
-def _points_frame(cand: Candidates, rows: np.ndarray, n_fixed: int, grid, pixel_m):
+def _points_frame(cand: Candidates, rows: np.ndarray, n_fixed: int, grid, pixel_m, with_nearest: bool = True):
     """GeoDataFrame of the design: pick order, legacy flag, row/col, x/y (cell centres), lon/lat,
     covariate values and the distance (ground metres) to the nearest other point."""
     import geopandas as gpd
@@ -273,7 +628,7 @@ def _points_frame(cand: Candidates, rows: np.ndarray, n_fixed: int, grid, pixel_
     r, c = cand.rows[rows], cand.cols[rows]
     x, y = grid.xy(r, c)
     lon, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(x, y)
-    if len(rows) > 1:
+    if len(rows) > 1 and with_nearest:
         dist, _ = cKDTree(cand.coords_m[rows]).query(cand.coords_m[rows], k=2)
         nearest = dist[:, 1]
     else:
@@ -290,9 +645,11 @@ def _points_frame(cand: Candidates, rows: np.ndarray, n_fixed: int, grid, pixel_
     }
     for j, name in enumerate(cand.names):
         frame[name] = cand.values[rows, j]
-    frame["nearest_m"] = nearest
+    if with_nearest:
+        frame["nearest_m"] = nearest
     return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(x, y), crs=grid.crs)
 
 
 def _inputs(cfg: SoilSampleConfig) -> list[Path]:
-    return [p for p in [*cfg.covariates, cfg.dem, cfg.boundary, cfg.existing] if p is not None]
+    return [p for p in [*cfg.covariates, cfg.dem, cfg.boundary, cfg.existing, cfg.access, *cfg.exclude, cfg.strata,
+                        cfg.cost] if p is not None]

@@ -66,16 +66,53 @@ def candidate_cells(
         valid: ``(rows, cols)`` True where every layer has data.
         pixel_size_m: ground pixel width and height in metres (for distances between cells).
         inside: optional boundary mask.
+
+    Values are kept in float32 (the covariates' own precision in practice): at 3e7 cells a float64
+    copy of every layer is what pushed soil-sample past memory.
     """
-    ok = valid & np.all(np.isfinite(layers), axis=0)
+    ok = valid.copy()
+    for layer in layers:  # layer by layer: no (layers, rows, cols) boolean temporary
+        ok &= np.isfinite(layer)
     if inside is not None:
         ok &= inside
     rows, cols = np.nonzero(ok)
+    del ok
     if len(rows) == 0:
         raise EmptyDataError("no cell is valid in every covariate layer (and inside the boundary); check nodata and --boundary")
-    values = layers[:, rows, cols].T.astype(np.float64)
-    coords = np.column_stack([cols * pixel_size_m[0], -rows * pixel_size_m[1]]).astype(np.float64)
+    # int32 indices halve the two largest O(cells) arrays; grids are far below 2**31 rows or columns
+    rows = rows.astype(np.int32)
+    cols = cols.astype(np.int32)
+    values = np.empty((len(rows), len(layers)), dtype=np.float32)
+    for j, layer in enumerate(layers):
+        values[:, j] = layer[rows, cols]
+    coords = np.empty((len(rows), 2), dtype=np.float64)
+    coords[:, 0] = cols * float(pixel_size_m[0])
+    coords[:, 1] = rows * -float(pixel_size_m[1])
     return Candidates(rows, cols, values, list(names), coords)
+
+
+def _column_stats(col: np.ndarray, chunk: int = 1 << 20) -> tuple[float, float]:
+    """Mean and standard deviation in float64, chunk by chunk (no float64 copy of the column)."""
+    n = len(col)
+    total = 0.0
+    for start in range(0, n, chunk):
+        total += float(np.sum(col[start : start + chunk], dtype=np.float64))
+    mean = total / n
+    ss = 0.0
+    for start in range(0, n, chunk):
+        d = col[start : start + chunk].astype(np.float64) - mean
+        ss += float(d @ d)
+    return mean, float(np.sqrt(ss / n))
+
+
+def _gram(Z: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
+    """Z^T Z accumulated in float64 over row chunks of a float32 matrix."""
+    k = Z.shape[1]
+    G = np.zeros((k, k))
+    for start in range(0, len(Z), chunk):
+        block = Z[start : start + chunk].astype(np.float64)
+        G += block.T @ block
+    return G
 
 
 def design_matrix(
@@ -99,50 +136,171 @@ def design_matrix(
 
     Returns:
         ``(cells, features)`` float32 matrix (first column the intercept), the report, feature names.
+
+    Memory: the output plus O(chunk) float64 work; collinearity is decided from the float64 Gram matrix of
+    the standardised columns (residual share 1 - r^T R^-1 r), never from a cells x features float64 copy.
     """
     cols = [values[:, j] for j in range(values.shape[1])]
     col_names = list(names)
     if coords is not None:
         cols += [coords[:, 0], coords[:, 1]]
         col_names += ["coord_x", "coord_y"]
+    cells = len(values)
     report = FeatureReport(used=[])
-    kept: list[np.ndarray] = []
+    stats = []
     for name, col in zip(col_names, cols):
-        std = col.std()
-        if std <= rel_tol * max(1.0, float(np.abs(col).mean())):
+        mean, std = _column_stats(col)
+        if std <= rel_tol * max(1.0, float(np.mean(np.abs(col), dtype=np.float64))):
             report.constant.append(name)
-            continue
-        z = (col - col.mean()) / std
-        if kept:
-            basis = np.column_stack([np.ones_like(z)] + kept)
-            coef, *_ = np.linalg.lstsq(basis, z, rcond=None)
-            if np.linalg.norm(z - basis @ coef) <= 1e-6 * np.linalg.norm(z):
-                report.collinear.append(name)
-                continue
-        kept.append(z)
-        report.used.append(name)
-    if not kept:
+        else:
+            stats.append((name, col, mean, std))
+    if not stats:
         raise EmptyDataError(
             "every covariate is constant over the candidate cells; give covariates that vary over the field"
         )
-    feats = list(kept)
-    feat_names = list(report.used)
+    Z = np.empty((cells, len(stats)), dtype=np.float32)
+    for j, (_, col, mean, std) in enumerate(stats):
+        np.subtract(col, mean, out=Z[:, j], casting="unsafe")
+        Z[:, j] /= np.float32(std)
+    R = _gram(Z) / cells  # correlation matrix of the standardised columns
+    keep: list[int] = []
+    for j, (name, *_rest) in enumerate(stats):
+        if keep:
+            r = R[keep, j]
+            coef = np.linalg.lstsq(R[np.ix_(keep, keep)], r, rcond=None)[0]
+            residual = max(R[j, j] - float(r @ coef), 0.0)
+            if np.sqrt(residual / R[j, j]) <= 1e-6:
+                report.collinear.append(name)
+                continue
+        keep.append(j)
+        report.used.append(name)
+    k = len(keep)
+    extra: list[tuple[int, ...]] = []
     if expansion in ("quadratic", "cubic"):
-        for i in range(len(kept)):
-            for j in range(i, len(kept)):
-                feats.append(_standardise(kept[i] * kept[j]))
-                feat_names.append(f"{report.used[i]}*{report.used[j]}")
+        extra += [(i, j) for i in range(k) for j in range(i, k)]
     if expansion == "cubic":
-        for i in range(len(kept)):
-            feats.append(_standardise(kept[i] ** 3))
-            feat_names.append(f"{report.used[i]}^3")
-    matrix = np.column_stack([np.ones(len(values))] + feats).astype(np.float32)
+        extra += [(i, i, i) for i in range(k)]
+    matrix = np.empty((cells, 1 + k + len(extra)), dtype=np.float32)
+    matrix[:, 0] = 1.0
+    for out_j, j in enumerate(keep):
+        matrix[:, 1 + out_j] = Z[:, j]
+    del Z
+    feat_names = list(report.used)
+    for e, term in enumerate(extra):
+        col = matrix[:, 1 + term[0]].copy()
+        for t in term[1:]:
+            col *= matrix[:, 1 + t]
+        mean, std = _column_stats(col)
+        col -= np.float32(mean)
+        if std > 0:
+            col /= np.float32(std)
+        matrix[:, 1 + k + e] = col
+        u = report.used
+        feat_names.append(f"{u[term[0]]}^3" if len(term) == 3 else f"{u[term[0]]}*{u[term[1]]}")
     return matrix, report, ["intercept"] + feat_names
 
 
 def _standardise(col: np.ndarray) -> np.ndarray:
     std = col.std()
     return (col - col.mean()) / std if std > 0 else col - col.mean()
+
+
+def _average_ranks(col: np.ndarray) -> np.ndarray:
+    """(average 1-based rank - 0.5) / cells of every entry, float32; equal values share their mean rank
+    (scipy's ``rankdata`` 'average'), from one argsort instead of rankdata's several O(cells) passes."""
+    n = len(col)
+    order = np.argsort(col)
+    xs = col[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(xs[1:], xs[:-1], out=new[1:])
+    del xs
+    out = np.empty(n, dtype=np.float32)
+    if new.all():
+        out[order] = np.arange(0.5, n, 1.0) / n
+    else:
+        starts = np.flatnonzero(new)
+        ends = np.r_[starts[1:], n]
+        mid = (starts + ends) / (2.0 * n)  # mean of the 0-based ranks start..end-1, + 0.5, over n
+        out[order] = mid[np.cumsum(new) - 1]
+    return out
+
+
+def rank_uniformise(values: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Each column replaced by its average rank among all rows, scaled to (0, 1); float32.
+
+    Ranks make the kernel insensitive to heavy tails and outliers (terrain edge artefacts).
+
+    Args:
+        values: ``(cells, columns)``.
+        rows: when given, only these rows' ranks are returned, still ranked among all cells (a sorted copy
+            of one column at a time and a binary search of the sorted query values: O(cells) memory, and
+            faster than an argsort of every cell at 3e7 cells).
+    """
+    cells = len(values)
+    if rows is None:
+        ranks = np.empty(values.shape, dtype=np.float32)
+        for j in range(values.shape[1]):
+            ranks[:, j] = _average_ranks(np.ascontiguousarray(values[:, j]))
+        return ranks
+    rows = np.asarray(rows)
+    ranks = np.empty((len(rows), values.shape[1]), dtype=np.float32)
+    for j in range(values.shape[1]):
+        sorted_all = np.sort(values[:, j])
+        query = values[rows, j]
+        order = np.argsort(query)
+        q = query[order]  # sorted queries: numpy's binary search reuses the previous position
+        lo = np.searchsorted(sorted_all, q, side="left")
+        hi = np.searchsorted(sorted_all, q, side="right")
+        del sorted_all
+        ranks[order, j] = (lo + hi) / (2.0 * cells)  # (average 1-based rank - 0.5) / cells
+    return ranks
+
+
+@dataclass
+class KernelMap:
+    """RBF features exp(-|x - c|^2 / (2 sigma^2)) to landmark centres ``c`` in rank space."""
+
+    centres: np.ndarray
+    sigma: float
+
+    @property
+    def size(self) -> int:
+        return len(self.centres)
+
+    def transform(self, ranks: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+        """``(len(ranks), landmarks)`` float32 features, computed in row chunks."""
+        centres = self.centres.astype(np.float32)
+        c2 = (centres**2).sum(1)
+        out = np.empty((len(ranks), len(centres)), dtype=np.float32)
+        scale = np.float32(-1.0 / (2 * self.sigma**2))
+        for start in range(0, len(ranks), chunk):
+            block = np.asarray(ranks[start : start + chunk], dtype=np.float32)
+            d2 = block @ centres.T
+            d2 *= -2
+            d2 += (block**2).sum(1)[:, None]
+            d2 += c2[None]
+            np.maximum(d2, 0.0, out=d2)
+            d2 *= scale
+            np.exp(d2, out=out[start : start + chunk])
+        return out
+
+
+def fit_kernel_map(ranks: np.ndarray, n_landmarks: int, seed: int = 0, bandwidth: float = 0.5) -> KernelMap:
+    """Landmarks = k-means centres of (a 20,000-cell seeded sample of) the rank-space points; sigma =
+    ``bandwidth`` x the median landmark spacing."""
+    from sklearn.cluster import KMeans
+
+    cells = len(ranks)
+    rng = np.random.default_rng(seed)
+    sample = ranks if cells <= 20_000 else ranks[np.sort(rng.choice(cells, 20_000, replace=False))]
+    sample = np.asarray(sample, dtype=np.float64)
+    n_unique = len(np.unique(sample, axis=0))
+    k = max(1, min(n_landmarks, n_unique))
+    centres = KMeans(k, n_init=1, random_state=seed).fit(sample).cluster_centers_
+    spacing = np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(-1))
+    sigma = bandwidth * float(np.median(spacing[spacing > 0])) if k > 1 else 0.5
+    return KernelMap(centres, sigma)
 
 
 def kernel_features(
@@ -162,30 +320,16 @@ def kernel_features(
     typical of a different part of the covariate distribution instead of its extremes.
     Measured against polynomial features in bench/bench_soil_design.py.
 
+    This materialises cells x landmarks; soil-sample itself goes through :func:`rank_uniformise`,
+    :func:`fit_kernel_map` and :meth:`KernelMap.transform` on a bounded candidate pool instead.
+
     Args:
         values: ``(cells, columns)`` covariates (no intercept).
-        n_landmarks: number of landmarks (features); twice the sample size by default in soil-sample.
+        n_landmarks: number of landmarks (features); the sample size by default in soil-sample.
         seed: k-means seed.
 
     Returns:
         ``(cells, landmarks)`` float32.
     """
-    from scipy.stats import rankdata
-    from sklearn.cluster import KMeans
-
-    cells = len(values)
-    ranks = np.column_stack([(rankdata(values[:, j]) - 0.5) / cells for j in range(values.shape[1])])
-    rng = np.random.default_rng(seed)
-    sample = ranks if cells <= 20_000 else ranks[rng.choice(cells, 20_000, replace=False)]
-    n_unique = len(np.unique(sample, axis=0))
-    k = max(1, min(n_landmarks, n_unique))
-    centres = KMeans(k, n_init=1, random_state=seed).fit(sample).cluster_centers_
-    spacing = np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(-1))
-    sigma = bandwidth * float(np.median(spacing[spacing > 0])) if k > 1 else 0.5
-    out = np.empty((cells, k), dtype=np.float32)
-    c2 = (centres**2).sum(1)
-    for start in range(0, cells, chunk):
-        block = ranks[start : start + chunk]
-        d2 = np.maximum((block**2).sum(1)[:, None] + c2[None] - 2 * block @ centres.T, 0.0)
-        out[start : start + chunk] = np.exp(-d2 / (2 * sigma**2))
-    return out
+    ranks = rank_uniformise(values)
+    return fit_kernel_map(ranks, n_landmarks, seed=seed, bandwidth=bandwidth).transform(ranks, chunk=chunk)
