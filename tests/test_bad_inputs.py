@@ -103,7 +103,10 @@ CASES = [
     ("train-seg-missing-labels", "train-segmentation -i {scene} -l {out}/none.gpkg -o {out}/run --window 32 --max-steps 1", "none.gpkg"),
     ("train-seg-window", "train-segmentation -i {scene} -l {labels} -o {out}/run --window 50 --max-steps 1", "--window"),
     ("train-seg-corrupt-resume", "train-segmentation -i {scene} -l {labels} -o {out}/run --window 32 --resume {text_ckpt} --max-steps 1", "model.ckpt"),
+    ("train-seg-gpu", "train-segmentation -i {scene} -l {labels} -o {out}/run --window 32 --accelerator gpu --max-steps 1", "--accelerator gpu"),
+    ("train-seg-accelerator", "train-segmentation -i {scene} -l {labels} -o {out}/run --window 32 --accelerator tpu --max-steps 1", "--accelerator"),
     # train-nir
+    ("train-nir-gpu", "train-nir {rgbn} -o {out}/run --accelerator gpu --max-steps 1", "--accelerator gpu"),
     ("train-nir-missing", "train-nir {out}/none.tif -o {out}/run --max-steps 1", "none.tif"),
     ("train-nir-band-range", "train-nir {rgbn} -o {out}/run --nir-band 9 --max-steps 1", "9"),
     # soil-sample / soil-evaluate

@@ -60,6 +60,28 @@ def check_training_options(cfg: TrainerOptions) -> None:
         raise ConfigError(f"--devices takes auto, a count like 2 or a list like 0,1, not {cfg.devices!r}") from None
     if cfg.resume and not Path(cfg.resume).is_file():
         raise InputFileError(f"--resume {cfg.resume} does not exist; give RUN/checkpoints/last.ckpt")
+    check_accelerator(cfg.accelerator)
+
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+def check_accelerator(name: str) -> None:
+    """``--accelerator`` names one Lightning knows and this machine has (a GPU asked for must be there)."""
+    from geotool.errors import ConfigError, DeviceError
+
+    if name not in ACCELERATORS:
+        raise ConfigError(f"--accelerator takes {', '.join(ACCELERATORS)}, not {name!r}")
+    if name in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--accelerator {name}: torch finds no CUDA GPU on this machine; use --accelerator cpu (or auto)")
+    elif name == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise DeviceError("--accelerator mps: Apple MPS is not available here; use --accelerator cpu (or auto)")
 
 
 def parse_devices(text: str):
