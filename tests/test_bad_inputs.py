@@ -78,6 +78,7 @@ CASES = [
     ("generate-one-band", "generate-nir {nir} {one_band} -o {out}/n.tif", "one_band.tif"),
     ("generate-output-suffix", "generate-nir {nir} {rgbn} -o {out}/n.txt", "--output"),
     ("generate-two-into-file", "generate-nir {nir} {rgbn} {rgb_uint8} -o {out}/n.tif", "give a folder"),
+    ("generate-over-its-input", "generate-nir {nir} {rgbn} -o {rgbn}", "the input itself"),
     ("generate-window", "generate-nir {nir} {rgbn} -o {out}/n.tif --window 20", "--window"),
     ("generate-cuda", "generate-nir {nir} {rgbn} -o {out}/n.tif --device cuda", "--device"),
     ("generate-truncated", "generate-nir {nir} {truncated} -o {out}/n.tif", "truncated.tif"),

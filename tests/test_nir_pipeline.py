@@ -253,3 +253,23 @@ def test_ema_out_of_range_is_refused(tmp_path):
     res = _run(["train-nir", scene, "--output", tmp_path / "run", *TINY, "--ema", 1])
     assert res.exit_code == 2 and "--ema" in res.output
     assert not (tmp_path / "run").exists()
+
+
+def test_generate_reports_the_distance_to_the_training_colours(trained, tmp_path):
+    from geotool.io.raster import RasterSource, write_raster
+
+    base, scene, run = trained
+    payload = torch.load(run / "model.ckpt", weights_only=False)
+    assert payload["rgb_domain"]["spread"] >= 0 and len(payload["rgb_domain"]["histogram"]) == 3
+    with RasterSource(scene, bands=[1, 2, 3, 4]) as src:
+        data, _ = src.read()
+        grid = src.grid
+    bright = write_raster(tmp_path / "bright.tif", np.clip(data.astype(int) * 2 + 60, 1, 255).astype(np.uint8), grid, nodata=0)
+    reports = {}
+    for name, path in (("same", scene), ("bright", bright)):
+        res = _run(["generate-nir", run / "model.ckpt", path, "--output", tmp_path / f"{name}_nir.tif", "--threads", 1])
+        assert res.exit_code == 0, res.output
+        reports[name] = json.loads((tmp_path / f"{name}_nir.tif.json").read_text())["results"]["domain"]
+        assert ("colours lie" in res.stderr) == (name == "bright")
+    assert reports["same"]["distance"] < 0.01 and not reports["same"]["outside"]
+    assert reports["bright"]["distance"] > 0.1 and reports["bright"]["outside"]

@@ -93,6 +93,18 @@ def fit_scalings(scenes, kind: str, split_fraction: float) -> tuple[Scaling, Sca
     return fit_scaling(kind, rgb_all, dtypes[0]), fit_scaling(kind, nir_all, dtypes[-1])
 
 
+def training_domain(scenes, rgb_scaling: Scaling, split_fraction: float):
+    """The colour domain (:class:`geotool.nir.domain.TrainingDomain`) of the training regions: each scene's
+    unit-scale RGB histogram (every 7th valid pixel, as the scalings are fitted) and their pooled spread."""
+    from geotool.nir.domain import TrainingDomain, histogram
+
+    hists = []
+    for _, rgb, _, valid, _, _ in scenes:
+        split = int(round(rgb.shape[2] * split_fraction))
+        hists.append(histogram(rgb_scaling.to_unit(rgb[:, :, :split][:, valid[:, :split]][:, ::7])))
+    return TrainingDomain.from_scenes(hists)
+
+
 def to_scenes(raw, rgb_scaling: Scaling, nir_scaling: Scaling, split_fraction: float, window: int) -> list[PairedScene]:
     """Scale raw scenes to unit range; the west ``split_fraction`` of the columns is for training."""
     scenes = []

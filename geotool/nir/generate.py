@@ -35,6 +35,8 @@ def output_paths(cfg: GenerateNIRConfig, inputs: list[str]) -> dict[str, Path]:
     if out.suffix.lower() in (".tif", ".tiff"):
         if len(inputs) != 1:
             raise OutputError(f"--output {out} is a file but {len(inputs)} inputs were given; give a folder")
+        if out.resolve() == Path(inputs[0]).resolve():
+            raise OutputError(f"--output {out} is the input itself; give another file name")
         return {inputs[0]: out}
     if out.suffix:
         raise OutputError(f"--output {out}: give a .tif file or a folder")

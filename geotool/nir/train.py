@@ -85,7 +85,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     validation MAE, epochs, generator steps and the model path."""
     validate(cfg)
     from geotool.io.raster import check_nodata_fits
-    from geotool.nir.data import fit_scalings, read_paired, to_scenes, training_windows, validation_windows
+    from geotool.nir.data import fit_scalings, read_paired, to_scenes, training_domain, training_windows, validation_windows
     from geotool.nir.module import NIRGan
     from geotool.nir.plots import window_panel
     from geotool.training.fit import TrainingTask, fit_and_export
@@ -94,6 +94,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     split_fraction = 1.0 - cfg.val_fraction
     rgb_scaling, nir_scaling = fit_scalings(raw, cfg.scaling, split_fraction)
     scenes = to_scenes(raw, rgb_scaling, nir_scaling, split_fraction, cfg.window)
+    rgb_domain = training_domain(raw, rgb_scaling, split_fraction)
     val_ds = validation_windows(scenes, cfg.window, cfg.val_windows)
     nir_dtype, nir_nodata = raw[0][4][-1], raw[0][5][-1]
     out = Path(cfg.output)
@@ -128,6 +129,7 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
             "rgb_bands": list(cfg.rgb_bands),
             "nir_band": cfg.nir_band,
             "rgb_scaling": rgb_scaling.as_dict(),
+            "rgb_domain": rgb_domain.as_dict(),  # generate-nir reports how far an input lies from it
             "nir_scaling": nir_scaling.as_dict(),
             "nir_nodata": nodata,
             "state_dict": {k: v.detach().cpu() for k, v in module.exported_generator.state_dict().items()},

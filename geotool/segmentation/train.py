@@ -131,6 +131,10 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
                          title=f"epoch {epoch}: validation windows (image | label | prediction)")
 
     def export(module, trainer, ckpt_cb, val_dl):
+        from geotool.io.raster import RasterSource
+
+        with RasterSource(train_scenes[0].paths, bands=cfg.bands, nodata=cfg.nodata) as first:
+            input_dtype = first.dtypes[0]  # predict refuses scenes of another type
         summary = {
             "best_val_miou": float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else None,
             "epochs": trainer.current_epoch,
@@ -152,6 +156,7 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
             "overlap": cfg.overlap if cfg.overlap is not None else cfg.window // 4,
             "nodata_output": CLASS_NODATA,
             "input_nodata": cfg.nodata,
+            "input_dtype": input_dtype,
             "task": cfg.task,
             "state_dict": {k: v.detach().cpu() for k, v in module.net.state_dict().items()},
             "train": {"images": [str(p) for p in cfg.images], "seed": cfg.seed},
