@@ -217,3 +217,22 @@ def test_soil_evaluate_csv_needs_crs(data_samples, tmp_path):
     result = _run("soil-evaluate", data_samples / "soil" / "kshen_data.csv", "--x-column", "LON", "--y-column", "LAT",
                   "--output", tmp_path / "out.csv")
     _assert_clean_failure(result, tmp_path, "--crs")
+
+
+def test_soil_evaluate_takes_a_soil_sample_file_without_its_point_columns(tmp_path):
+    import geopandas as gpd
+    import numpy as np
+
+    from geotool.io.vector import write_vector
+    from geotool.soil.evaluate import SoilEvaluateConfig, load_measured
+
+    rng = np.random.default_rng(0)
+    n = 12
+    x, y = 500000 + rng.uniform(0, 1000, n), 5000000 + rng.uniform(0, 1000, n)
+    frame = gpd.GeoDataFrame({"order": np.arange(1, n + 1), "legacy": [False] * n, "row": rng.integers(0, 99, n),
+                              "col": rng.integers(0, 99, n), "x": x, "y": y, "lon": rng.uniform(14, 15, n),
+                              "lat": rng.uniform(45, 46, n), "slope": rng.uniform(0, 9, n), "som": rng.uniform(1, 5, n),
+                              "nearest_m": rng.uniform(50, 90, n)}, geometry=gpd.points_from_xy(x, y), crs="EPSG:32633")
+    path = write_vector(frame, tmp_path / "points.gpkg")
+    _, props = load_measured(SoilEvaluateConfig(measured=path, output=tmp_path / "t.csv"))
+    assert props == ["slope", "som"]

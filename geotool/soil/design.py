@@ -650,6 +650,10 @@ def _points_frame(cand: Candidates, rows: np.ndarray, n_fixed: int, grid, pixel_
     return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(x, y), crs=grid.crs)
 
 
+#: Columns soil-sample writes about the points themselves (not soil properties): soil-evaluate skips them.
+POINT_COLUMNS = ("order", "legacy", "row", "col", "x", "y", "lon", "lat", "nearest_m")
+
+
 def _inputs(cfg: SoilSampleConfig) -> list[Path]:
     return [p for p in [*cfg.covariates, cfg.dem, cfg.boundary, cfg.existing, cfg.access, *cfg.exclude, cfg.strata,
                         cfg.cost] if p is not None]

@@ -77,7 +77,9 @@ def load_measured(cfg: SoilEvaluateConfig):
     else:
         from pandas.api.types import is_numeric_dtype
 
-        skip = {cfg.x_column, cfg.y_column, points.geometry.name}
+        from geotool.soil.design import POINT_COLUMNS
+
+        skip = {cfg.x_column, cfg.y_column, points.geometry.name, *POINT_COLUMNS}  # where a point is, not its soil
         props = []
         for col in points.columns:
             if col in skip or not is_numeric_dtype(points[col].dtype) or points[col].dtype == bool:
