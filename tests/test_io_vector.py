@@ -108,3 +108,19 @@ def test_rasterize_window_and_vectorize_round_trip():
     assert len(polys) == 1 and polys["class_name"].tolist() == ["building"]
     assert polys.geometry.iloc[0].equals(square) and polys["area"].iloc[0] == pytest.approx(1600)
     assert len(vectorize(full, GRID, min_area=2000)) == 0
+
+
+def test_invalid_polygons_are_repaired_and_counted(tmp_path, caplog):
+    import logging
+
+    import geopandas as gpd
+    from shapely.geometry import Polygon, box
+
+    from geotool.io.vector import read_vector, write_vector
+
+    bow = Polygon([(0, 0), (2, 2), (2, 0), (0, 2)])  # self-intersecting
+    path = write_vector(gpd.GeoDataFrame({"k": [1, 2]}, geometry=[bow, box(5, 5, 6, 6)], crs="EPSG:32633"), tmp_path / "l.gpkg")
+    with caplog.at_level(logging.WARNING, logger="geotool"):
+        gdf = read_vector(path)
+    assert gdf.geometry.is_valid.all() and len(gdf) == 2 and gdf.geometry.area.round(6).tolist() == [2.0, 1.0]
+    assert "1 invalid polygon(s)" in caplog.text and "l.gpkg" in caplog.text

@@ -7,6 +7,7 @@ column).
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,8 @@ from geotool.io.atomic import atomic_file_group, atomic_path
 from geotool.io.components import STRIP_ROWS
 from geotool.io.files import require_file
 from geotool.io.raster import Grid, crs_name
+
+log = logging.getLogger(__name__)
 
 VECTOR_DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "ESRI Shapefile"}
 VECTOR_SUFFIXES = tuple(VECTOR_DRIVERS) + (".csv",)
@@ -63,7 +66,7 @@ def read_vector(
             ) from None
     if gdf.crs is None:
         raise CRSError(f"{path} has no CRS; set one (e.g. ogr2ogr -a_srs EPSG:4326 fixed.gpkg {path.name})")
-    gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)].copy()
+    gdf = repair_polygons(gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)].copy(), path)
     if target is not None:
         if target.crs is None:
             raise CRSError(f"{raster_name or 'the raster'} has no CRS, so {path} cannot be placed on it")
@@ -79,6 +82,24 @@ def read_vector(
                     f"{path} ({crs_name(source_crs)}) does not overlap {raster_name or 'the raster'} "
                     f"({crs_name(target.crs)}) after reprojection; check that both cover the same area"
                 )
+    return gdf
+
+
+def repair_polygons(gdf, path: str | os.PathLike):
+    """Invalid polygons (self-intersecting rings, bow ties) made valid with shapely's ``make_valid``
+    (structure method: the areas the rings enclose, collapsed parts dropped), with a warning saying how
+    many in which file: a GIS would draw them, but their area, intersections and rasters are undefined."""
+    import shapely
+
+    geoms = gdf.geometry.values
+    polygonal = np.isin(gdf.geometry.geom_type.to_numpy(), ["Polygon", "MultiPolygon"])
+    invalid = polygonal & ~shapely.is_valid(geoms)
+    if invalid.any():
+        fixed = shapely.make_valid(geoms[invalid], method="structure", keep_collapsed=False)
+        gdf.loc[invalid, gdf.geometry.name] = fixed
+        log.warning("%s: %d invalid polygon(s) (e.g. self-intersecting) repaired with make_valid; fix them at the "
+                    "source to silence this", path, int(invalid.sum()))
+        gdf = gdf[~gdf.geometry.is_empty].copy()
     return gdf
 
 
