@@ -120,3 +120,24 @@ def test_constant_band_is_not_divided_by_zero():
     perturbed[1, 5, 5] = 250.0  # e.g. a feathered paste touching an alpha band
     assert abs(normalize(perturbed, mean, std)[1, 5, 5]) < 0.1
     assert std[0] == pytest.approx(10, rel=0.2)
+
+
+def test_a_small_scene_is_split_in_one_window_blocks_with_a_note(tmp_path, caplog):
+    import logging
+
+    from geotool.config import load_config
+    from geotool.errors import ConfigError
+    from geotool.io.vector import write_vector
+    from geotool.segmentation.config import SegmentationConfig
+    from geotool.segmentation.data import load_scenes
+    from segmentation_helpers import make_scene, mask_polygons
+
+    grid, mask, image = make_scene(tmp_path / "small.tif", height=150, width=130)
+    labels = write_vector(mask_polygons(mask, grid), tmp_path / "l.gpkg")
+    cfg = load_config(SegmentationConfig, None, {"images": [str(image)], "labels": [str(labels)], "output": str(tmp_path / "r"),
+                                                 "window": 64, "class_names": ["background", "building"]})
+    with caplog.at_level(logging.WARNING, logger="geotool"):
+        train, val = load_scenes(cfg)
+    assert "--block 64" in caplog.text and val[0].val_region.any() and (~val[0].val_region).any()
+    with pytest.raises(ConfigError, match="too small to hold out whole 64-px validation blocks"):
+        load_scenes(cfg.model_copy(update={"block": 256}))  # a block the user chose is kept, and cannot split

@@ -110,6 +110,14 @@ def _read_vector_labels(labels: list[str], cfg) -> dict:
     return {lab: read_labels(lab, cfg) for lab in dict.fromkeys(labels) if is_vector(lab)}
 
 
+def _split_fits(scenes: list[TrainScene], window: int) -> bool:
+    """Some scene holds a whole window in its validation blocks, and some scene one in its training part."""
+    from geotool.training.split import window_positions
+
+    return (any(len(window_positions(s.val_region, window)) for s in scenes)
+            and any(len(window_positions(~s.val_region, window)) for s in scenes))
+
+
 def load_scenes(cfg) -> tuple[list[TrainScene], list[TrainScene]]:
     """Training and validation scenes: separate validation scenes if given, else a block split."""
     from geotool.io.files import expand_inputs
@@ -132,6 +140,15 @@ def load_scenes(cfg) -> tuple[list[TrainScene], list[TrainScene]]:
             s.val_region = np.ones_like(s.valid)
             val.append(s)
         return train, val
-    if not any(s.val_region.any() for s in train):
-        raise ConfigError("the scenes are too small for a block split (one block each); lower --block, or give --val-images")
+    if not _split_fits(train, cfg.window) and cfg.block is None:
+        # small real tiles: the default blocks (2 x window) leave no whole validation window, blocks of one window may
+        log.warning("the scenes are too small for %d-px split blocks (2 x --window); splitting them in %d-px blocks "
+                    "(--block %d) instead", 2 * cfg.window, cfg.window, cfg.window)
+        cfg = cfg.model_copy(update={"block": cfg.window})
+        train = [load_scene(str(im), lab, cfg, n_classes, split_seed + i, cfg.val_fraction, vectors.get(lab))
+                 for i, (im, lab) in enumerate(zip(images, labels))]
+    if not _split_fits(train, cfg.window):
+        sizes = ", ".join(f"{s.grid.width}x{s.grid.height}" for s in train[:3])
+        raise ConfigError(f"the scenes ({sizes} px) are too small to hold out whole {cfg.window}-px validation blocks; "
+                          "give --val-images, or a smaller --window")
     return train, train

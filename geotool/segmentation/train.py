@@ -97,7 +97,8 @@ def build_training_data(cfg: SegmentationConfig, sample_transform=None) -> Train
         raise ConfigError(f"{exc}; lower --window or --val-fraction") from None
     items = grid_windows(val_scenes, cfg.window, "val", cfg.val_windows, cfg.seed)
     if not items:
-        raise ConfigError(f"no {cfg.window}-pixel validation window fits; lower --window or raise --block")
+        raise ConfigError(f"no {cfg.window}-pixel validation window fits in the validation blocks; lower --window "
+                          "(or give --val-images)")
     def val_item(img, tgt, val):
         return np.where(val[None], norm(img), 0.0).astype(np.float32), tgt, val
 
