@@ -20,7 +20,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
@@ -236,6 +236,13 @@ class RasterSource:
         self.bands: list[BandRef] = self._select(bands)
         self._alpha = [b for b in self._all_bands if b.is_alpha]
         self.nodata_override = nodata
+        self._bands_by_source: dict[int, list[int]] = {}
+        for i, ref in enumerate(self.bands):
+            self._bands_by_source.setdefault(ref.source, []).append(i)
+        self._all_valid = {
+            (ref.source, ref.band): self._datasets[ref.source].mask_flag_enums[ref.band - 1] == [MaskFlags.all_valid]
+            for ref in self.bands
+        }
 
     def _band_table(self, nodata_override: float | None) -> list[BandRef]:
         table = []
@@ -358,12 +365,14 @@ class RasterSource:
             data[:] = fill
             valid[:] = False
             valid[rs, cs] = True
-        for i, ref in enumerate(self.bands):
-            ds = self._datasets[ref.source]
-            arr = ds.read(ref.band, window=core)
-            band_valid = self._band_valid(ds, ref, arr, core)
-            valid[rs, cs] &= band_valid
-            data[i, rs, cs] = arr.astype(out_dtype, copy=False)
+        # one read per file for all its selected bands: GDAL decodes each (pixel-interleaved) tile once
+        for source, positions in self._bands_by_source.items():
+            ds = self._datasets[source]
+            refs = [self.bands[i] for i in positions]
+            arrays = ds.read([ref.band for ref in refs], window=core)
+            for i, ref, arr in zip(positions, refs, arrays):
+                valid[rs, cs] &= self._band_valid(ds, ref, arr, core)
+                data[i, rs, cs] = arr.astype(out_dtype, copy=False)
         for ref in self._alpha:
             if ref in self.bands:
                 continue
@@ -376,7 +385,10 @@ class RasterSource:
 
     def _band_valid(self, ds, ref: BandRef, arr: np.ndarray, window: Window) -> np.ndarray:
         if ref.nodata is None:
-            ok = ds.read_masks(ref.band, window=window) > 0  # internal mask or alpha, all True if none
+            if self._all_valid[(ref.source, ref.band)]:
+                ok = np.ones(arr.shape, bool)  # no mask, no alpha, no nodata: GDAL's mask would be all 255
+            else:
+                ok = ds.read_masks(ref.band, window=window) > 0  # internal mask or alpha
         elif np.isnan(ref.nodata):
             ok = ~np.isnan(arr)
         elif check_nodata_fits(ref.nodata, arr.dtype) is None:
