@@ -47,29 +47,41 @@ def ndvi_path(path: Path) -> Path:
 
 
 def make_predict(net, device):
-    """Wrap the generator: unit RGB ``(B,3,h,w)`` -> unit NIR ``(B,1,h,w)``."""
+    """Wrap the generator: unit RGB ``(B,3,h,w)`` -> unit NIR ``(B,1,h,w)`` (on a GPU through pinned buffers)."""
     import torch
+
+    from geotool.models.transfer import HostDeviceCopy
+
+    copy = HostDeviceCopy(device)
 
     def predict(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            x = torch.from_numpy(batch).to(device)
+            x = copy.to_device(batch)
             y = (net(x * 2 - 1) + 1) / 2
-            return y.float().cpu().numpy()
+            return copy.to_host(y.float())
 
     return predict
 
 
 def run_generate_nir(cfg: GenerateNIRConfig) -> list[dict]:
     """Generate NIR for every input; validate everything (model, bands, scaling, paths) before writing."""
+    from geotool.io.files import require_checkpoint_file, require_file
     from geotool.io.raster import RasterSource, RasterWriter, check_sources, open_writers
     from geotool.io.tiling import run_tiled
-    from geotool.models.pix2pix import window_multiple
-    from geotool.nir.data import fill_invalid
-    from geotool.nir.scaling import Scaling, check_matches
-    from geotool.nir.checkpoint import load_model
 
     if cfg.model is None or not cfg.inputs or cfg.output is None:
         raise ConfigError("generate-nir needs MODEL.ckpt, at least one RGB raster and --output")
+    # the paths before torch loads (seconds): a typo is said at once
+    for path in cfg.inputs:
+        require_file(path, "raster")
+    require_checkpoint_file(cfg.model)
+    outs = output_paths(cfg)
+
+    from geotool.models.pix2pix import window_multiple
+    from geotool.nir.checkpoint import load_model
+    from geotool.nir.data import fill_invalid
+    from geotool.nir.scaling import Scaling, check_matches
+
     device = cfg.torch_device()  # before the model loads: a missing GPU is said at once
     net, meta = load_model(cfg.model)
     rgb_scaling = Scaling.from_dict(meta["rgb_scaling"])
@@ -80,7 +92,6 @@ def run_generate_nir(cfg: GenerateNIRConfig) -> list[dict]:
     mult = window_multiple(meta["arch"])
     if window % mult:
         raise ConfigError(f"--window {window} must be a multiple of {mult} for this model")
-    outs = output_paths(cfg)
     check_sources(cfg.inputs, bands, check=lambda src, path: check_matches(rgb_scaling, src.dtypes[0], src.count, path))
     net = net.to(device)
     predict_unit = make_predict(net, device)

@@ -17,6 +17,8 @@ from geotool.labels import CLASS_NODATA
 
 log = logging.getLogger(__name__)
 PROB_NODATA = -1.0
+#: Longest side of a preview, pixels (the scene is sampled every ``side // PREVIEW_PIXELS``-th pixel).
+PREVIEW_PIXELS = 1000
 
 
 class PredictConfig(InferenceOptions):
@@ -33,18 +35,21 @@ class PredictConfig(InferenceOptions):
 
 
 def make_predict_fn(net, mean, std, device):
-    """``(batch raw (B,C,w,w), valid) -> softmax (B,K,w,w)`` float32 numpy."""
+    """``(batch raw (B,C,w,w), valid) -> softmax (B,K,w,w)`` float32 numpy (on a GPU through pinned buffers)."""
     import torch
+
+    from geotool.models.transfer import HostDeviceCopy
 
     m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    copy = HostDeviceCopy(device)
 
     def predict(batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            x = torch.from_numpy(batch).to(device)
-            v = torch.from_numpy(valid).to(device).unsqueeze(1)
+            x = copy.to_device(batch, "batch")
+            v = copy.to_device(valid, "valid").unsqueeze(1)
             x = torch.where(v, (x - m) / s, torch.zeros_like(x))
-            return torch.softmax(net(x).float(), 1).cpu().numpy()
+            return copy.to_host(torch.softmax(net(x).float(), 1))
 
     return predict
 
@@ -63,8 +68,9 @@ def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg
     names = payload["class_names"]
     with RasterSource(raster, bands=payload["bands"], nodata=payload.get("input_nodata")) as src:
         _check_bands(payload, src, raster)
+        # class names as GDAL categories beside a colour table: QGIS opens the raster with a legend
         writers = {"classes": RasterWriter(outputs["classes"], src.grid, 1, "uint8", CLASS_NODATA, ["class"],
-                                           tags={"classes": ",".join(names)})}
+                                           tags={"classes": ",".join(names)}, categories=names)}
         if cfg.probabilities:
             writers["probs"] = RasterWriter(outputs["probs"], src.grid, n_classes, "float32", PROB_NODATA, [f"p_{n}" for n in names])
 
@@ -76,11 +82,25 @@ def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg
                 res["probs"] = np.where(valid[None], blended, np.float32(PROB_NODATA))
             return res
 
+        # the preview is drawn from every step-th pixel the engine writes: no output or input is read again
+        step = max(1, max(src.grid.shape) // PREVIEW_PIXELS)
         with open_writers(writers) as opened:
             stats = run_tiled(src, make_predict_fn(net, payload["mean"], payload["std"], device), n_classes, finalize,
-                              opened, spec, description=f"predict {Path(raster).name}")
-    return {"raster": str(raster), "windows": stats.n_windows, "seconds": round(stats.total_seconds, 3),
-            "predict_seconds": round(stats.predict_seconds, 3), **{k: str(v) for k, v in outputs.items()}}
+                              opened, spec, description=f"predict {Path(raster).name}",
+                              thumbnail_step=step if cfg.preview else 0, thumbnail_sinks=["classes"])
+    res = {"raster": str(raster), "windows": stats.n_windows, "seconds": round(stats.total_seconds, 3),
+           "predict_seconds": round(stats.predict_seconds, 3), **{k: str(v) for k, v in outputs.items()}}
+    if cfg.preview:
+        res["preview"] = str(_preview(stats.thumbnails, out_dir / f"{stem}_preview.png", Path(raster).name))
+    return res
+
+
+def _preview(thumbnails: dict[str, np.ndarray], path: Path, title: str) -> Path:
+    """The PNG overlay of a scene from the engine's thumbnails (first three input bands, classes)."""
+    from geotool.segmentation.plots import overlay
+
+    classes = thumbnails["classes"][0]
+    return overlay(thumbnails["input"][:3], classes, thumbnails["valid"] & (classes != CLASS_NODATA), path, title=title)
 
 
 def _check_bands(payload: dict[str, Any], src, path: str) -> None:
@@ -92,7 +112,7 @@ def _check_bands(payload: dict[str, Any], src, path: str) -> None:
 
 def run_predict(cfg: PredictConfig) -> dict[str, Any]:
     """Predict every raster; optional polygons and previews; sidecar in the output folder."""
-    from geotool.io.files import expand_inputs
+    from geotool.io.files import expand_inputs, require_checkpoint_file
     from geotool.io.raster import check_sources
     from geotool.segmentation.checkpoint import load_model
 
@@ -100,9 +120,10 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
         raise ConfigError("--batch-size must be positive and --min-area, --simplify non-negative")
     if cfg.polygons is not None and Path(cfg.polygons).suffix.lower() not in (".gpkg", ".geojson", ".shp"):
         raise ConfigError(f"--polygons {cfg.polygons}: use a .gpkg, .geojson or .shp path")
+    rasters = [str(p) for p in expand_inputs(cfg.rasters)]  # the paths before torch loads (seconds): a typo is said at once
+    require_checkpoint_file(cfg.model)
     device = cfg.torch_device()  # before the model loads: a missing GPU is said at once
     net, payload = load_model(cfg.model)
-    rasters = [str(p) for p in expand_inputs(cfg.rasters)]
     check_sources(rasters, payload["bands"], payload.get("input_nodata"), partial(_check_bands, payload),  # before any write
                   band_context=f"does not hold the bands the model was trained on ({payload['band_count']} bands: {payload['bands']})")
     window = cfg.tiling_spec(payload["window"], payload.get("overlap")).window  # the spec each raster runs with
@@ -119,7 +140,7 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
 
 
 def _post(results: list[dict], payload: dict, cfg: PredictConfig) -> None:
-    """Polygons and PNG previews. Polygons stream: each class raster is read in strips of rows and every
+    """Polygons (the previews are written with each class raster, see :func:`predict_raster`). Polygons stream: each class raster is read in strips of rows and every
     region is written as soon as it is complete, so memory is set by the width and the regions still
     open, not by the scene. One file for all inputs when they share a CRS, else one file per input
     (``<stem>_<raster stem><suffix>``); the files appear only when every input is done."""
@@ -127,7 +148,6 @@ def _post(results: list[dict], payload: dict, cfg: PredictConfig) -> None:
 
     from geotool.io.raster import RasterSource
     from geotool.io.vector import iter_polygons_source
-    from geotool.segmentation.plots import overlay
 
     names = dict(enumerate(payload["class_names"]))
     with ExitStack() as stack:
@@ -142,16 +162,6 @@ def _post(results: list[dict], payload: dict, cfg: PredictConfig) -> None:
                         gdf["source"] = Path(res["raster"]).name
                         writers[i].write(gdf)
                         res["polygons"] += len(gdf)
-            if cfg.preview:
-                with RasterSource(res["classes"]) as src:
-                    step = max(1, max(src.grid.shape) // 1000)
-                    c, _ = _decimated(src, step)
-                with RasterSource(res["raster"], bands=payload["bands"][:3], nodata=payload.get("input_nodata")) as src:
-                    img, ivalid = _decimated(src, step)
-                c = c[0]
-                path = Path(cfg.output) / f"{Path(res['raster']).stem}_preview.png"
-                overlay(img, c, ivalid & (c != CLASS_NODATA), path, title=Path(res["raster"]).name)
-                res["preview"] = str(path)
 
 
 def _polygon_writers(results: list[dict], polygons: str, stack) -> list:
@@ -166,15 +176,3 @@ def _polygon_writers(results: list[dict], polygons: str, stack) -> list:
     p = Path(polygons)
     return [stack.enter_context(vector_writer(p.with_name(f"{p.stem}_{Path(r['raster']).stem}{p.suffix}")))
             for r in results]
-
-
-def _decimated(src, step: int):
-    """Every ``step``-th row and column of ``src`` (read one row at a time: memory set by the width)."""
-    from rasterio.windows import Window
-
-    rows, masks = [], []
-    for r in range(0, src.grid.height, step):
-        data, valid = src.read(Window(0, r, src.grid.width, 1), dtype="float32")
-        rows.append(data[:, 0, ::step])
-        masks.append(valid[0, ::step])
-    return np.stack(rows, axis=1), np.stack(masks)
