@@ -151,7 +151,7 @@ def test_engine_outputs_are_cogs_on_the_input_grid(raster_factory, tmp_path):
         writers = {"c": RasterWriter(tmp_path / "c.tif", src.grid, 1, "uint8", 255, categories=["dark", "bright"])}
 
         def finalize(blended, raw, valid):
-            cls = (blended[0] > 128).astype(np.uint8)
+            cls = (blended[0] > 127.5).astype(np.uint8)
             cls[~valid] = 255
             return {"c": cls}
 
@@ -160,4 +160,4 @@ def test_engine_outputs_are_cogs_on_the_input_grid(raster_factory, tmp_path):
     assert _assert_cog(tmp_path / "c.tif")[0][:1] == [2]
     with rasterio.open(tmp_path / "c.tif") as ds, rasterio.open(path) as src:
         assert ds.crs == src.crs and ds.transform == src.transform
-        assert np.array_equal(ds.read(1), np.where(data[0] > 128, 1, 0).astype(np.uint8))
+        assert np.array_equal(ds.read(1), np.where(data[0] > 127.5, 1, 0).astype(np.uint8))
