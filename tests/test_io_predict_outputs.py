@@ -1,0 +1,54 @@
+"""``predict_raster``'s outputs: a COG class raster with colour table and categories on the input grid, and a
+preview drawn from the engine's thumbnails without reading the class raster or the input again."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+torch = pytest.importorskip("torch")
+
+
+class _Threshold(torch.nn.Module):
+    """Two classes from band 1: a fixed 1x1 convolution, so the expected classes are known exactly."""
+
+    def forward(self, x):
+        return torch.cat([torch.zeros_like(x[:, :1]), x[:, :1] * 10], dim=1)
+
+
+def _payload():
+    return {"window": 64, "overlap": 16, "arch": {"classes": 2}, "class_names": ["background", "bright"],
+            "bands": [1, 2, 3], "band_count": 3, "mean": [100.0, 100.0, 100.0], "std": [50.0, 50.0, 50.0]}
+
+
+def test_class_raster_and_preview_without_a_second_read(raster_factory, tmp_path, monkeypatch):
+    from geotool.io.raster import RasterSource
+    from geotool.segmentation.predict import PredictConfig, predict_raster
+
+    data = np.random.default_rng(0).integers(1, 255, (3, 300, 410)).astype(np.uint8)
+    data[:, :8, :8] = 0
+    path = raster_factory("scene.tif", data, crs="EPSG:4326", transform=Affine(0.0001, 0, 12.5, 0, -0.0001, 45.2), nodata=0)
+    opened = []
+    real_init = RasterSource.__init__
+
+    def spy(self, paths, *args, **kwargs):
+        opened.append(str(paths))
+        real_init(self, paths, *args, **kwargs)
+
+    monkeypatch.setattr(RasterSource, "__init__", spy)
+    cfg = PredictConfig(model="unused.ckpt", rasters=[str(path)], output=str(tmp_path / "out"), preview=True)
+    (tmp_path / "out").mkdir()
+    res = predict_raster(_Threshold().eval(), _payload(), str(path), tmp_path / "out", cfg, "cpu")
+    assert opened == [str(path)]  # the scene once, for the engine; nothing for the preview
+    assert (tmp_path / "out" / "scene_preview.png").stat().st_size > 0 and res["preview"].endswith("scene_preview.png")
+    with rasterio.open(res["classes"]) as ds, rasterio.open(path) as src:
+        assert ds.crs == src.crs and ds.transform == src.transform and ds.shape == src.shape
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and ds.overviews(1)
+        assert ds.nodata == 255 and ds.colormap(1)[1] != ds.colormap(1)[0]
+        cls = ds.read(1)
+    expected = np.where(data[0] > 100, 1, 0)  # softmax of (0, 10 * z-score): class 1 where band 1 > mean
+    expected[:8, :8] = 255
+    assert np.array_equal(cls, expected)
+    assert (tmp_path / "out" / "scene_classes.tif.aux.xml").read_text().count("<Category>") == 2
