@@ -169,3 +169,19 @@ def test_negative_pipeline_depth_is_a_config_error(raster_factory, tmp_path):
     path, _ = _scene(raster_factory, shape=(3, 40, 40))
     with pytest.raises(ConfigError):
         _run(path, tmp_path / "out", TilingSpec(window=32, overlap=8), depth=-1)
+
+
+def test_finalize_without_input_gets_none_and_the_same_outputs(raster_factory, tmp_path):
+    path, _ = _scene(raster_factory, shape=(3, 300, 260))
+    spec = TilingSpec(window=64, overlap=16, batch_size=4)
+    seen = []
+
+    def no_input(blended, raw, valid):
+        seen.append(raw)
+        out = _finalize(blended, np.zeros((3, *valid.shape), np.float32), valid)
+        return out
+
+    with_input, _ = _run(path, tmp_path / "a", spec, depth=2, finalize=lambda b, r, v: _finalize(b, r * 0, v))
+    without, _ = _run(path, tmp_path / "b", spec, depth=2, finalize=no_input, finalize_input=False)
+    assert seen and all(raw is None for raw in seen)
+    assert all(with_input[k].tobytes() == without[k].tobytes() for k in with_input)

@@ -87,7 +87,7 @@ def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg
         with open_writers(writers) as opened:
             stats = run_tiled(src, make_predict_fn(net, payload["mean"], payload["std"], device), n_classes, finalize,
                               opened, spec, description=f"predict {Path(raster).name}",
-                              thumbnail_step=step if cfg.preview else 0, thumbnail_sinks=["classes"])
+                              thumbnail_step=step if cfg.preview else 0, thumbnail_sinks=["classes"], finalize_input=False)
     res = {"raster": str(raster), "windows": stats.n_windows, "seconds": round(stats.total_seconds, 3),
            "predict_seconds": round(stats.predict_seconds, 3), **{k: str(v) for k, v in outputs.items()}}
     if cfg.preview:
