@@ -52,3 +52,17 @@ def test_class_raster_and_preview_without_a_second_read(raster_factory, tmp_path
     expected[:8, :8] = 255
     assert np.array_equal(cls, expected)
     assert (tmp_path / "out" / "scene_classes.tif.aux.xml").read_text().count("<Category>") == 2
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA GPU here: the pinned path runs only on one"))])
+def test_host_device_copy_round_trips_and_owns_its_results(device):
+    from geotool.models.transfer import HostDeviceCopy
+
+    copy = HostDeviceCopy(device)
+    assert copy.pinned == (device == "cuda")
+    a = np.random.default_rng(0).random((2, 3, 8, 8)).astype(np.float32)
+    first = copy.to_host(copy.to_device(a) * 2)
+    second = copy.to_host(copy.to_device(a + 1) * 2)  # reuses the buffers: the first result must not change
+    assert np.array_equal(first, a * 2) and np.array_equal(second, (a + 1) * 2)
+    assert np.array_equal(copy.to_host(copy.to_device(a[:, :1].copy())), a[:, :1])  # another shape: a new buffer
