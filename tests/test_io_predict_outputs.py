@@ -66,3 +66,26 @@ def test_host_device_copy_round_trips_and_owns_its_results(device):
     second = copy.to_host(copy.to_device(a + 1) * 2)  # reuses the buffers: the first result must not change
     assert np.array_equal(first, a * 2) and np.array_equal(second, (a + 1) * 2)
     assert np.array_equal(copy.to_host(copy.to_device(a[:, :1].copy())), a[:, :1])  # another shape: a new buffer
+
+
+def test_preview_is_the_scene_beside_its_classes_in_the_raster_colours(tmp_path):
+    from matplotlib import image
+
+    from geotool.io.raster import default_class_colormap
+    from geotool.segmentation.predict import _preview
+
+    rgb = np.zeros((3, 20, 30), np.float32)
+    rgb[:, :, 15:] = 100  # dark left half, bright right half
+    classes = np.zeros((1, 20, 30), np.uint8)
+    classes[0, 10:, :] = 1
+    classes[0, :2, :2] = 255
+    valid = classes[0] != 255
+    out = _preview({"input": rgb, "classes": classes, "valid": valid}, default_class_colormap(2, 255), tmp_path / "p.png", "s.tif")
+    png = image.imread(out)[..., :3]
+    gap = png.shape[1] - 60
+    left, right = png[:, :30], png[:, 30 + gap :]
+    assert png.shape[0] == 20 and gap >= 2
+    assert (left[:2, :2] == 0).all() and (left[5, 20] == 1).all() and (left[5, 5] == 0).all()
+    assert np.allclose(right[:10], left[:10])  # background: the image itself
+    red = np.asarray(default_class_colormap(2)[1][:3]) / 255
+    assert np.allclose(right[15, 5], 0.5 * red, atol=1 / 255) and np.allclose(right[15, 20], 0.5 + 0.5 * red, atol=1 / 255)

@@ -91,16 +91,28 @@ def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg
     res = {"raster": str(raster), "windows": stats.n_windows, "seconds": round(stats.total_seconds, 3),
            "predict_seconds": round(stats.predict_seconds, 3), **{k: str(v) for k, v in outputs.items()}}
     if cfg.preview:
-        res["preview"] = str(_preview(stats.thumbnails, out_dir / f"{stem}_preview.png", Path(raster).name))
+        res["preview"] = str(_preview(stats.thumbnails, writers["classes"].colormap, out_dir / f"{stem}_preview.png",
+                                      Path(raster).name))
     return res
 
 
-def _preview(thumbnails: dict[str, np.ndarray], path: Path, title: str) -> Path:
-    """The PNG overlay of a scene from the engine's thumbnails (first three input bands, classes)."""
-    from geotool.segmentation.plots import overlay
+def _preview(thumbnails: dict[str, np.ndarray], colormap: dict[int, tuple], path: Path, title: str) -> Path:
+    """The scene (first three bands, 2-98 % stretch) beside the same with its non-background classes blended
+    in at half opacity, in the class raster's own colours (as QGIS shows it); nodata black. From the engine's
+    thumbnails, written as a plain PNG (no figure)."""
+    from geotool.io.figures import save_image, stretch_rgb
 
     classes = thumbnails["classes"][0]
-    return overlay(thumbnails["input"][:3], classes, thumbnails["valid"] & (classes != CLASS_NODATA), path, title=title)
+    valid = thumbnails["valid"] & (classes != CLASS_NODATA)
+    rgb = stretch_rgb(thumbnails["input"][:3], valid)
+    palette = np.zeros((256, 3), np.float32)
+    for value, colour in colormap.items():
+        palette[value] = np.asarray(colour[:3], np.float32) / 255
+    shown = valid & (classes != 0)
+    over = rgb.copy()
+    over[shown] = 0.5 * rgb[shown] + 0.5 * palette[classes[shown]]
+    gap = np.ones((rgb.shape[0], max(2, rgb.shape[1] // 100), 3), np.float32)
+    return save_image(np.concatenate([rgb, gap, over], axis=1), path, title=f"{title}: image | prediction")
 
 
 def _check_bands(payload: dict[str, Any], src, path: str) -> None:
