@@ -52,7 +52,7 @@ def trivial(batch, valid):
 
 def finalize_for(sinks):
     def finalize(blended, raw, valid):
-        cls = blended.argmax(0).astype(np.uint8)
+        cls = tiling.class_argmax(blended)  # as predict finishes its class raster
         cls[~valid] = 255
         out = {"classes": cls}
         if "probs" in sinks:

@@ -185,3 +185,13 @@ def test_finalize_without_input_gets_none_and_the_same_outputs(raster_factory, t
     without, _ = _run(path, tmp_path / "b", spec, depth=2, finalize=no_input, finalize_input=False)
     assert seen and all(raw is None for raw in seen)
     assert all(with_input[k].tobytes() == without[k].tobytes() for k in with_input)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_class_argmax_is_argmax_including_ties_and_nans(k):
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 3, (k, 50, 60)).astype(np.float32)  # many ties
+    scores[0, :5, :5] = np.nan
+    scores[1, 3:8, 3:8] = np.nan
+    got = tiling.class_argmax(scores)
+    assert got.dtype == np.uint8 and np.array_equal(got, scores.argmax(0))

@@ -57,7 +57,7 @@ def make_predict_fn(net, mean, std, device):
 def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg: PredictConfig, device: str) -> dict[str, Any]:
     """Predict one raster: writes ``<stem>_classes.tif`` (uint8, 255 = nodata) and optionally probabilities."""
     from geotool.io.raster import RasterSource, RasterWriter, open_writers
-    from geotool.io.tiling import run_tiled
+    from geotool.io.tiling import class_argmax, run_tiled
 
     spec = cfg.tiling_spec(payload["window"], payload.get("overlap"))
     n_classes = payload["arch"]["classes"]
@@ -75,7 +75,7 @@ def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg
             writers["probs"] = RasterWriter(outputs["probs"], src.grid, n_classes, "float32", PROB_NODATA, [f"p_{n}" for n in names])
 
         def finalize(blended, raw, valid):
-            cls = blended.argmax(0).astype(np.uint8)
+            cls = class_argmax(blended)
             cls[~valid] = CLASS_NODATA
             res = {"classes": cls}
             if cfg.probabilities:
