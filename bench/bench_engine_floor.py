@@ -69,7 +69,8 @@ def run_engine(raster: Path, out: Path, sinks, depth=tiling.PIPELINE_DEPTH, cog=
         if "probs" in sinks:
             writers["probs"] = RasterWriter(out / "probs.tif", src.grid, 2, "float32", -1.0, cog=cog)
         with open_writers(writers) as opened:
-            stats = tiling.run_tiled(src, predict, 2, finalize_for(sinks), opened, SPEC, pipeline_depth=depth)
+            stats = tiling.run_tiled(src, predict, 2, finalize_for(sinks), opened, SPEC, pipeline_depth=depth,
+                                     finalize_input=False)  # as predict: its finalize does not use the input
     return time.perf_counter() - t, stats
 
 
