@@ -186,7 +186,8 @@ def run_tiled(
         source: the input stack (selected bands) on its grid.
         predict: ``(batch (B, C_in, win, win) float32 raw values with invalid pixels set to 0,
             valid (B, win, win) bool) -> (B, C_out, win, win)`` (e.g. class probabilities). Always called
-            from the calling thread, one batch at a time.
+            from the calling thread, one batch at a time; it must return a new array each call (the blender
+            may still be adding up the previous batch while the next one runs).
         out_channels: ``C_out``.
         finalize: ``(blended (C_out, h, w) float32, raw input (C_in, h, w) float32 with invalid pixels 0,
             valid (h, w) bool) -> {sink: array (bands, h, w) or (h, w)}`` for a block of rows; must set
