@@ -1,7 +1,7 @@
 """The sliding-window engine with a trivial model against the I/O floor, and a model as slow as the engine.
 
 Usage:
-    nice -n 5 python bench/bench_engine_floor.py [--size 8000] [--repeats 2] [--part floor|sleep|all]
+    nice -n 5 python bench/bench_engine_floor.py [--size 8000] [--sleep-size 4000] [--repeats 2] [--part floor|sleep|all]
 
 Scene: size x size uint8 RGB, tiled 256 deflate, repeating the SpaceNet-7 crop of data_samples/. Window 256,
 overlap 64, batch 8; the model is per-pixel (2 classes from band 1), so the figures are the engine's own
@@ -13,9 +13,9 @@ reading, blending, finalizing and writing.
   the baseline of issue 14) and with GDAL compressing on the engine's threads. The engine is timed with its
   COG outputs (stream + COG copy with overviews, the default), streaming only (``cog=False``), and serial
   (``pipeline_depth=0``); for the class raster alone and for class + probabilities.
-- sleep: the model sleeps, per batch, the engine's own time per batch (trivial-model run, pipelined), so model
-  and engine each need about the same time; wall time vs the larger of the two (target <= 1.15x), pipelined
-  and serial.
+- sleep (on a --sleep-size scene): the model sleeps, per batch, the engine's own time per batch (trivial-model
+  run, pipelined), so model and engine each need about the same time; wall time vs the larger of the two
+  (target <= 1.15x), pipelined and serial, with streamed outputs and with COG outputs.
 
 Prints the conditions (GDAL version and cache, compression threads, CPUs, load average before each run).
 """
@@ -129,28 +129,32 @@ def part_floor(raster: Path, tmp: Path, repeats: int) -> None:
 
 
 def part_sleep(raster: Path, tmp: Path, repeats: int) -> None:
+    """Streamed outputs (``cog=False``: every step can overlap with the model) and COG outputs (whose copy,
+    after the last row, cannot: nothing is left for the model to do by then)."""
     sinks = ("classes", "probs")
-    run_engine(raster, tmp, sinks)  # warm-up
-    own = statistics.median(run_engine(raster, tmp, sinks)[0] for _ in range(repeats))
     starts = tiling.window_starts(_size(raster), SPEC.window, SPEC.stride)  # square scene: rows and columns alike
     n_batches = len(starts) * -(-len(starts) // SPEC.batch_size)
-    per_batch = own / n_batches
+    for cog in (False, True):
+        run_engine(raster, tmp, sinks, cog=cog)  # warm-up
+        own = statistics.median(run_engine(raster, tmp, sinks, cog=cog)[0] for _ in range(repeats))
+        per_batch = own / n_batches
 
-    def sleepy(batch, valid):
-        time.sleep(per_batch)
-        return trivial(batch, valid)
+        def sleepy(batch, valid, _s=per_batch):
+            time.sleep(_s)
+            return trivial(batch, valid)
 
-    model = per_batch * n_batches
-    for depth in (tiling.PIPELINE_DEPTH, 0):
-        walls = []
-        for _ in range(repeats):
-            before = load()
-            walls.append(run_engine(raster, tmp, sinks, depth=depth, predict=sleepy)[0])
-            print(f"  sleep model, pipeline depth {depth}: {walls[-1]:.2f} s ({before})", flush=True)
-        wall = statistics.median(walls)
-        print(f"sleep model ({n_batches} batches x {per_batch * 1000:.0f} ms = {model:.2f} s; engine alone {own:.2f} s), "
-              f"pipeline depth {depth}: wall {wall:.2f} s = {wall / max(own, model):.2f}x the larger "
-              f"(target <= 1.15x; their sum would be {(own + model) / max(own, model):.2f}x)", flush=True)
+        model = per_batch * n_batches
+        for depth in (tiling.PIPELINE_DEPTH, 0):
+            walls = []
+            for _ in range(repeats):
+                before = load()
+                walls.append(run_engine(raster, tmp, sinks, depth=depth, cog=cog, predict=sleepy)[0])
+                print(f"  sleep model, {'COG' if cog else 'streamed'} outputs, pipeline depth {depth}: {walls[-1]:.2f} s ({before})", flush=True)
+            wall = statistics.median(walls)
+            print(f"sleep model, {'COG' if cog else 'streamed'} outputs ({n_batches} batches x {per_batch * 1000:.0f} ms = "
+                  f"{model:.2f} s; engine alone {own:.2f} s), pipeline depth {depth}: wall {wall:.2f} s = "
+                  f"{wall / max(own, model):.2f}x the larger (target <= 1.15x; their sum would be "
+                  f"{(own + model) / max(own, model):.2f}x)", flush=True)
 
 
 def _size(raster: Path) -> int:
@@ -163,6 +167,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=8000)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--part", choices=["floor", "sleep", "all"], default="all")
+    parser.add_argument("--sleep-size", type=int, default=4000, help="scene side for the sleep part")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_engine_") as d:
         tmp = Path(d)
@@ -174,7 +179,10 @@ def main() -> None:
         if args.part in ("floor", "all"):
             part_floor(raster, tmp, args.repeats)
         if args.part in ("sleep", "all"):
-            part_sleep(raster, tmp, args.repeats)
+            small = tmp / "sleep_scene.tif"
+            tile_raster(ROOT / "data_samples/buildings/SN7_mosaic_clipped.tif", small, args.sleep_size)
+            print(f"sleep part: {args.sleep_size} x {args.sleep_size}, class + probabilities", flush=True)
+            part_sleep(small, tmp, args.repeats)
 
 
 if __name__ == "__main__":
