@@ -14,9 +14,9 @@ How it works:
   pixels of the same rows, and written at once, in blocks aligned to the 256-row GeoTIFF tiles (each
   output tile is written exactly once).
 - With ``pipeline_depth`` > 0 (the default) the work runs as a small pipeline of threads joined by
-  bounded queues: a reader fetches the next strip while the calling thread runs the model, a blender
-  accumulates and normalises, a writer finalizes and hands blocks to GDAL (which compresses them on its
-  own threads, see ``RasterWriter``). Every stage keeps the serial order, so the outputs are the same
+  bounded queues: a reader fetches the next rows and cuts them into model batches while the calling
+  thread runs the model, a blender accumulates and normalises, a writer finalizes and hands blocks to
+  GDAL (which compresses them on its own threads, see ``RasterWriter``). Every stage keeps the serial order, so the outputs are the same
   bits as with ``pipeline_depth=0``, which runs everything in the calling thread. The model is always
   called from the calling thread (a GPU context, torch's thread settings and inference mode stay there).
 - Peak memory is therefore set by the window size and the scene *width* (one strip of windows, one tile
@@ -238,6 +238,30 @@ def run_tiled(
             yield lo, data, valid
             lo = max(lo, hi)
 
+    def batches() -> Iterator[tuple]:
+        """Model batches in order, each strip followed by its emission: ``("windows", row, cols, batch, valid)``
+        and ``("emit", lo, hi, buf_lo, buf_data, buf_valid)``. Runs in the reader thread when pipelined, so the
+        calling thread only runs the model."""
+        buf_lo, buf_data, buf_valid = row_starts[0], None, None
+        for i, (r, (lo, data, valid)) in enumerate(zip(row_starts, read_rows())):
+            # rows below the last emission are written and no later window reaches them
+            keep = (emits[i - 1][1] if i else buf_lo) - buf_lo
+            if buf_data is None:
+                buf_data, buf_valid = data, valid
+            else:  # a new array each time: blocks handed to the blender keep seeing the rows they were given
+                buf_data = np.concatenate([buf_data[:, keep:], data], axis=1)
+                buf_valid = np.concatenate([buf_valid[keep:], valid], axis=0)
+                buf_lo += keep
+            top = r - buf_lo
+            strip, strip_valid = buf_data[:, top : top + win], buf_valid[top : top + win]
+            for cols in _batches(col_starts, spec.batch_size):
+                offsets = [c - col_lo for c in cols]
+                batch_valid = np.stack([strip_valid[:, o : o + win] for o in offsets])
+                batch = np.stack([strip[:, :, o : o + win] for o in offsets], dtype=np.float32)  # one pass
+                np.copyto(batch, np.float32(0.0), where=~batch_valid[:, None])  # in place: one pass, not three
+                yield "windows", r, cols, batch, batch_valid
+            yield "emit", *emits[i], buf_lo, buf_data, buf_valid
+
     def write_block(item: tuple[Window, np.ndarray, np.ndarray, np.ndarray]) -> None:
         window, blended, raw, valid = item
         outputs = finalize(blended, raw, valid)
@@ -258,33 +282,18 @@ def run_tiled(
             _Pipeline(pipeline_depth) as pipe:
         writer_stage = pipe.stage(write_block, "geotool-writer")
         blend_stage = pipe.stage(lambda item: blender.handle(item, writer_stage.put), "geotool-blender")
-        buf_lo, buf_data, buf_valid = row_starts[0], None, None
-        for i, (r, (lo, data, valid)) in enumerate(zip(row_starts, pipe.prefetch(read_rows(), "geotool-reader"))):
-            # rows below the last emission are written and no later window reaches them
-            keep = (emits[i - 1][1] if i else buf_lo) - buf_lo
-            if buf_data is None:
-                buf_data, buf_valid = data, valid
-            else:  # a new array each time: blocks handed to the blender keep seeing the rows they were given
-                buf_data = np.concatenate([buf_data[:, keep:], data], axis=1)
-                buf_valid = np.concatenate([buf_valid[keep:], valid], axis=0)
-                buf_lo += keep
-            top = r - buf_lo
-            strip, strip_valid = buf_data[:, top : top + win], buf_valid[top : top + win]
-            for cols in _batches(col_starts, spec.batch_size):
-                offsets = [c - col_lo for c in cols]
-                batch_valid = np.stack([strip_valid[:, o : o + win] for o in offsets])
-                batch = np.stack([strip[:, :, o : o + win] for o in offsets], dtype=np.float32)  # one pass
-                np.copyto(batch, np.float32(0.0), where=~batch_valid[:, None])  # in place: one pass, not three
-                t0 = time.perf_counter()
-                pred = np.asarray(_predict_with_tta(predict, batch, batch_valid, spec.tta), dtype=np.float32)
-                predict_seconds += time.perf_counter() - t0
-                if pred.shape != (len(cols), out_channels, win, win):
-                    raise ValueError(
-                        f"predict returned shape {pred.shape}, expected {(len(cols), out_channels, win, win)}"
-                    )
-                blend_stage.put(("windows", r, cols, pred))
-                bar.advance(len(cols))
-            blend_stage.put(("emit", *emits[i], buf_lo, buf_data, buf_valid))
+        for item in pipe.prefetch(batches(), "geotool-reader"):
+            if item[0] == "emit":
+                blend_stage.put(item)
+                continue
+            _, r, cols, batch, batch_valid = item
+            t0 = time.perf_counter()
+            pred = np.asarray(_predict_with_tta(predict, batch, batch_valid, spec.tta), dtype=np.float32)
+            predict_seconds += time.perf_counter() - t0
+            if pred.shape != (len(cols), out_channels, win, win):
+                raise ValueError(f"predict returned shape {pred.shape}, expected {(len(cols), out_channels, win, win)}")
+            blend_stage.put(("windows", r, cols, pred))
+            bar.advance(len(cols))
     return TilingStats(n_windows, predict_seconds, time.perf_counter() - start,
                        thumbs.arrays if thumbs is not None else None)
 
