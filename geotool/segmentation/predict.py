@@ -152,9 +152,9 @@ def run_predict(cfg: PredictConfig) -> dict[str, Any]:
 
 
 def _post(results: list[dict], payload: dict, cfg: PredictConfig) -> None:
-    """Polygons (the previews are written with each class raster, see :func:`predict_raster`). Polygons stream: each class raster is read in strips of rows and every
-    region is written as soon as it is complete, so memory is set by the width and the regions still
-    open, not by the scene. One file for all inputs when they share a CRS, else one file per input
+    """Polygons (previews are written with each class raster, see :func:`predict_raster`). Polygons stream:
+    each class raster is read in strips of rows and every region is written as soon as it is complete, so
+    memory is set by the width and the regions still open, not by the scene. One file for all inputs when they share a CRS, else one file per input
     (``<stem>_<raster stem><suffix>``); the files appear only when every input is done."""
     from contextlib import ExitStack
 
