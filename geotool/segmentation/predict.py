@@ -108,9 +108,8 @@ def _preview(thumbnails: dict[str, np.ndarray], colormap: dict[int, tuple], path
     palette = np.zeros((256, 3), np.float32)
     for value, colour in colormap.items():
         palette[value] = np.asarray(colour[:3], np.float32) / 255
-    shown = valid & (classes != 0)
-    over = rgb.copy()
-    over[shown] = 0.5 * rgb[shown] + 0.5 * palette[classes[shown]]
+    shown = (valid & (classes != 0))[..., None]
+    over = np.where(shown, 0.5 * rgb + 0.5 * palette[classes], rgb)
     gap = np.ones((rgb.shape[0], max(2, rgb.shape[1] // 100), 3), np.float32)
     return save_image(np.concatenate([rgb, gap, over], axis=1), path, title=f"{title}: image | prediction")
 
