@@ -2,6 +2,7 @@
 
 Usage:
     nice -n 5 python bench/bench_engine_preview.py [--tiles 50] [--tile-size 512] [--size 4000] [--repeats 2]
+        [--workloads tiles,scene]
 
 Two workloads, each made by repeating the SpaceNet-7 crop of data_samples/: many small scenes (``--tiles`` of
 ``--tile-size``^2, where a fixed cost per preview weighs most) and one large scene (``--size``^2). The model is
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--tile-size", type=int, default=512)
     parser.add_argument("--size", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--workloads", default="tiles,scene", help="comma-separated: tiles, scene")
     args = parser.parse_args()
     crop = ROOT / "data_samples/buildings/SN7_mosaic_clipped.tif"
     with tempfile.TemporaryDirectory(prefix="bench_preview_") as d:
@@ -58,7 +60,8 @@ def main() -> None:
         tile_raster(crop, big, args.size)
         print(f"conditions: {gdal_conditions()}; cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}; "
               f"light Linknet, window 512, overlap 64, batch 4, 2 torch threads", flush=True)
-        for label, rasters in ((f"{args.tiles} scenes of {args.tile_size}^2", tiles), (f"one {args.size}^2 scene", [big])):
+        workloads = {"tiles": (f"{args.tiles} scenes of {args.tile_size}^2", tiles), "scene": (f"one {args.size}^2 scene", [big])}
+        for label, rasters in (workloads[w] for w in args.workloads.split(",")):
             times: dict[bool, list[float]] = {False: [], True: []}
             timed_predict(model, rasters[:1], tmp / "warm", True)  # warm-up (imports, first allocations)
             for _ in range(args.repeats):
