@@ -451,6 +451,10 @@ def read_stack(
 BLOCK = 256
 #: Tile side of every GeoTIFF written, pixels (the engine writes rows in multiples of it).
 
+#: GDAL block cache while a COG is copied, bytes: the copy reads and writes tile rows in order, so a few of
+#: them suffice, and peak memory stays independent of the scene size.
+COG_CACHE_BYTES = 128 * 2**20
+
 #: Class palette (RGBA) for class rasters written with ``categories``: background grey, then distinct hues.
 CLASS_COLOURS = [(190, 190, 190, 255), (228, 26, 28, 255), (55, 126, 184, 255), (77, 175, 74, 255), (152, 78, 163, 255),
                  (255, 127, 0, 255), (255, 255, 51, 255), (166, 86, 40, 255), (247, 129, 191, 255), (0, 206, 209, 255)]
@@ -631,7 +635,9 @@ class RasterWriter:
             from rasterio.shutil import copy as gdal_copy
 
             categorical = self.colormap is not None or self.categories is not None
-            gdal_copy(self._stream, self._tmp, driver="COG", **_cog_options(self.dtype, "NEAREST" if categorical else "AVERAGE"))
+            # GDAL's default cache (5 % of RAM) would fill with the blocks of a large scene during the copy
+            with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES):
+                gdal_copy(self._stream, self._tmp, driver="COG", **_cog_options(self.dtype, "NEAREST" if categorical else "AVERAGE"))
             self._stream.unlink()
         aux = self.path.with_name(self.path.name + ".aux.xml")
         if self.categories:

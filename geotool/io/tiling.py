@@ -240,15 +240,16 @@ def run_tiled(
 
     def batches() -> Iterator[tuple]:
         """Model batches in order, each strip followed by its emission: ``("windows", row, cols, batch, valid)``
-        and ``("emit", lo, hi, buf_lo, buf_data, buf_valid)``. Runs in the reader thread when pipelined, so the
-        calling thread only runs the model."""
+        and ``("emit", lo, hi, data, valid)`` with copies of the input rows ``[lo, hi)`` (data only when
+        finalize or the thumbnails need it), so no queued item keeps a whole row buffer alive. Runs in the
+        reader thread when pipelined, so the calling thread only runs the model."""
         buf_lo, buf_data, buf_valid = row_starts[0], None, None
         for i, (r, (lo, data, valid)) in enumerate(zip(row_starts, read_rows())):
             # rows below the last emission are written and no later window reaches them
             keep = (emits[i - 1][1] if i else buf_lo) - buf_lo
             if buf_data is None:
                 buf_data, buf_valid = data, valid
-            else:  # a new array each time: blocks handed to the blender keep seeing the rows they were given
+            else:  # only this thread sees the buffer: what goes on to the blender is copied out of it
                 buf_data = np.concatenate([buf_data[:, keep:], data], axis=1)
                 buf_valid = np.concatenate([buf_valid[keep:], valid], axis=0)
                 buf_lo += keep
@@ -260,7 +261,10 @@ def run_tiled(
                 batch = np.stack([strip[:, :, o : o + win] for o in offsets], dtype=np.float32)  # one pass
                 np.copyto(batch, np.float32(0.0), where=~batch_valid[:, None])  # in place: one pass, not three
                 yield "windows", r, cols, batch, batch_valid
-            yield "emit", *emits[i], buf_lo, buf_data, buf_valid
+            lo_e, hi_e = emits[i]
+            rows = slice(lo_e - buf_lo, hi_e - buf_lo)
+            rows_data = buf_data[:, rows].copy() if need_input else None
+            yield "emit", lo_e, hi_e, rows_data, buf_valid[rows].copy()
 
     def write_block(item: tuple[Window, np.ndarray, np.ndarray, np.ndarray]) -> None:
         window, blended, raw, valid = item
@@ -273,6 +277,7 @@ def run_tiled(
         if thumbs is not None:
             thumbs.add_outputs(window, outputs)
 
+    need_input = finalize_input or thumbs is not None
     blender = _Blender(out_channels, win, width, height, weights, row_sum, col_sum, col_lo, finalize_input, thumbs)
     predict_seconds = 0.0
     # An integer GDAL_CACHEMAX is read by GDAL as bytes (a bare number of MB would leave a cache of a few bytes);
@@ -330,24 +335,23 @@ class _Blender:
             for k, c in enumerate(cols):
                 _accumulate(self.acc, pred[k], self.weights, r - self.emitted, c, self.height - self.emitted, self.width)
             return
-        _, lo, hi, buf_lo, buf_data, buf_valid = item
+        _, lo, hi, rows_data, rows_valid = item
         final = hi - lo
         if final <= 0:
             return
         acc, row_sum = self.acc[:, :final], self.row_sum[lo:hi]
-        top = lo - buf_lo
         for c0 in range(0, self.width, EMIT_COLUMNS):
             c1 = min(c0 + EMIT_COLUMNS, self.width)
             blended = acc[:, :, c0:c1] / np.outer(row_sum, self.col_sum[c0:c1])
             cs = slice(c0 - self.col_lo, c1 - self.col_lo)
-            valid = buf_valid[top : top + final, cs].copy()
+            valid = rows_valid[:, cs].copy()
             window = Window(c0, lo, c1 - c0, final)
             raw = None
             if self.with_input:
-                raw = buf_data[:, top : top + final, cs].astype(np.float32)
+                raw = rows_data[:, :, cs].astype(np.float32)
                 raw[:, ~valid] = 0.0
             if self.thumbs is not None:
-                self.thumbs.add_input(window, buf_data[:, top : top + final, cs], valid)
+                self.thumbs.add_input(window, rows_data[:, :, cs], valid)
             emit((window, blended, raw, valid))
         self.acc[:, : self.capacity - final] = self.acc[:, final:]
         self.acc[:, self.capacity - final :] = 0.0
