@@ -161,3 +161,15 @@ def test_engine_outputs_are_cogs_on_the_input_grid(raster_factory, tmp_path):
     with rasterio.open(tmp_path / "c.tif") as ds, rasterio.open(path) as src:
         assert ds.crs == src.crs and ds.transform == src.transform
         assert np.array_equal(ds.read(1), np.where(data[0] > 127.5, 1, 0).astype(np.uint8))
+
+
+def test_compression_threads_follow_gdal_num_threads_else_the_affinity_mask(monkeypatch):
+    import os
+
+    from geotool.io.gdal_settings import compression_threads
+
+    monkeypatch.setenv("GDAL_NUM_THREADS", "3")
+    assert compression_threads() == 3
+    monkeypatch.setenv("GDAL_NUM_THREADS", "ALL_CPUS")  # not a number: the CPUs this process may use
+    expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert compression_threads() == expected
