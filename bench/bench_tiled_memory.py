@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def tile_raster(src_path: Path, out: Path, size: int, bands=(1, 2, 3)) -> None:
-    """A size x size raster repeating a real crop (its dtype; nodata pixels set to 1), written block by block."""
+    """A size x size raster repeating a real crop (its dtype; nodata pixels set to 1), written block by block
+    as a plain tiled deflate GeoTIFF (no overviews: an input as users have them, built without the COG step)."""
     from rasterio.transform import from_origin
     from rasterio.windows import Window
 
@@ -43,7 +44,7 @@ def tile_raster(src_path: Path, out: Path, size: int, bands=(1, 2, 3)) -> None:
     th, tw = tile.shape[1:]
     grid = Grid(g.crs, from_origin(g.transform.c, g.transform.f, g.transform.a, -g.transform.e), size, size)
     cols = np.arange(size) % tw
-    with RasterWriter(out, grid, len(bands), dtype, 0) as w:
+    with RasterWriter(out, grid, len(bands), dtype, 0, cog=False) as w:
         for r in range(0, size, 512):
             h = min(512, size - r)
             w.write(tile[:, np.arange(r, r + h) % th][:, :, cols], Window(0, r, size, h))

@@ -25,6 +25,17 @@ def require_file(path: str | os.PathLike, what: str = "input file") -> Path:
     return path
 
 
+def require_checkpoint_file(path: str | os.PathLike) -> Path:
+    """``path`` if it is a file, else the loader's own CheckpointError, without importing torch (an inference
+    command checks its paths before the seconds torch takes to load)."""
+    from geotool.errors import CheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; give the model.ckpt written by training")
+    return path
+
+
 def expand_inputs(items: Iterable[str | os.PathLike], suffixes: Sequence[str] = RASTER_SUFFIXES, what: str = "raster") -> list[Path]:
     """Expand paths, globs and folders into a sorted-per-item list of files.
 

@@ -31,6 +31,19 @@ def gdal_cache_max() -> int | None:
     return int(lib.GDALGetCacheMax64()) if lib is not None else None
 
 
+def compression_threads() -> int:
+    """Threads GDAL may compress (and decompress) GeoTIFF blocks on: ``GDAL_NUM_THREADS`` when set to a
+    number, else the CPUs this process may run on (its affinity mask, which SLURM and taskset narrow; the
+    machine's CPU count would oversubscribe a shared node)."""
+    value = os.environ.get("GDAL_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def gdal_conditions() -> str:
     """One line for bench headers: GDAL version, block cache limit (MiB) and GDAL_NUM_THREADS."""
     import rasterio
@@ -39,4 +52,5 @@ def gdal_conditions() -> str:
     cache = gdal_cache_max()
     threads = getenv().get("GDAL_NUM_THREADS") if hasenv() else os.environ.get("GDAL_NUM_THREADS")
     cache_text = f"{cache / 2**20:.0f} MiB" if cache is not None else "unknown"
-    return f"GDAL {rasterio.__gdal_version__}, block cache {cache_text}, GDAL_NUM_THREADS {threads or 'unset'}"
+    return (f"GDAL {rasterio.__gdal_version__}, block cache {cache_text}, GDAL_NUM_THREADS {threads or 'unset'}, "
+            f"GeoTIFF compression threads {compression_threads()}")

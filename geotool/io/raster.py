@@ -20,7 +20,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
@@ -236,6 +236,13 @@ class RasterSource:
         self.bands: list[BandRef] = self._select(bands)
         self._alpha = [b for b in self._all_bands if b.is_alpha]
         self.nodata_override = nodata
+        self._bands_by_source: dict[int, list[int]] = {}
+        for i, ref in enumerate(self.bands):
+            self._bands_by_source.setdefault(ref.source, []).append(i)
+        self._all_valid = {
+            (ref.source, ref.band): self._datasets[ref.source].mask_flag_enums[ref.band - 1] == [MaskFlags.all_valid]
+            for ref in self.bands
+        }
 
     def _band_table(self, nodata_override: float | None) -> list[BandRef]:
         table = []
@@ -358,12 +365,14 @@ class RasterSource:
             data[:] = fill
             valid[:] = False
             valid[rs, cs] = True
-        for i, ref in enumerate(self.bands):
-            ds = self._datasets[ref.source]
-            arr = ds.read(ref.band, window=core)
-            band_valid = self._band_valid(ds, ref, arr, core)
-            valid[rs, cs] &= band_valid
-            data[i, rs, cs] = arr.astype(out_dtype, copy=False)
+        # one read per file for all its selected bands: GDAL decodes each (pixel-interleaved) tile once
+        for source, positions in self._bands_by_source.items():
+            ds = self._datasets[source]
+            refs = [self.bands[i] for i in positions]
+            arrays = ds.read([ref.band for ref in refs], window=core)
+            for i, ref, arr in zip(positions, refs, arrays):
+                valid[rs, cs] &= self._band_valid(ds, ref, arr, core)
+                data[i, rs, cs] = arr.astype(out_dtype, copy=False)
         for ref in self._alpha:
             if ref in self.bands:
                 continue
@@ -376,7 +385,10 @@ class RasterSource:
 
     def _band_valid(self, ds, ref: BandRef, arr: np.ndarray, window: Window) -> np.ndarray:
         if ref.nodata is None:
-            ok = ds.read_masks(ref.band, window=window) > 0  # internal mask or alpha, all True if none
+            if self._all_valid[(ref.source, ref.band)]:
+                ok = np.ones(arr.shape, bool)  # no mask, no alpha, no nodata: GDAL's mask would be all 255
+            else:
+                ok = ds.read_masks(ref.band, window=window) > 0  # internal mask or alpha
         elif np.isnan(ref.nodata):
             ok = ~np.isnan(arr)
         elif check_nodata_fits(ref.nodata, arr.dtype) is None:
@@ -436,12 +448,73 @@ def read_stack(
 # -- writing ----------------------------------------------------------------------------------
 
 
-def _creation_options(dtype: np.dtype, width: int, height: int, block: int = 256) -> dict[str, Any]:
-    opts: dict[str, Any] = {"compress": "deflate", "BIGTIFF": "IF_SAFER"}
+BLOCK = 256
+#: Tile side of every GeoTIFF written, pixels (the engine writes rows in multiples of it).
+
+#: GDAL block cache while a COG is copied, bytes: the copy reads and writes tile rows in order, so a few of
+#: them suffice, and peak memory stays independent of the scene size.
+COG_CACHE_BYTES = 128 * 2**20
+
+#: Class palette (RGBA) for class rasters written with ``categories``: background grey, then distinct hues.
+CLASS_COLOURS = [(190, 190, 190, 255), (228, 26, 28, 255), (55, 126, 184, 255), (77, 175, 74, 255), (152, 78, 163, 255),
+                 (255, 127, 0, 255), (255, 255, 51, 255), (166, 86, 40, 255), (247, 129, 191, 255), (0, 206, 209, 255)]
+
+
+def _creation_options(dtype: np.dtype, width: int, height: int, block: int = BLOCK) -> dict[str, Any]:
+    """GTiff options of a file written block by block: tiled, deflate (the final outputs without COG)."""
+    from geotool.io.gdal_settings import compression_threads
+
+    opts: dict[str, Any] = {"compress": "deflate", "BIGTIFF": "IF_SAFER", "NUM_THREADS": compression_threads()}
     if width >= block and height >= block:
         opts.update(tiled=True, blockxsize=block, blockysize=block)
     opts["predictor"] = 3 if np.dtype(dtype).kind == "f" else 2
     return opts
+
+
+def _stream_options(dtype: np.dtype) -> dict[str, Any]:
+    """GTiff options of the intermediate a COG is copied from: tiled like the COG, compressed fast (ZSTD level
+    1 decodes and encodes several times faster than deflate; it only lives until the copy)."""
+    from geotool.io.gdal_settings import compression_threads
+
+    return {"compress": "zstd", "zstd_level": 1, "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
+            "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "BIGTIFF": "IF_SAFER",
+            "NUM_THREADS": compression_threads()}
+
+
+def _cog_options(dtype: np.dtype, resampling: str) -> dict[str, Any]:
+    """COG driver options: the same tiles, deflate and predictor as the plain outputs, internal overviews."""
+    from geotool.io.gdal_settings import compression_threads
+
+    return {"COMPRESS": "DEFLATE", "PREDICTOR": "YES", "BLOCKSIZE": BLOCK, "BIGTIFF": "IF_SAFER",
+            "OVERVIEWS": "AUTO", "OVERVIEW_RESAMPLING": resampling, "NUM_THREADS": compression_threads()}
+
+
+def default_class_colormap(n_classes: int, nodata: int | None = None) -> dict[int, tuple[int, int, int, int]]:
+    """RGBA colour per class value 0..n-1 (cycling :data:`CLASS_COLOURS`); ``nodata`` transparent."""
+    cmap = {i: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i in range(n_classes)}
+    if nodata is not None:
+        cmap[int(nodata)] = (0, 0, 0, 0)
+    return cmap
+
+
+def category_xml(names: Sequence[str], colormap: Mapping[int, tuple[int, int, int, int]] | None) -> str:
+    """GDAL PAM (``.aux.xml``) text giving band 1 category names and a thematic raster attribute table
+    (value, class name, RGBA): GDAL's ``GetCategoryNames``/``GetDefaultRAT`` and QGIS's legend read it. GeoTIFF
+    has no tag for either, so GDAL itself keeps them in this sidecar."""
+    from xml.sax.saxutils import escape
+
+    colormap = colormap or {}
+    cats = "".join(f"<Category>{escape(str(n))}</Category>" for n in names)
+    fields = [("Value", 0, 5), ("Class", 2, 2), ("Red", 0, 6), ("Green", 0, 7), ("Blue", 0, 8), ("Alpha", 0, 9)]
+    defs = "".join(f'<FieldDefn index="{i}"><Name>{n}</Name><Type>{ty}</Type><Usage>{u}</Usage></FieldDefn>'
+                   for i, (n, ty, u) in enumerate(fields))
+    rows = []
+    for i, name in enumerate(names):
+        r, g, b, a = colormap.get(i, (0, 0, 0, 255))
+        rows.append(f'<Row index="{i}"><F>{i}</F><F>{escape(str(name))}</F><F>{r}</F><F>{g}</F><F>{b}</F><F>{a}</F></Row>')
+    return ('<PAMDataset>\n  <PAMRasterBand band="1">\n    <CategoryNames>' + cats + '</CategoryNames>\n'
+            '    <GDALRasterAttributeTable tableType="thematic">' + defs + "".join(rows) + '</GDALRasterAttributeTable>\n'
+            '  </PAMRasterBand>\n</PAMDataset>\n')
 
 
 def check_nodata_fits(nodata: float | None, dtype: np.dtype | str) -> float | None:
@@ -460,12 +533,20 @@ def check_nodata_fits(nodata: float | None, dtype: np.dtype | str) -> float | No
 class RasterWriter:
     """Write a GeoTIFF block by block into a temp file; rename it to the target only on success.
 
-    The output is tiled (256 x 256), deflate-compressed, BigTIFF when needed, with the given grid's CRS
-    and transform and the given nodata. Use as a context manager; an exception inside the block
-    deletes the temp file, so no half-written output is left.
+    The output is a Cloud-Optimized GeoTIFF (GDAL's COG layout: 256 x 256 tiles, deflate, internal overviews,
+    the directories ahead of the pixels) with the given grid's CRS and transform and the given nodata: blocks
+    stream into a hidden, fast-compressed tiled GeoTIFF beside the target, which GDAL's COG driver then copies
+    (adding the overviews) into a second hidden file, renamed over the target. Overviews of class rasters
+    (``categories`` or ``colormap`` given) are nearest-neighbour, of everything else nodata-aware averages.
+    ``cog=False`` writes the tiled deflate GeoTIFF directly (no overviews). Use as a context manager; an
+    exception inside the block deletes every temp file, so no half-written output is left.
+
+    ``categories``: class names of values 0..n-1 (band 1). They go into a ``<target>.aux.xml`` beside the file
+    (GDAL's own place for category names and attribute tables, read by GDAL and QGIS), written before the
+    target appears; without a ``colormap`` one is made from :data:`CLASS_COLOURS`.
 
     Example:
-        with RasterWriter(path, grid, count=1, dtype="uint8", nodata=255) as out:
+        with RasterWriter(path, grid, count=1, dtype="uint8", nodata=255, categories=["background", "building"]) as out:
             out.write(block, window)
     """
 
@@ -479,6 +560,8 @@ class RasterWriter:
         band_names: Sequence[str] | None = None,
         colormap: dict[int, tuple[int, int, int, int]] | None = None,
         tags: dict[str, str] | None = None,
+        categories: Sequence[str] | None = None,
+        cog: bool = True,
     ) -> None:
         self.path = Path(path)
         self.grid = grid
@@ -486,14 +569,23 @@ class RasterWriter:
         self.dtype = np.dtype(dtype)
         self.nodata = nodata
         self.band_names = list(band_names) if band_names else None
+        self.categories = list(categories) if categories else None
+        if self.categories and colormap is None:
+            colormap = default_class_colormap(len(self.categories), nodata if nodata is not None else None)
         self.colormap = colormap
         self.tags = tags or {}
+        self.cog = cog
         self._atomic = None
         self._ds = None
+        self._tmp: Path | None = None
+        self._stream: Path | None = None
 
     def __enter__(self) -> "RasterWriter":
         self._atomic = atomic_path(self.path)
-        tmp = self._atomic.__enter__()
+        self._tmp = self._atomic.__enter__()
+        # the stream file's name starts with the temp file's, so atomic_path's cleanup removes it on failure
+        self._stream = self._tmp.with_name(self._tmp.name + ".stream.tif") if self.cog else self._tmp
+        options = _stream_options(self.dtype) if self.cog else _creation_options(self.dtype, self.grid.width, self.grid.height)
         profile = dict(
             driver="GTiff",
             width=self.grid.width,
@@ -503,18 +595,22 @@ class RasterWriter:
             crs=self.grid.crs,
             transform=self.grid.transform,
             nodata=self.nodata,
-            **_creation_options(self.dtype, self.grid.width, self.grid.height),
+            **options,
         )
         try:
-            self._ds = rasterio.open(tmp, "w", **profile)
+            self._ds = rasterio.open(self._stream, "w", **profile)
+            if self.band_names:
+                for i, name in enumerate(self.band_names, start=1):
+                    self._ds.set_band_description(i, name)
+            if self.tags:
+                self._ds.update_tags(**self.tags)
+            if self.colormap is not None:  # before any pixel: libtiff cannot change the photometric tag later
+                self._ds.write_colormap(1, self.colormap)
         except BaseException as exc:
+            if self._ds is not None:
+                self._ds.close()
             self._atomic.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        if self.band_names:
-            for i, name in enumerate(self.band_names, start=1):
-                self._ds.set_band_description(i, name)
-        if self.tags:
-            self._ds.update_tags(**self.tags)
         return self
 
     def write(self, data: np.ndarray, window: Window | None = None) -> None:
@@ -525,11 +621,31 @@ class RasterWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            if exc_type is None and self.colormap is not None:
-                self._ds.write_colormap(1, self.colormap)
             self._ds.close()
-        finally:
-            self._atomic.__exit__(exc_type, exc, tb)
+            if exc_type is None:
+                self._finish()
+        except BaseException as error:
+            self._atomic.__exit__(type(error), error, error.__traceback__)
+            raise
+        self._atomic.__exit__(exc_type, exc, tb)
+
+    def _finish(self) -> None:
+        """COG copy of the stream file, then the category sidecar (or removal of a stale one)."""
+        if self.cog:
+            from rasterio.shutil import copy as gdal_copy
+
+            categorical = self.colormap is not None or self.categories is not None
+            # GDAL's default cache (5 % of RAM) would fill with the blocks of a large scene during the copy
+            with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES):
+                gdal_copy(self._stream, self._tmp, driver="COG", **_cog_options(self.dtype, "NEAREST" if categorical else "AVERAGE"))
+            self._stream.unlink()
+        aux = self.path.with_name(self.path.name + ".aux.xml")
+        if self.categories:
+            from geotool.io.files import write_text
+
+            write_text(aux, category_xml(self.categories, self.colormap))
+        else:
+            aux.unlink(missing_ok=True)  # GDAL would read a previous run's sidecar as this file's metadata
 
 
 @contextmanager
@@ -549,14 +665,17 @@ def write_raster(
     band_names: Sequence[str] | None = None,
     colormap: dict[int, tuple[int, int, int, int]] | None = None,
     tags: dict[str, str] | None = None,
+    categories: Sequence[str] | None = None,
+    cog: bool = True,
 ) -> Path:
-    """Write a whole array ``(bands, rows, cols)`` or ``(rows, cols)`` as a GeoTIFF atomically."""
+    """Write a whole array ``(bands, rows, cols)`` or ``(rows, cols)`` as a GeoTIFF atomically (see
+    :class:`RasterWriter`)."""
     if data.ndim == 2:
         data = data[None]
     if data.shape[1:] != grid.shape:
         raise ValueError(f"array shape {data.shape[1:]} does not match grid {grid.shape}")
     dtype = np.dtype(dtype) if dtype is not None else data.dtype
-    with RasterWriter(path, grid, data.shape[0], dtype, nodata, band_names, colormap, tags) as out:
+    with RasterWriter(path, grid, data.shape[0], dtype, nodata, band_names, colormap, tags, categories, cog) as out:
         out.write(data)
     return Path(path)
 

@@ -55,14 +55,18 @@ def ndvi_path(path: Path) -> Path:
 
 
 def make_predict(net, device):
-    """Wrap the generator: unit RGB ``(B,3,h,w)`` -> unit NIR ``(B,1,h,w)``."""
+    """Wrap the generator: unit RGB ``(B,3,h,w)`` -> unit NIR ``(B,1,h,w)`` (on a GPU through pinned buffers)."""
     import torch
+
+    from geotool.models.transfer import HostDeviceCopy
+
+    copy = HostDeviceCopy(device)
 
     def predict(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            x = torch.from_numpy(batch).to(device)
+            x = copy.to_device(batch)
             y = (net(x * 2 - 1) + 1) / 2
-            return y.float().cpu().numpy()
+            return copy.to_host(y.float())
 
     return predict
 
@@ -118,13 +122,13 @@ def run_generate_nir(cfg: GenerateNIRConfig, batch: BatchOptions | None = None, 
     the model and options are checked before any scene, each scene before its own output."""
     from geotool.batch import run_batch
     from geotool.batch.job import resources_for
-    from geotool.io.files import expand_inputs
-    from geotool.models.pix2pix import window_multiple
+    from geotool.io.files import expand_inputs, require_checkpoint_file
 
     batch = batch or BatchOptions()
     if cfg.model is None or not cfg.inputs or cfg.output is None:
         raise ConfigError("generate-nir needs MODEL.ckpt, at least one RGB raster and --output")
     inputs = sorted(str(p) for p in expand_inputs(cfg.inputs))  # each file one scene, never one band stack
+    require_checkpoint_file(cfg.model)  # the paths before torch loads (seconds): a typo is said at once
     job = GenerateNIRJob(cfg, output_paths(cfg, inputs))
     if batch.distributed():  # the workers load it where the GPUs are; here it is only checked
         from geotool.nir.checkpoint import load_model
@@ -132,6 +136,8 @@ def run_generate_nir(cfg: GenerateNIRConfig, batch: BatchOptions | None = None, 
         meta = load_model(cfg.model)[1]
     else:
         meta = resources_for(job)[1]
+    from geotool.models.pix2pix import window_multiple
+
     mult = window_multiple(meta["arch"])
     window = cfg.tiling_spec(meta["window"]).window
     if window % mult:

@@ -18,6 +18,8 @@ from geotool.labels import CLASS_NODATA
 
 log = logging.getLogger(__name__)
 PROB_NODATA = -1.0
+#: Longest side of a preview, pixels (the scene is sampled every ``side // PREVIEW_PIXELS``-th pixel).
+PREVIEW_PIXELS = 1000
 
 
 class PredictConfig(InferenceOptions):
@@ -34,18 +36,21 @@ class PredictConfig(InferenceOptions):
 
 
 def make_predict_fn(net, mean, std, device):
-    """``(batch raw (B,C,w,w), valid) -> softmax (B,K,w,w)`` float32 numpy."""
+    """``(batch raw (B,C,w,w), valid) -> softmax (B,K,w,w)`` float32 numpy (on a GPU through pinned buffers)."""
     import torch
+
+    from geotool.models.transfer import HostDeviceCopy
 
     m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    copy = HostDeviceCopy(device)
 
     def predict(batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            x = torch.from_numpy(batch).to(device)
-            v = torch.from_numpy(valid).to(device).unsqueeze(1)
+            x = copy.to_device(batch, "batch")
+            v = copy.to_device(valid, "valid").unsqueeze(1)
             x = torch.where(v, (x - m) / s, torch.zeros_like(x))
-            return torch.softmax(net(x).float(), 1).cpu().numpy()
+            return copy.to_host(torch.softmax(net(x).float(), 1))
 
     return predict
 
@@ -53,7 +58,7 @@ def make_predict_fn(net, mean, std, device):
 def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg: PredictConfig, device: str) -> dict[str, Any]:
     """Predict one raster: writes ``<stem>_classes.tif`` (uint8, 255 = nodata) and optionally probabilities."""
     from geotool.io.raster import RasterSource, RasterWriter, open_writers
-    from geotool.io.tiling import run_tiled
+    from geotool.io.tiling import class_argmax, run_tiled
 
     spec = cfg.tiling_spec(payload["window"], payload.get("overlap"))
     n_classes = payload["arch"]["classes"]
@@ -64,24 +69,50 @@ def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg
     names = payload["class_names"]
     with RasterSource(raster, bands=payload["bands"], nodata=payload.get("input_nodata")) as src:
         _check_bands(payload, src, raster)
+        # class names as GDAL categories beside a colour table: QGIS opens the raster with a legend
         writers = {"classes": RasterWriter(outputs["classes"], src.grid, 1, "uint8", CLASS_NODATA, ["class"],
-                                           tags={"classes": ",".join(names)})}
+                                           tags={"classes": ",".join(names)}, categories=names)}
         if cfg.probabilities:
             writers["probs"] = RasterWriter(outputs["probs"], src.grid, n_classes, "float32", PROB_NODATA, [f"p_{n}" for n in names])
 
         def finalize(blended, raw, valid):
-            cls = blended.argmax(0).astype(np.uint8)
+            cls = class_argmax(blended)
             cls[~valid] = CLASS_NODATA
             res = {"classes": cls}
             if cfg.probabilities:
                 res["probs"] = np.where(valid[None], blended, np.float32(PROB_NODATA))
             return res
 
+        # the preview is drawn from every step-th pixel the engine writes: no output or input is read again
+        step = max(1, max(src.grid.shape) // PREVIEW_PIXELS)
         with open_writers(writers) as opened:
             stats = run_tiled(src, make_predict_fn(net, payload["mean"], payload["std"], device), n_classes, finalize,
-                              opened, spec, description=f"predict {Path(raster).name}")
-    return {"raster": str(raster), "windows": stats.n_windows, "seconds": round(stats.total_seconds, 3),
-            "predict_seconds": round(stats.predict_seconds, 3), **{k: str(v) for k, v in outputs.items()}}
+                              opened, spec, description=f"predict {Path(raster).name}",
+                              thumbnail_step=step if cfg.preview else 0, thumbnail_sinks=["classes"], finalize_input=False)
+    res = {"raster": str(raster), "windows": stats.n_windows, "seconds": round(stats.total_seconds, 3),
+           "predict_seconds": round(stats.predict_seconds, 3), **{k: str(v) for k, v in outputs.items()}}
+    if cfg.preview:
+        res["preview"] = str(_preview(stats.thumbnails, writers["classes"].colormap, out_dir / f"{stem}_preview.png",
+                                      Path(raster).name))
+    return res
+
+
+def _preview(thumbnails: dict[str, np.ndarray], colormap: dict[int, tuple], path: Path, title: str) -> Path:
+    """The scene (first three bands, 2-98 % stretch) beside the same with its non-background classes blended
+    in at half opacity, in the class raster's own colours (as QGIS shows it); nodata black. From the engine's
+    thumbnails, written as a plain PNG (no figure)."""
+    from geotool.io.figures import save_image, stretch_rgb
+
+    classes = thumbnails["classes"][0]
+    valid = thumbnails["valid"] & (classes != CLASS_NODATA)
+    rgb = stretch_rgb(thumbnails["input"][:3], valid)
+    palette = np.zeros((256, 3), np.float32)
+    for value, colour in colormap.items():
+        palette[value] = np.asarray(colour[:3], np.float32) / 255
+    shown = (valid & (classes != 0))[..., None]
+    over = np.where(shown, 0.5 * rgb + 0.5 * palette[classes], rgb)
+    gap = np.ones((rgb.shape[0], max(2, rgb.shape[1] // 100), 3), np.float32)
+    return save_image(np.concatenate([rgb, gap, over], axis=1), path, title=f"{title}: image | prediction")
 
 
 def _check_bands(payload: dict[str, Any], src, path: str) -> None:
@@ -136,8 +167,6 @@ class PredictJob(SceneJob):
         if self.cfg.polygons:
             res["polygons"] = _scene_polygons(res, payload, self.cfg, self.scene_polygons(scene))
             res["polygons_file"] = str(self.scene_polygons(scene))
-        if self.cfg.preview:
-            res["preview"] = str(_scene_preview(res, payload, self.cfg))
         write_sidecar(res["classes"], "predict", self.cfg, inputs=[self.cfg.model, scene], results=res)
         return res
 
@@ -178,14 +207,15 @@ def run_predict(cfg: PredictConfig, batch: BatchOptions | None = None, on_outcom
     polygons of the batch merged into --polygons; a sidecar per scene and one for the run."""
     from geotool.batch import run_batch
     from geotool.batch.job import resources_for
-    from geotool.io.files import expand_inputs
+    from geotool.io.files import expand_inputs, require_checkpoint_file
 
     batch = batch or BatchOptions()
     if cfg.batch_size < 1 or cfg.min_area < 0 or cfg.simplify < 0:
         raise ConfigError("--batch-size must be positive and --min-area, --simplify non-negative")
     if cfg.polygons is not None and Path(cfg.polygons).suffix.lower() not in (".gpkg", ".geojson", ".shp"):
         raise ConfigError(f"--polygons {cfg.polygons}: use a .gpkg, .geojson or .shp path")
-    rasters = sorted(str(p) for p in expand_inputs(cfg.rasters))
+    rasters = sorted(str(p) for p in expand_inputs(cfg.rasters))  # the paths before torch loads (seconds)
+    require_checkpoint_file(cfg.model)
     out_dir = require_output_folder(cfg.output)
     job = PredictJob(cfg, lone=len(rasters) == 1 and batch.shard is None)
     if batch.distributed():  # the workers load it where the GPUs are; here it is only checked
@@ -259,31 +289,3 @@ def merge_polygons(files: list[Path], target: Path, shard: tuple[int, int] | Non
 def _crs_tag(crs: str) -> str:
     """A file-name-safe tag for a CRS: ``EPSG:32633`` -> ``EPSG32633``."""
     return "".join(ch for ch in crs if ch.isalnum()) or "nocrs"
-
-
-def _scene_preview(res: dict, payload: dict, cfg: PredictConfig) -> Path:
-    """The PNG overlay of one scene's classes on its first three bands (downsampled)."""
-    from geotool.io.raster import RasterSource
-    from geotool.segmentation.plots import overlay
-
-    with RasterSource(res["classes"]) as src:
-        step = max(1, max(src.grid.shape) // 1000)
-        c, _ = _decimated(src, step)
-    with RasterSource(res["raster"], bands=payload["bands"][:3], nodata=payload.get("input_nodata")) as src:
-        img, ivalid = _decimated(src, step)
-    c = c[0]
-    path = Path(cfg.output) / f"{Path(res['raster']).stem}_preview.png"
-    overlay(img, c, ivalid & (c != CLASS_NODATA), path, title=Path(res["raster"]).name)
-    return path
-
-
-def _decimated(src, step: int):
-    """Every ``step``-th row and column of ``src`` (read one row at a time: memory set by the width)."""
-    from rasterio.windows import Window
-
-    rows, masks = [], []
-    for r in range(0, src.grid.height, step):
-        data, valid = src.read(Window(0, r, src.grid.width, 1), dtype="float32")
-        rows.append(data[:, 0, ::step])
-        masks.append(valid[0, ::step])
-    return np.stack(rows, axis=1), np.stack(masks)
