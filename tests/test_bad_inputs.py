@@ -40,6 +40,9 @@ def inputs(tmp_path_factory):
     f["one_band"] = write_raster(d / "one_band.tif", np.full((1, 96, 80), 1000, np.uint16), grid, nodata=0)
     f["rgb_uint8"] = write_raster(d / "rgb_uint8.tif", np.full((3, 64, 64), 90, np.uint8),
                                   Grid(UTM, Affine(2.0, 0, 500000.0, 0, -2.0, 4000000.0), 64, 64), nodata=0)
+    f["all_nodata"] = write_raster(d / "all_nodata.tif", np.zeros((3, 96, 80), np.uint16), grid, nodata=0)
+    f["all_nodata_rgbn"] = write_raster(d / "all_nodata_rgbn.tif", np.zeros((4, 64, 64), np.uint8),
+                                        Grid(UTM, Affine(2.0, 0, 500000.0, 0, -2.0, 4000000.0), 64, 64), nodata=0)
     f["classes"] = write_raster(d / "classes.tif", mask.astype(np.uint8), grid, nodata=255)
     other = Grid(UTM, Affine(2.0, 0, 600000.0, 0, -2.0, 5000000.0), 80, 96)
     f["classes_elsewhere"] = write_raster(d / "classes_elsewhere.tif", mask.astype(np.uint8), other, nodata=255)
@@ -71,6 +74,7 @@ CASES = [
     ("predict-scheduler", "predict {seg} {scene} -o {out}/o --scheduler lokal:2", "--scheduler"),
     ("predict-two-clusters", "predict {seg} {scene} -o {out}/o --scheduler local:2 --scheduler-file {out}/s.json", "not several"),
     ("predict-output-is-file", "predict {seg} {scene} -o {a_file}", "is a file"),
+    ("predict-all-nodata", "predict {seg} {all_nodata} -o {out}/o", "no valid pixel"),
     ("predict-other-scale", "predict {seg} {rgb_uint8} -o {out}/o", "another scale"),
     # generate-nir
     ("generate-missing-model", "generate-nir {out}/none.ckpt {rgbn} -o {out}/n.tif", "none.ckpt"),
@@ -82,6 +86,7 @@ CASES = [
     ("generate-window", "generate-nir {nir} {rgbn} -o {out}/n.tif --window 20", "--window"),
     ("generate-cuda", "generate-nir {nir} {rgbn} -o {out}/n.tif --device cuda", "--device"),
     ("generate-truncated", "generate-nir {nir} {truncated} -o {out}/n.tif", "truncated.tif"),
+    ("generate-all-nodata", "generate-nir {nir} {all_nodata_rgbn} -o {out}/n.tif", "no valid pixel"),
     ("generate-uint16", "generate-nir {nir} {scene} -o {out}/n.tif", "uint16"),
     # evaluate
     ("evaluate-image-as-prediction", "evaluate {scene} {labels} -o {out}/m.json", "not a class raster"),

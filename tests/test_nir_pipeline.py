@@ -125,6 +125,12 @@ def test_stack_and_ndvi(trained):
     with rasterio.open(out_dir2 / "scene_rgbn.tif") as ds, rasterio.open(scene) as ref:
         assert ds.count == 4 and ds.dtypes[0] == "uint8"
         assert np.array_equal(ds.read([1, 2, 3]), ref.read([1, 2, 3]))
+        # the generated NIR is a band, not transparency: GIS tools and geotool's own reader keep it
+        assert [c.name for c in ds.colorinterp] == ["red", "green", "blue", "undefined"]
+    from geotool.io.raster import RasterSource
+
+    with RasterSource(out_dir2 / "scene_rgbn.tif") as src:
+        assert src.count == 4 and src.band_names[-1] == "nir_generated"
     with rasterio.open(out_dir2 / "scene_rgbn_ndvi.tif") as nd:
         v = nd.read(1)
         assert nd.dtypes == ("float32",) and (v[:12, :12] == nd.nodata).all()

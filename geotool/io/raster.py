@@ -460,6 +460,21 @@ CLASS_COLOURS = [(190, 190, 190, 255), (228, 26, 28, 255), (55, 126, 184, 255), 
                  (255, 127, 0, 255), (255, 255, 51, 255), (166, 86, 40, 255), (247, 129, 191, 255), (0, 206, 209, 255)]
 
 
+def band_color_interp(default: Sequence, names: Sequence[str] | None) -> list:
+    """Output bands' colour interpretation: GDAL's default, but never alpha (geotool marks missing data with
+    nodata; GDAL would take the 4th band of a uint8 file, a NIR band say, for transparency and GIS tools and
+    readers would drop it) and red/green/blue where the band's name says so."""
+    from rasterio.enums import ColorInterp
+
+    known = {"red": ColorInterp.red, "green": ColorInterp.green, "blue": ColorInterp.blue}
+    names = list(names or [])
+    out = []
+    for i, interp in enumerate(default):
+        name = str(names[i]).lower() if i < len(names) else ""
+        out.append(known.get(name, ColorInterp.undefined if interp == ColorInterp.alpha else interp))
+    return out
+
+
 def _creation_options(dtype: np.dtype, width: int, height: int, block: int = BLOCK) -> dict[str, Any]:
     """GTiff options of a file written block by block: tiled, deflate (the final outputs without COG)."""
     from geotool.io.gdal_settings import compression_threads
@@ -602,6 +617,8 @@ class RasterWriter:
             if self.band_names:
                 for i, name in enumerate(self.band_names, start=1):
                     self._ds.set_band_description(i, name)
+            if self.count > 1 and self.colormap is None:
+                self._ds.colorinterp = band_color_interp(self._ds.colorinterp, self.band_names)
             if self.tags:
                 self._ds.update_tags(**self.tags)
             if self.colormap is not None:  # before any pixel: libtiff cannot change the photometric tag later

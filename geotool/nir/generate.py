@@ -11,7 +11,7 @@ from pydantic import Field
 
 from geotool.batch import BatchOptions, SceneJob
 from geotool.config import sidecar_path, write_sidecar
-from geotool.errors import CheckpointError, ConfigError, OutputError
+from geotool.errors import CheckpointError, ConfigError, EmptyDataError, OutputError
 from geotool.inference import InferenceOptions
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,10 @@ def generate_scene(predict_unit, meta: dict, path: str, out: Path, cfg: Generate
             unit = rgb_scaling.to_unit(np.moveaxis(batch, 1, 0)).transpose(1, 0, 2, 3)
             return predict_unit(np.ascontiguousarray(fill_invalid(unit, valid), dtype=np.float32))
 
+        valid_pixels = [0]  # an all-nodata scene is refused, not written as an all-nodata raster
+
         def finalize(blended, raw, valid):
+            valid_pixels[0] += int(valid.sum())
             nir = nir_scaling.to_dtype(blended[:1], reserve=nodata)[0]
             nir = np.where(valid, nir, np.asarray(nodata).astype(nir_dtype))
             sinks = {}
@@ -194,6 +197,8 @@ def generate_scene(predict_unit, meta: dict, path: str, out: Path, cfg: Generate
             writers["ndvi"] = RasterWriter(ndvi_path(out), src.grid, 1, "float32", NDVI_NODATA, ["ndvi"], tags=tags)
         with open_writers(writers) as opened:
             stats = run_tiled(src, predict, 1, finalize, opened, spec, description=f"generate-nir {Path(src.paths[0]).name}")
+            if not valid_pixels[0]:
+                raise EmptyDataError(f"{path} has no valid pixel (every pixel is nodata in its RGB bands); check the scene")
         mpix = src.grid.width * src.grid.height / 1e6
     domain = domain_report(path, bands, rgb_scaling, meta)
     res = {"input": str(path), "output": str(out), "windows": stats.n_windows,

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from geotool.batch import BatchOptions, SceneJob
 from geotool.config import sidecar_path, write_sidecar
-from geotool.errors import BandError, ConfigError, OutputError
+from geotool.errors import BandError, ConfigError, EmptyDataError, OutputError
 from geotool.inference import InferenceOptions
 from geotool.labels import CLASS_NODATA
 
@@ -75,7 +75,10 @@ def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg
         if cfg.probabilities:
             writers["probs"] = RasterWriter(outputs["probs"], src.grid, n_classes, "float32", PROB_NODATA, [f"p_{n}" for n in names])
 
+        valid_pixels = [0]  # an all-nodata scene is refused, not written as an all-nodata raster
+
         def finalize(blended, raw, valid):
+            valid_pixels[0] += int(valid.sum())
             cls = class_argmax(blended)
             cls[~valid] = CLASS_NODATA
             res = {"classes": cls}
@@ -89,6 +92,9 @@ def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg
             stats = run_tiled(src, make_predict_fn(net, payload["mean"], payload["std"], device), n_classes, finalize,
                               opened, spec, description=f"predict {Path(raster).name}",
                               thumbnail_step=step if cfg.preview else 0, thumbnail_sinks=["classes"], finalize_input=False)
+            if not valid_pixels[0]:
+                raise EmptyDataError(f"{raster} has no valid pixel (every pixel is nodata in the bands the model "
+                                     "reads); check the scene or its --nodata")
     res = {"raster": str(raster), "windows": stats.n_windows, "seconds": round(stats.total_seconds, 3),
            "predict_seconds": round(stats.predict_seconds, 3), **{k: str(v) for k, v in outputs.items()}}
     if cfg.preview:
