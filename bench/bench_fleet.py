@@ -69,19 +69,26 @@ def main() -> None:
             make_scene(scenes / f"s{i:03d}.tif", height=args.size, width=args.size, seed=i)
         print(f"\n{args.scenes} scenes of {args.size} x {args.size} (uint16 RGB), window 64")
         rows = {}
-        for name, options, threads in (("one process, 1 thread", BatchOptions(), 1),
-                                       ("one process, 2 threads", BatchOptions(), 2),
-                                       ("dask local:1", BatchOptions(scheduler="local:1"), 1),
-                                       ("dask local:2", BatchOptions(scheduler="local:2"), 1)):
-            r = rows[name] = run(model, scenes, tmp / name.replace(" ", "_").replace(",", ""), options, threads)
-            print(f"  {name:24s} wall {r['wall']:6.1f} s  first scene after {r['first']:5.1f} s  "
-                  f"{r['rate']:.2f} scenes/s  load {os.getloadavg()[0]:.2f}")
-        base = rows["one process, 1 thread"]["rate"]
-        print(f"  dask local:1 / one process (1 thread): {rows['dask local:1']['rate'] / base:.2f}x scenes/s (target >= 0.9)")
-        print(f"  dask local:2 / dask local:1: {rows['dask local:2']['rate'] / rows['dask local:1']['rate']:.2f}x scenes/s (target >= 1.7)")
-        print(f"  dask local:2 / one process (2 threads): {rows['dask local:2']['rate'] / rows['one process, 2 threads']['rate']:.2f}x scenes/s")
-        same = pixels(tmp / "one_process_1_thread") == pixels(tmp / "dask_local:2")
+        runs = (("one process", BatchOptions(), 1), ("dask local:1", BatchOptions(scheduler="local:1"), 1),
+                ("dask local:2", BatchOptions(scheduler="local:2"), 1),
+                ("one process", BatchOptions(), 0), ("dask local:1", BatchOptions(scheduler="local:1"), 0),
+                ("dask local:2", BatchOptions(scheduler="local:2"), 0))
+        default_threads = torch.get_num_threads()
+        for name, options, threads in runs:
+            torch.set_num_threads(threads or default_threads)  # --threads 0 keeps what an earlier run here set
+            label = f"{name}, {'1 torch thread' if threads else 'default threads'}"
+            folder = tmp / label.replace(" ", "_").replace(",", "").replace(":", "")
+            r = rows[label] = run(model, scenes, folder, options, threads)
+            r["folder"] = folder
+            print(f"  {label:36s} wall {r['wall']:6.1f} s  first scene after {r['first']:5.1f} s  "
+                  f"{r['rate']:.2f} scenes/s  load {os.getloadavg()[0]:.2f}", flush=True)
+        for kind in ("1 torch thread", "default threads"):
+            one, d1, d2 = (rows[f"{n}, {kind}"]["rate"] for n in ("one process", "dask local:1", "dask local:2"))
+            print(f"  {kind}: dask local:1 / one process {d1 / one:.2f}x (target >= 0.9); "
+                  f"dask local:2 / dask local:1 {d2 / d1:.2f}x (target >= 1.7); dask local:2 / one process {d2 / one:.2f}x")
+        same = pixels(rows["one process, 1 torch thread"]["folder"]) == pixels(rows["dask local:2, 1 torch thread"]["folder"])
         print(f"  dask local:2 class rasters identical to the one-process run: {same}")
+        print("  (default threads: one process and a single worker use every core; each of 2 workers one)")
 
         n, size = args.corrupt_scenes, 256
         many = tmp / "many"
@@ -93,6 +100,7 @@ def main() -> None:
             bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
         print(f"\n{n} scenes of {size} x {size}, 3 truncated; one process, 2 threads")
         out = tmp / "many_out"
+        torch.set_num_threads(default_threads)
         first = run(model, many, out, BatchOptions(), 2)
         statuses = [o.status for o in first["batch"].outcomes]
         print(f"  first run: {first['wall']:.1f} s, done {statuses.count('done')}, failed {statuses.count('failed')}")

@@ -311,3 +311,28 @@ def test_predict_refuses_a_scene_on_another_scale_than_the_training_data(fleet, 
     assert not (tmp_path / "out").exists()
     brighter = write_raster(tmp_path / "brighter.tif", (data * 1.3).astype("uint16"), grid, nodata=0)  # another date
     assert invoke("predict", fleet["model"], brighter, "-o", tmp_path / "ok", "--no-preview").exit_code == 0
+
+
+
+def _worker_settings():
+    import os
+
+    import torch
+
+    from geotool.batch.worker import prepare_worker
+
+    prepare_worker()
+    return os.environ.get("OMP_NUM_THREADS"), os.environ.get("MALLOC_TRIM_THRESHOLD_"), torch.get_num_threads()
+
+
+def test_local_workers_share_the_cores_and_skip_dasks_malloc_trim():
+    import os
+
+    from distributed import Client, LocalCluster
+
+    from geotool.batch.cluster import local_cluster
+
+    with local_cluster(LocalCluster, 2) as cluster, Client(cluster) as client:
+        seen = set(client.run(_worker_settings).values())
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    assert seen == {(str(threads), None, threads)}

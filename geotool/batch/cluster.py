@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,8 +27,7 @@ def connect(options: BatchOptions) -> Iterator[Any]:
         workers = int(count) if count else 1
         if workers < 1:
             raise ConfigError(f"--scheduler {options.scheduler}: give at least one worker, e.g. local:2")
-        # Processes, one thread each: the model and GDAL get a core per worker, as on a node.
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = local_cluster(LocalCluster, workers)
         client = Client(cluster)
     elif options.scheduler:
         client = _client(Client, address=options.scheduler, what=f"--scheduler {options.scheduler}")
@@ -45,6 +45,20 @@ def connect(options: BatchOptions) -> Iterator[Any]:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def local_cluster(LocalCluster, workers: int) -> Any:
+    """``workers`` processes here, one task at a time each, sharing the cores: each worker's torch/BLAS threads
+    are the cores divided by the workers (Dask would pin them to one, leaving cores idle with one worker).
+
+    The thread counts go in each worker's own environment (Dask reads its spawn settings from the parent's
+    environment first, where an earlier local cluster may have left its values)."""
+    import dask
+
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    env = {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):  # see batch.worker
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, env=env)
 
 
 def _client(Client, what: str, **kwargs) -> Any:

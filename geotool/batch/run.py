@@ -95,10 +95,10 @@ def _picklable(exc: BaseException) -> bool:
 
 
 def _run_on_worker(job: SceneJob, scene: str) -> SceneOutcome:
-    """The task a Dask worker runs: quiet (the client draws the scene bar), the model kept between scenes."""
-    from geotool.run_state import STATE
+    """The task a Dask worker runs (the model kept between scenes, see :func:`geotool.batch.job.resources_for`)."""
+    from geotool.batch.worker import prepare_worker
 
-    STATE.quiet = True
+    prepare_worker()
     return run_scene(job, scene)
 
 

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 
 from geotool.batch import BatchOptions, SceneJob
 from geotool.config import GeotoolConfig, sidecar_path, write_sidecar
-from geotool.errors import ConfigError, EmptyDataError, InputFileError, RasterMismatchError
+from geotool.errors import ConfigError, EmptyDataError, RasterMismatchError
 
 
 class EvaluateNIRConfig(GeotoolConfig):
@@ -69,29 +69,13 @@ class EvaluateNIRJob(SceneJob):
         return [path, *plot, sidecar_path(path)]
 
     def run(self, resources, scene: str) -> dict:
+        from geotool.batch.paths import reference_for
+
         path = self.metrics_path(scene)
-        update = {"generated": scene, "reference": reference_for(scene, self.cfg.reference), "output": str(path),
+        update = {"generated": scene, "reference": reference_for(scene, self.cfg.reference, ("_nir", "_rgbn")), "output": str(path),
                   "plot": str(path.with_name(f"{Path(scene).stem}_comparison.png")) if self.cfg.plot else None}
         res = run_evaluate_nir(self.cfg.model_copy(update=update))
         return {"generated": scene, "reference": update["reference"], **res}
-
-
-def reference_for(generated: str, reference: str) -> str:
-    """``reference`` itself, or in a reference folder the raster named like the scene (``x_nir.tif``,
-    ``x_rgbn.tif`` -> ``x.tif``)."""
-    from geotool.io.files import RASTER_SUFFIXES
-
-    folder = Path(reference)
-    if not folder.is_dir():
-        return reference
-    stem = Path(generated).stem
-    names = list(dict.fromkeys([stem.removesuffix("_nir").removesuffix("_rgbn"), stem]))
-    for name in names:
-        for path in sorted(folder.glob(f"{name}.*")):
-            if path.suffix.lower() in RASTER_SUFFIXES:
-                return str(path)
-    raise InputFileError(f"{generated}: no reference raster named {' or '.join(names)} in {folder}; "
-                         "name each reference after its scene")
 
 
 def run_evaluate_nir_batch(cfg: "EvaluateNIRConfig", scenes: list[str], batch: BatchOptions | None = None,
@@ -99,19 +83,17 @@ def run_evaluate_nir_batch(cfg: "EvaluateNIRConfig", scenes: list[str], batch: B
     """Evaluate several generated scenes into the folder ``cfg.output`` (skip-existing, shards, keep-going,
     Dask workers); unsharded runs add ``metrics.json``: every scene's figures and their pixel-weighted means."""
     from geotool.batch import run_batch
-    from geotool.io.files import read_json, require_file, write_json
+    from geotool.batch.paths import finished, require_output_folder, require_reference
+    from geotool.io.files import read_json, write_json
 
     batch = batch or BatchOptions()
-    out = Path(cfg.output)
-    if out.suffix or (out.exists() and not out.is_dir()):
-        raise ConfigError(f"--output {out}: with several generated scenes give a folder (each gets <name>_metrics.json)")
-    if not Path(cfg.reference).is_dir():
-        require_file(cfg.reference, "reference raster")
+    out = require_output_folder(cfg.output, several="generated scenes")
+    require_reference(cfg.reference, "reference raster")
     job = EvaluateNIRJob(cfg)
     result = run_batch(job, sorted(scenes), batch, out, on_outcome=on_outcome)
-    finished = [o.input for o in result.outcomes if o.status in ("done", "skipped")]
-    if finished and batch.shard is None:
-        per_scene = {s: read_json(job.metrics_path(s)) for s in finished}
+    done = finished(result)
+    if done and batch.shard is None:
+        per_scene = {s: read_json(job.metrics_path(s)) for s in done}
         result.pooled = {"scenes": per_scene, "mean": pooled_means(list(per_scene.values()), ["model", *cfg.baseline_names()])}
         write_json(out / "metrics.json", result.pooled)
     return result

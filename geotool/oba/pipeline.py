@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from geotool.batch import BatchOptions, BatchResult, SceneJob
-from geotool.errors import BandError, ConfigError, EmptyDataError, GeotoolError, NoOverlapError, OutputError
+from geotool.errors import BandError, ConfigError, EmptyDataError, GeotoolError, NoOverlapError
 from geotool.labels import CLASS_COLUMN
 from geotool.oba.backgrounds import BackgroundWindow, mine_windows
 from geotool.oba.bank import ObjectBank, extract_objects, require_objects
@@ -202,14 +202,13 @@ def run_oba_augment(
     """
     from geotool.batch import run_batch
     from geotool.batch.job import resources_for
+    from geotool.batch.paths import finished, require_output_folder
     from geotool.io.files import expand_inputs, require_file
 
     batch = batch or BatchOptions()
     if n < 1:
         raise ConfigError(f"-n must be at least 1, not {n}")
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--output {out} is a file; give a folder for the composed scenes")
+    out = require_output_folder(output)
     image_paths = [str(p) for p in expand_inputs(images)]
     bg_paths = [str(p) for p in expand_inputs(backgrounds)] if backgrounds else []
     labels = str(require_file(labels, "labels file"))
@@ -218,13 +217,13 @@ def run_oba_augment(
     job = OBAJob(cfg, image_paths, labels, bg_paths, seed, out)
     prepared = resources_for(job)  # inputs checked and the bank built once here (workers build their own)
     result = run_batch(job, [scene_name(k) for k in range(n)], batch, out, on_outcome=on_outcome)
-    finished = [o.input for o in result.outcomes if o.status in ("done", "skipped")]
-    records = [job.record(s) for s in finished]
+    done = finished(result)
+    records = [job.record(s) for s in done]
     rows = [row for r in records for row in r["rows"]]
     skipped = sum(r["skipped"] for r in records)
-    if finished and batch.shard is None:  # shards share the folder: an unsharded --skip-existing rerun assembles it
-        _write_run_files(job, prepared, finished, rows, skipped, n, contact_sheet)
-    return OBAResult(out, len(finished), len(rows), skipped, len(prepared.bank), len(prepared.windows), result)
+    if done and batch.shard is None:  # shards share the folder: an unsharded --skip-existing rerun assembles it
+        _write_run_files(job, prepared, done, rows, skipped, n, contact_sheet)
+    return OBAResult(out, len(done), len(rows), skipped, len(prepared.bank), len(prepared.windows), result)
 
 
 def scene_name(k: int) -> str:

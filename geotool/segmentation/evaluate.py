@@ -195,27 +195,11 @@ class EvaluateJob(SceneJob):
         return [path, path.with_suffix(".csv"), sidecar_path(path)]
 
     def run(self, resources, scene: str) -> dict[str, Any]:
-        reference = reference_for(scene, self.cfg.reference)
+        from geotool.batch.paths import reference_for
+
+        reference = reference_for(scene, self.cfg.reference, ("_classes",))
         return run_evaluate(self.cfg.model_copy(update={"prediction": scene, "reference": reference,
                                                         "output": str(self.metrics_path(scene))}))
-
-
-def reference_for(prediction: str, reference: str) -> str:
-    """The reference of ``prediction``: ``reference`` itself, or in a reference folder the raster named like
-    the scene (``x_classes.tif`` -> ``x.tif`` or ``x_classes.tif``)."""
-    from geotool.io.files import RASTER_SUFFIXES
-
-    folder = Path(reference)
-    if not folder.is_dir():
-        return reference
-    stem = Path(prediction).stem
-    names = [stem.removesuffix("_classes"), stem]
-    for name in names:
-        for path in sorted(folder.glob(f"{name}.*")):
-            if path.suffix.lower() in RASTER_SUFFIXES:
-                return str(path)
-    raise InputFileError(f"{prediction}: no reference raster named {' or '.join(dict.fromkeys(names))} in {folder}; "
-                         "name each reference after its scene")
 
 
 def run_evaluate_batch(cfg: EvaluateConfig, predictions: list[str], batch: BatchOptions | None = None,
@@ -223,20 +207,18 @@ def run_evaluate_batch(cfg: EvaluateConfig, predictions: list[str], batch: Batch
     """Evaluate several class rasters (a batch: skip-existing, shards, keep-going, Dask workers) into the
     folder ``cfg.output``; the scenes' confusion matrices pooled into ``metrics.json`` (unsharded runs)."""
     from geotool.batch import run_batch
-    from geotool.io.files import expand_inputs, require_file
+    from geotool.batch.paths import finished, require_output_folder, require_reference
+    from geotool.io.files import expand_inputs
 
     batch = batch or BatchOptions()
     scenes = sorted(str(p) for p in expand_inputs(predictions, what="prediction raster"))
-    out = Path(cfg.output)
-    if out.suffix or (out.exists() and not out.is_dir()):
-        raise ConfigError(f"--output {out}: with several predictions give a folder (each gets <name>_metrics.json)")
-    if not Path(cfg.reference).is_dir():
-        require_file(cfg.reference, "reference file")
+    out = require_output_folder(cfg.output, several="predictions")
+    require_reference(cfg.reference, "reference file")
     job = EvaluateJob(cfg)
     result = run_batch(job, scenes, batch, out, on_outcome=on_outcome)
-    finished = [o.input for o in result.outcomes if o.status in ("done", "skipped")]
-    if finished and batch.shard is None:
-        result.pooled = pool_metrics([job.metrics_path(s) for s in finished], out / "metrics.json", cfg)
+    done = finished(result)
+    if done and batch.shard is None:
+        result.pooled = pool_metrics([job.metrics_path(s) for s in done], out / "metrics.json", cfg)
     return result
 
 

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from geotool.batch import BatchOptions, SceneJob
 from geotool.config import sidecar_path, write_sidecar
-from geotool.errors import BandError, ConfigError, EmptyDataError, OutputError
+from geotool.errors import BandError, ConfigError, EmptyDataError
 from geotool.inference import InferenceOptions
 from geotool.labels import CLASS_NODATA
 
@@ -213,6 +213,7 @@ def run_predict(cfg: PredictConfig, batch: BatchOptions | None = None, on_outcom
     polygons of the batch merged into --polygons; a sidecar per scene and one for the run."""
     from geotool.batch import run_batch
     from geotool.batch.job import resources_for
+    from geotool.batch.paths import finished, require_output_folder
     from geotool.io.files import expand_inputs, require_checkpoint_file
 
     batch = batch or BatchOptions()
@@ -234,22 +235,14 @@ def run_predict(cfg: PredictConfig, batch: BatchOptions | None = None, on_outcom
     if window % 32:
         raise ConfigError(f"--window must be a multiple of 32, not {window}")
     result = run_batch(job, rasters, batch, out_dir, on_outcome=on_outcome)
-    finished = [o for o in result.outcomes if o.status in ("done", "skipped")]
+    done = finished(result)
     merged = []
-    if cfg.polygons and not job.lone and finished:
-        merged = merge_polygons([job.scene_polygons(o.input) for o in finished], Path(cfg.polygons), batch.shard_part())
+    if cfg.polygons and not job.lone and done:
+        merged = merge_polygons([job.scene_polygons(s) for s in done], Path(cfg.polygons), batch.shard_part())
     results = result.results
     if results and batch.shard is None:  # shards share the folder: their scenes' own sidecars say it all
         write_sidecar(out_dir, "predict", cfg, inputs=[cfg.model], results={"rasters": results, "polygons": [str(p) for p in merged]})
     return {"rasters": results, "polygons": cfg.polygons, "batch": result}
-
-
-def require_output_folder(path: str) -> Path:
-    """``--output`` as a folder path: refused at once when it is an existing file (created when first written)."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--output {out} is a file; give a folder for the outputs")
-    return out
 
 
 def _scene_polygons(res: dict, payload: dict, cfg: PredictConfig, path: Path) -> int:
