@@ -132,11 +132,9 @@ class SmpGenerator(nn.Module):
 
         self.net = smp.Unet(encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=out_channels)
         if encoder_weights:
-            from geotool.io.checkpoint import load_checkpoint
+            from geotool.models.encoder_weights import load_encoder_weights
 
-            state = load_checkpoint(encoder_weights)
-            state = state.get("state_dict", state)
-            self.net.encoder.load_state_dict(state, strict=False)
+            load_encoder_weights(self.net.encoder, encoder_weights, encoder)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(x))

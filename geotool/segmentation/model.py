@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from geotool.errors import CheckpointError, ConfigError
+from geotool.errors import ConfigError
 
 #: smp architecture names accepted by ``arch`` (case-insensitive aliases allowed).
 ARCH_ALIASES = {"unet++": "UnetPlusPlus", "deeplabv3+": "DeepLabV3Plus"}
@@ -39,16 +37,9 @@ def build_model(arch: str, encoder: str, in_channels: int, classes: int, encoder
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ConfigError(f"cannot build {arch} with encoder {encoder!r}: {str(exc).splitlines()[0][:200]}") from None
     if encoder_weights:
-        from geotool.io.checkpoint import load_state_dict
+        from geotool.models.encoder_weights import load_encoder_weights
 
-        path = Path(encoder_weights)
-        state = load_state_dict(path, "--encoder-weights")
-        try:
-            missing, unexpected = model.encoder.load_state_dict(state, strict=False)
-        except RuntimeError as exc:
-            raise CheckpointError(f"--encoder-weights {path} does not fit encoder {encoder}: {str(exc).splitlines()[0][:200]}") from None
-        if len(missing) == len(model.encoder.state_dict()):
-            raise CheckpointError(f"--encoder-weights {path} shares no parameter name with encoder {encoder}")
+        load_encoder_weights(model.encoder, encoder_weights, encoder)
     return model
 
 
