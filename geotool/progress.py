@@ -29,8 +29,9 @@ class _RichTask:
 
 
 @contextmanager
-def progress_bar(description: str, total: int | None) -> Iterator[_NullTask | _RichTask]:
-    """A progress bar for ``total`` steps; yields an object with ``advance(n)``.
+def progress_bar(description: str, total: int | None, enabled: bool = True) -> Iterator[_NullTask | _RichTask]:
+    """A progress bar for ``total`` steps; yields an object with ``advance(n)`` (drawing nothing when not
+    ``enabled``, e.g. where a bar would only repeat another).
 
     Example:
         with progress_bar("predict scene.tif", total=n_windows) as bar:
@@ -38,7 +39,7 @@ def progress_bar(description: str, total: int | None) -> Iterator[_NullTask | _R
                 ...
                 bar.advance()
     """
-    if not progress_enabled():
+    if not (enabled and progress_enabled()):
         yield _NullTask()
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn

@@ -43,8 +43,3 @@ def reference_for(scene: str, reference: str, suffixes: tuple[str, ...] = ()) ->
                 return str(path)
     raise InputFileError(f"{scene}: no reference raster named {' or '.join(names)} in {folder}; "
                          "name each reference after its scene")
-
-
-def finished(result) -> list[str]:
-    """The scenes of a :class:`~geotool.batch.BatchResult` whose outputs exist (done now or before)."""
-    return [o.input for o in result.outcomes if o.status in ("done", "skipped")]

@@ -11,7 +11,6 @@ from typing import Any, Optional
 
 from geotool.io.files import write_text
 
-STATUSES = ("done", "skipped", "failed")
 COLUMNS = ("input", "status", "seconds", "outputs", "message")
 
 

@@ -23,12 +23,16 @@ class BatchResult:
 
     outcomes: list[SceneOutcome] = field(default_factory=list)
     report: Optional[Path] = None
-    total: int = 0  # scenes in the whole list, before sharding
     pooled: Optional[dict] = None  # a command's summary over every finished scene (evaluate's pooled metrics)
 
     @property
     def failed(self) -> list[SceneOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def finished(self) -> list[str]:
+        """The scenes whose outputs exist: done in this run or skipped as done before."""
+        return [o.input for o in self.outcomes if o.status in ("done", "skipped")]
 
     @property
     def results(self) -> list[dict]:
@@ -117,7 +121,7 @@ def run_batch(job: SceneJob, scenes: list[str], options: BatchOptions, out_dir: 
     mine = take_shard(ordered, part)
     lone = len(ordered) == 1 and part is None and not options.distributed()
     report = None if lone else SceneReport(out_dir / report_name(part), mine)
-    result = BatchResult(report=report.path if report else None, total=len(ordered))
+    result = BatchResult(report=report.path if report else None)
     outcomes: dict[str, SceneOutcome] = {}
     folder_was_there = out_dir.exists()
 
@@ -168,22 +172,13 @@ def _run_here(job: SceneJob, todo: list[str], record: Callable[[SceneOutcome], N
     from geotool.progress import progress_bar
 
     try:
-        with progress_bar(f"{job.command}: scenes", total=len(todo)) if len(todo) > 1 else _no_bar() as bar:
+        # one scene: the engine's own bar is the progress
+        with progress_bar(f"{job.command}: scenes", total=len(todo), enabled=len(todo) > 1) as bar:
             for scene in todo:
                 record(run_scene(job, scene))
                 bar.advance()
     finally:
         release(job)
-
-
-class _no_bar:
-    def __enter__(self):
-        from geotool.progress import _NullTask
-
-        return _NullTask()
-
-    def __exit__(self, *exc) -> None:
-        return None
 
 
 def _run_distributed(job: SceneJob, todo: list[str], options: BatchOptions, record: Callable[[SceneOutcome], None]) -> None:

@@ -5,6 +5,7 @@ A crash, a ``GeotoolError`` or Ctrl-C never leaves a half-written output under t
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -28,7 +29,7 @@ def temp_files_of(path: str | os.PathLike) -> list[Path]:
     path = Path(path)
     if not path.parent.is_dir():
         return []
-    return sorted(path.parent.glob(f".{glob_escape(path.stem)}.*.tmp*"))
+    return sorted(path.parent.glob(f".{glob.escape(path.stem)}.*.tmp*"))
 
 
 def remove_stale_temp_files(paths) -> int:
@@ -42,13 +43,6 @@ def remove_stale_temp_files(paths) -> int:
             tmp.unlink(missing_ok=True)
         removed += 1
     return removed
-
-
-def glob_escape(text: str) -> str:
-    """``text`` with glob metacharacters escaped (scene names may hold brackets)."""
-    import glob
-
-    return glob.escape(text)
 
 
 @contextmanager
@@ -74,7 +68,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if tmp is not None:
             if tmp.exists():
                 tmp.unlink()
-            for sidecar in tmp.parent.glob(glob_escape(tmp.name) + ".*"):  # e.g. .aux.xml written by GDAL
+            for sidecar in tmp.parent.glob(glob.escape(tmp.name) + ".*"):  # e.g. .aux.xml written by GDAL
                 sidecar.unlink(missing_ok=True)
 
 

@@ -83,7 +83,7 @@ def run_evaluate_nir_batch(cfg: "EvaluateNIRConfig", scenes: list[str], batch: B
     """Evaluate several generated scenes into the folder ``cfg.output`` (skip-existing, shards, keep-going,
     Dask workers); unsharded runs add ``metrics.json``: every scene's figures and their pixel-weighted means."""
     from geotool.batch import run_batch
-    from geotool.batch.paths import finished, require_output_folder, require_reference
+    from geotool.batch.paths import require_output_folder, require_reference
     from geotool.io.files import read_json, write_json
 
     batch = batch or BatchOptions()
@@ -91,7 +91,7 @@ def run_evaluate_nir_batch(cfg: "EvaluateNIRConfig", scenes: list[str], batch: B
     require_reference(cfg.reference, "reference raster")
     job = EvaluateNIRJob(cfg)
     result = run_batch(job, sorted(scenes), batch, out, on_outcome=on_outcome)
-    done = finished(result)
+    done = result.finished
     if done and batch.shard is None:
         per_scene = {s: read_json(job.metrics_path(s)) for s in done}
         result.pooled = {"scenes": per_scene, "mean": pooled_means(list(per_scene.values()), ["model", *cfg.baseline_names()])}

@@ -202,7 +202,7 @@ def run_oba_augment(
     """
     from geotool.batch import run_batch
     from geotool.batch.job import resources_for
-    from geotool.batch.paths import finished, require_output_folder
+    from geotool.batch.paths import require_output_folder
     from geotool.io.files import expand_inputs, require_file
 
     batch = batch or BatchOptions()
@@ -217,7 +217,7 @@ def run_oba_augment(
     job = OBAJob(cfg, image_paths, labels, bg_paths, seed, out)
     prepared = resources_for(job)  # inputs checked and the bank built once here (workers build their own)
     result = run_batch(job, [scene_name(k) for k in range(n)], batch, out, on_outcome=on_outcome)
-    done = finished(result)
+    done = result.finished
     records = [job.record(s) for s in done]
     rows = [row for r in records for row in r["rows"]]
     skipped = sum(r["skipped"] for r in records)

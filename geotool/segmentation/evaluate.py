@@ -207,7 +207,7 @@ def run_evaluate_batch(cfg: EvaluateConfig, predictions: list[str], batch: Batch
     """Evaluate several class rasters (a batch: skip-existing, shards, keep-going, Dask workers) into the
     folder ``cfg.output``; the scenes' confusion matrices pooled into ``metrics.json`` (unsharded runs)."""
     from geotool.batch import run_batch
-    from geotool.batch.paths import finished, require_output_folder, require_reference
+    from geotool.batch.paths import require_output_folder, require_reference
     from geotool.io.files import expand_inputs
 
     batch = batch or BatchOptions()
@@ -216,7 +216,7 @@ def run_evaluate_batch(cfg: EvaluateConfig, predictions: list[str], batch: Batch
     require_reference(cfg.reference, "reference file")
     job = EvaluateJob(cfg)
     result = run_batch(job, scenes, batch, out, on_outcome=on_outcome)
-    done = finished(result)
+    done = result.finished
     if done and batch.shard is None:
         result.pooled = pool_metrics([job.metrics_path(s) for s in done], out / "metrics.json", cfg)
     return result

@@ -166,9 +166,8 @@ class PredictJob(SceneJob):
         from geotool.io.raster import check_sources
 
         net, payload, device = resources
-        check_sources([scene], payload["bands"], payload.get("input_nodata"), partial(_check_bands, payload),
+        check_sources([scene], payload["bands"], payload.get("input_nodata"), partial(check_scene, payload),
                       band_context=f"does not hold the bands the model was trained on ({payload['band_count']} bands: {payload['bands']})")
-        check_value_range(scene, payload)
         res = predict_raster(net, payload, scene, Path(self.cfg.output), self.cfg, device)
         if self.cfg.polygons:
             res["polygons"] = _scene_polygons(res, payload, self.cfg, self.scene_polygons(scene))
@@ -181,22 +180,26 @@ RANGE_RATIO = 4.0  # a band mean this many times above (or below 1/this of) the 
 RANGE_SIGMAS = 3.0  # ...and this many training standard deviations away is another scale, not another scene
 
 
-def check_value_range(path: str, payload: dict[str, Any]) -> None:
-    """Refuse a scene whose values are on another scale than the training data (uint16 to a uint8 model,
-    reflectance to DN): the model would run and quietly find almost nothing.
+def check_scene(payload: dict[str, Any], src, path: str) -> None:
+    """The checks of one scene before it is predicted: the bands, then the values (on the open ``src``)."""
+    _check_bands(payload, src, path)
+    check_value_range(src, payload, path)
+
+
+def check_value_range(src, payload: dict[str, Any], path: str) -> None:
+    """Refuse a scene (``src``, opened with the model's bands) whose values are on another scale than the
+    training data (uint16 to a uint8 model, reflectance to DN): the model would run and quietly find almost nothing.
 
     A lattice of windows is sampled (:func:`geotool.io.sampling.sample_values`); a band whose valid mean is
     both ``RANGE_RATIO`` times off the training mean and ``RANGE_SIGMAS`` training standard deviations away
     is refused. Checkpoints that record the training dtype also refuse another dtype."""
-    from geotool.io.raster import RasterSource
     from geotool.io.sampling import sample_values
 
-    with RasterSource(path, bands=payload["bands"], nodata=payload.get("input_nodata")) as src:
-        trained = payload.get("input_dtype")
-        if trained and np.dtype(src.dtypes[0]) != np.dtype(trained):
-            raise BandError(f"{path} is {src.dtypes[0]} but the model was trained on {trained} data; "
-                            "convert it to the training data's type and range, or retrain on such scenes")
-        values = sample_values(src)
+    trained = payload.get("input_dtype")
+    if trained and np.dtype(src.dtypes[0]) != np.dtype(trained):
+        raise BandError(f"{path} is {src.dtypes[0]} but the model was trained on {trained} data; "
+                        "convert it to the training data's type and range, or retrain on such scenes")
+    values = sample_values(src)
     if values.shape[1] == 0:
         return  # no valid pixel sampled: whether there is any is the engine's to tell
     for band, m, mt, st in zip(payload["bands"], values.mean(axis=1), payload["mean"], payload["std"]):
@@ -213,7 +216,7 @@ def run_predict(cfg: PredictConfig, batch: BatchOptions | None = None, on_outcom
     polygons of the batch merged into --polygons; a sidecar per scene and one for the run."""
     from geotool.batch import run_batch
     from geotool.batch.job import resources_for
-    from geotool.batch.paths import finished, require_output_folder
+    from geotool.batch.paths import require_output_folder
     from geotool.io.files import expand_inputs, require_checkpoint_file
 
     batch = batch or BatchOptions()
@@ -235,7 +238,7 @@ def run_predict(cfg: PredictConfig, batch: BatchOptions | None = None, on_outcom
     if window % 32:
         raise ConfigError(f"--window must be a multiple of 32, not {window}")
     result = run_batch(job, rasters, batch, out_dir, on_outcome=on_outcome)
-    done = finished(result)
+    done = result.finished
     merged = []
     if cfg.polygons and not job.lone and done:
         merged = merge_polygons([job.scene_polygons(s) for s in done], Path(cfg.polygons), batch.shard_part())
