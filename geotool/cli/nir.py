@@ -35,10 +35,10 @@ def _one_band(text: Optional[str], option: str):
 
 @handle_errors
 def train_nir(
-    paired: Annotated[Optional[list[Path]], typer.Argument(help="Paired GeoTIFFs with RGB and NIR bands.", show_default=False)] = None,
+    paired: Annotated[Optional[list[str]], typer.Argument(help="Paired GeoTIFFs with RGB and NIR bands: paths, globs or folders, each file one scene.", show_default=False)] = None,
     rgb_bands: Annotated[Optional[str], typer.Option(help="R,G,B bands, e.g. 1,2,3 (NAIP) or 4,3,2 (Sentinel-2).")] = None,
     nir_band: Annotated[Optional[str], typer.Option(help="NIR band, e.g. 4 (NAIP) or 8 (Sentinel-2).")] = None,
-    nir_raster: Annotated[Optional[list[Path]], typer.Option(help="Separate NIR raster per input, same grid (repeat).")] = None,
+    nir_raster: Annotated[Optional[list[str]], typer.Option(help="Separate NIR raster per input, same grid, in the inputs' order (repeat; globs, folders).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run folder.")] = None,
     scaling: Annotated[Optional[str], typer.Option(help="auto, uint8, reflectance10000, float or percentile.")] = None,
     window: Annotated[Optional[int], typer.Option(help="Training window, pixels.")] = None,
@@ -46,6 +46,9 @@ def train_nir(
     max_steps: Annotated[Optional[int], typer.Option(help="Generator steps (step budget).")] = None,
     steps_per_epoch: Annotated[Optional[int], typer.Option(help="Steps per epoch (CSV row + preview PNG each).")] = None,
     val_fraction: Annotated[Optional[float], typer.Option(help="East fraction of each scene held out for validation.")] = None,
+    val_scenes: Annotated[Optional[list[str]], typer.Option(help="Scene held out whole for validation: a name, stem, glob or path among the inputs (repeat); the others then train whole.")] = None,
+    harmonise: Annotated[Optional[str], typer.Option(help="Per-scene RGB harmonisation onto the training colours: none, moments (mean/std) or histogram (quantiles); applied by generate-nir.")] = None,
+    color_jitter: Annotated[Optional[float], typer.Option(help="Per-band gamma/contrast/brightness jitter of the training RGB (0 = off, 1 = strong).")] = None,
     generator: Annotated[Optional[str], typer.Option(help="pix2pix (classic U-Net) or smp.")] = None,
     ngf: Annotated[Optional[int], typer.Option(help="pix2pix generator base filters.")] = None,
     depth: Annotated[Optional[int], typer.Option(help="pix2pix U-Net depth (window multiple of 2**depth).")] = None,
@@ -80,8 +83,9 @@ def train_nir(
     from geotool.nir.train import TrainNIRConfig, run_train_nir
 
     cfg = load_config(TrainNIRConfig, config, {
-        "inputs": [str(p) for p in paired] if paired else None,
-        "nir_inputs": [str(p) for p in nir_raster] if nir_raster else None,
+        "inputs": list(paired) if paired else None,
+        "nir_inputs": list(nir_raster) if nir_raster else None, "val_scenes": list(val_scenes) if val_scenes else None,
+        "harmonise": harmonise, "color_jitter": color_jitter,
         "output": str(output) if output else None,
         "rgb_bands": parse_band_list(rgb_bands, "--rgb-bands"), "nir_band": _one_band(nir_band, "--nir-band"),
         "scaling": scaling, "window": window, "batch_size": batch_size, "max_steps": max_steps,

@@ -15,7 +15,8 @@ from geotool.nir.scaling import Scaling, fit_scaling
 
 @dataclass
 class PairedScene:
-    """One scene in unit scaling: ``rgb (3, H, W)``, ``nir (H, W)``, ``valid (H, W)``, train columns ``< split``.
+    """One scene in unit scaling (RGB harmonised): ``rgb (3, H, W)``, ``nir (H, W)``, ``valid (H, W)``, train
+    columns ``< split`` (0: a validation scene, ``W``: a training scene without validation columns).
 
     A scene for :class:`geotool.training.sampler.RandomWindowDataset`: the ``"train"`` region is the west
     columns, ``"val"`` the east ones.
@@ -26,6 +27,7 @@ class PairedScene:
     nir: np.ndarray
     valid: np.ndarray
     split: int
+    histograms: tuple = ()  # (before, after harmonisation) RGB histograms of the training region, see to_scenes
 
     def region(self, split: str) -> np.ndarray:
         """``(H, W)`` bool: the west (``"train"``) or east (``"val"``) columns."""
@@ -79,46 +81,65 @@ def _offset_band(path, nir_band):
     return n + int(nir_band)
 
 
-def fit_scalings(scenes, kind: str, split_fraction: float) -> tuple[Scaling, Scaling]:
-    """Fit the RGB and NIR scalings on the training-region pixels of every scene."""
-    rgb_vals, nir_vals = [], []
-    for _, rgb, nir, valid, _, _ in scenes:
-        split = int(round(rgb.shape[2] * split_fraction))
-        v = valid[:, :split]
-        rgb_vals.append(rgb[:, :, :split][:, v][:, ::7])
-        nir_vals.append(nir[:, :split][v][::7])
-    rgb_all = np.concatenate(rgb_vals, axis=1)
-    nir_all = np.concatenate(nir_vals)[None]
-    dtypes = scenes[0][4]
-    return fit_scaling(kind, rgb_all, dtypes[0]), fit_scaling(kind, nir_all, dtypes[-1])
+def scene_splits(raw, val_fraction: float, val_scenes: Sequence[str] = ()) -> list[int]:
+    """Each scene's first validation column: ``round(W * (1 - val_fraction))`` (west trains, east validates)
+    without ``val_scenes``; with them, 0 for those (held out whole) and ``W`` for the rest (trained whole)."""
+    held = set(val_scenes)
+    if held:
+        return [0 if path in held else rgb.shape[2] for path, rgb, *_ in raw]
+    return [int(round(rgb.shape[2] * (1.0 - val_fraction))) for _, rgb, *_ in raw]
 
 
-def training_domain(scenes, rgb_scaling: Scaling, split_fraction: float):
-    """The colour domain (:class:`geotool.nir.domain.TrainingDomain`) of the training regions: each scene's
-    unit-scale RGB histogram (every 7th valid pixel, as the scalings are fitted) and their pooled spread."""
-    from geotool.nir.domain import TrainingDomain, histogram
+def lattice_sample(path: str, bands: Sequence[int | str]) -> np.ndarray:
+    """Stored RGB values ``(3, n)`` of the lattice of windows of :func:`geotool.io.sampling.sample_values`:
+    what a scene's scaling and harmonisation are computed from, in training and in ``generate-nir`` alike."""
+    from geotool.io.raster import RasterSource
+    from geotool.io.sampling import sample_values
 
-    hists = []
-    for _, rgb, _, valid, _, _ in scenes:
-        split = int(round(rgb.shape[2] * split_fraction))
-        hists.append(histogram(rgb_scaling.to_unit(rgb[:, :, :split][:, valid[:, :split]][:, ::7])))
-    return TrainingDomain.from_scenes(hists)
+    with RasterSource(path, bands=list(bands)) as src:
+        return sample_values(src)
 
 
-def to_scenes(raw, rgb_scaling: Scaling, nir_scaling: Scaling, split_fraction: float, window: int) -> list[PairedScene]:
-    """Scale raw scenes to unit range; the west ``split_fraction`` of the columns is for training."""
+def fit_scalings(raw, kind: str, splits: Sequence[int], samples: Sequence[np.ndarray]) -> tuple[list[Scaling], Scaling]:
+    """Each scene's own RGB scaling (``kind`` resolved on its dtype and lattice sample, as ``generate-nir``
+    resolves an input's) and one NIR scaling fitted on every scene's training-region pixels (the target's
+    units must be one across scenes)."""
+    rgb = [fit_scaling(kind, sample, dtypes[0]) for (_, _, _, _, dtypes, _), sample in zip(raw, samples)]
+    nir_vals = [nir[:, :split][valid[:, :split]][::7] for (_, _, nir, valid, _, _), split in zip(raw, splits)]
+    return rgb, fit_scaling(kind, np.concatenate(nir_vals)[None], raw[0][4][-1])
+
+
+def training_domain(scenes: Sequence["PairedScene"], raw_unit: bool = False):
+    """The colour domain (:class:`geotool.nir.domain.TrainingDomain`) of the training regions from each
+    scene's histograms (see :func:`to_scenes`): of the model's (harmonised) input, or with ``raw_unit`` of
+    the scaled RGB before harmonisation."""
+    from geotool.nir.domain import TrainingDomain
+
+    return TrainingDomain.from_scenes([s.histograms[0 if raw_unit else 1] for s in scenes if s.histograms])
+
+
+def to_scenes(raw, rgb_scalings: Sequence[Scaling], transforms, nir_scaling: Scaling, splits: Sequence[int],
+              window: int) -> list[PairedScene]:
+    """Scale raw scenes to unit range, each with its own RGB scaling, then harmonise each with its own
+    :class:`~geotool.nir.harmonise.SceneTransform`; columns ``< split`` train, the rest validate."""
+    from geotool.nir.domain import histogram
+
     scenes = []
-    for path, rgb, nir, valid, _, _ in raw:
+    for (path, rgb, nir, valid, _, _), scaling, transform, split in zip(raw, rgb_scalings, transforms, splits):
         h, w = valid.shape
-        split = int(round(w * split_fraction))
-        if h < window or split < window or (w - split) < window:
+        if h < window or 0 < split < window or 0 < w - split < window:
             raise ConfigError(
-                f"{path} ({w}x{h} px) is too small for {window}-px windows with a {split_fraction:.0%}/{1 - split_fraction:.0%} "
-                "west/east split; lower --window or --val-fraction"
+                f"{path} ({w}x{h} px) is too small for {window}-px windows with a {split / w:.0%}/{1 - split / w:.0%} "
+                "west/east split; lower --window or --val-fraction, or hold whole scenes out with --val-scenes"
             )
-        rgb_u = np.where(valid, rgb_scaling.to_unit(rgb), 0).astype(np.float32)
+        unit = np.where(valid, scaling.to_unit(rgb), 0).astype(np.float32)
+        rgb_u = np.where(valid, transform.apply(unit), 0).astype(np.float32)
         nir_u = np.where(valid, nir_scaling.to_unit(nir[None])[0], 0).astype(np.float32)
-        scenes.append(PairedScene(path, rgb_u, nir_u, valid, split))
+        hists = ()
+        if split:  # the unit-scale RGB histograms of the training region, before and after harmonisation
+            train = valid[:, :split]
+            hists = tuple(histogram(a[:, :, :split][:, train][:, ::7]) for a in (unit, rgb_u))
+        scenes.append(PairedScene(path, rgb_u, nir_u, valid, split, hists))
     return scenes
 
 
@@ -142,17 +163,33 @@ def augment(rgb: np.ndarray, nir: np.ndarray, valid: np.ndarray, code: int):
     return (np.ascontiguousarray(arrs[0]), np.ascontiguousarray(arrs[1][0]), np.ascontiguousarray(arrs[2][0]))
 
 
-def training_windows(scenes: list[PairedScene], window: int, length: int, seed: int, augment_data: bool = True):
+def color_jitter(rgb: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """Per-band illumination change of one unit-scale window ``(3, h, w)`` (the input only; NIR is untouched):
+    gamma ``exp(U(-0.4, 0.4) s)``, contrast ``exp(U(-0.3, 0.3) s)`` about the band's window mean and brightness
+    ``U(-0.1, 0.1) s`` (unit scale), all drawn from ``rng``. ``strength`` ``s`` 0 is the identity, 1 a strong
+    change (about what separates the NAIP dates' band means)."""
+    gamma, contrast = np.exp(rng.uniform(-0.4, 0.4, 3) * strength), np.exp(rng.uniform(-0.3, 0.3, 3) * strength)
+    shift = rng.uniform(-0.1, 0.1, 3) * strength
+    out = np.clip(rgb, 0, None) ** gamma[:, None, None]
+    mean = out.mean(axis=(1, 2), keepdims=True)
+    return ((out - mean) * contrast[:, None, None] + mean + shift[:, None, None]).astype(np.float32)
+
+
+def training_windows(scenes: list[PairedScene], window: int, length: int, seed: int, augment_data: bool = True,
+                     jitter: float = 0.0):
     """Random training windows (a map dataset); item ``i`` of epoch ``e`` is a pure function of the seed.
 
     Windows lie wholly inside each scene's training (west) region and hold at least 50% valid pixels;
-    their invalid pixels are filled (:func:`fill_invalid`) and, with ``augment_data``, one of the 8 dihedral
-    transforms is applied to input, target and mask together.
+    scenes are drawn in proportion to their valid training pixels. Invalid pixels are filled
+    (:func:`fill_invalid`); with ``jitter`` > 0 the RGB gets :func:`color_jitter` of that strength, and with
+    ``augment_data`` one of the 8 dihedral transforms is applied to input, target and mask together.
     """
     from geotool.training.sampler import RandomWindowDataset
 
     def item(rgb, nir, valid, rng):
         rgb = fill_invalid(rgb, valid)
+        if jitter > 0:
+            rgb = color_jitter(rgb, jitter, rng)
         if augment_data:
             rgb, nir, valid = augment(rgb, nir, valid, int(rng.integers(0, 8)))
         return rgb.copy(), nir[None].copy(), valid[None].copy()
@@ -167,5 +204,5 @@ def validation_windows(scenes: list[PairedScene], window: int, max_windows: int 
 
     items = grid_windows(scenes, window, "val", max_windows, seed=0, min_valid=0.5, spread="even")
     if not items:
-        raise EmptyDataError("no validation window with at least 50% valid pixels in the east regions; lower --window")
+        raise EmptyDataError("no validation window with at least 50% valid pixels in the east regions or --val-scenes; lower --window")
     return FixedWindowDataset(scenes, items, window, 0, lambda rgb, nir, valid: (fill_invalid(rgb, valid), nir[None].copy(), valid[None].copy()))

@@ -71,24 +71,41 @@ def make_predict(net, device):
     return predict
 
 
-def domain_report(path: str, bands, rgb_scaling, meta: dict) -> dict | None:
-    """How far ``path``'s colours lie from the training scenes' (:mod:`geotool.nir.domain`), warning when
-    outside; None for a checkpoint that does not record its training domain."""
-    from geotool.io.raster import RasterSource
-    from geotool.io.sampling import sample_values
+def input_transform(path: str, bands, meta: dict):
+    """How one input reaches the network, from a lattice sample of it (:func:`geotool.nir.data.lattice_sample`,
+    as in training): ``(rgb_scaling, harmonise transform, unit sample)``. A ``percentile`` scaling is
+    resolved on the input itself, as training resolved each training scene's."""
+    from geotool.nir.data import lattice_sample
+    from geotool.nir.harmonise import Harmoniser
+    from geotool.nir.scaling import Scaling, fit_scaling
+
+    stored = Scaling.from_dict(meta["rgb_scaling"])
+    sample = lattice_sample(path, bands)
+    if meta.get("scaling_kind") == "percentile" and sample.shape[1]:
+        scaling = fit_scaling("percentile", sample, stored.dtype)
+    else:
+        scaling = stored
+    unit = scaling.to_unit(sample)
+    return scaling, Harmoniser.from_dict(meta.get("harmonise")).for_scene(unit), unit
+
+
+def domain_report(path: str, unit_sample, transform, meta: dict) -> dict | None:
+    """How far ``path``'s colours (its unit-scale lattice sample) lie from the training scenes'
+    (:mod:`geotool.nir.domain`), warning when outside; with harmonisation also the distance after it
+    (``harmonised``: what the network sees). None for a checkpoint without a training domain."""
     from geotool.nir.domain import TrainingDomain, histogram
 
-    if "rgb_domain" not in meta:
+    if "rgb_domain" not in meta or unit_sample.shape[1] == 0:
         return None
-    with RasterSource(path, bands=bands) as src:
-        values = sample_values(src)
-    if values.shape[1] == 0:
-        return None
-    report = TrainingDomain.from_dict(meta["rgb_domain"]).report(histogram(rgb_scaling.to_unit(values)))
+    report = TrainingDomain.from_dict(meta["rgb_domain"]).report(histogram(unit_sample))
+    if transform.kind != "none" and "input_domain" in meta:
+        report["harmonised"] = TrainingDomain.from_dict(meta["input_domain"]).report(histogram(transform.apply(unit_sample)))
+        report["harmonise"] = transform.record()
     if report["outside"]:
-        log.warning("%s: its colours lie %.3f from the training scenes' (the farthest training scene: %.3f); the "
+        after = f"; after {transform.kind} harmonisation {report['harmonised']['distance']:.3f}" if "harmonised" in report else ""
+        log.warning("%s: its colours lie %.3f from the training scenes' (the farthest training scene: %.3f)%s; the "
                     "generated NIR may be off: check it, or train on scenes like it", path, report["distance"],
-                    report["training_spread"])
+                    report["training_spread"], after)
     return report
 
 
@@ -154,11 +171,11 @@ def generate_scene(predict_unit, meta: dict, path: str, out: Path, cfg: Generate
     from geotool.nir.data import fill_invalid
     from geotool.nir.scaling import Scaling, check_matches
 
-    rgb_scaling = Scaling.from_dict(meta["rgb_scaling"])
     nir_scaling = Scaling.from_dict(meta["nir_scaling"])
     bands = cfg.rgb_bands or meta["rgb_bands"]
     spec = cfg.tiling_spec(meta["window"])
-    check_sources([path], bands, check=lambda src, p: check_matches(rgb_scaling, src.dtypes[0], src.count, p))
+    check_sources([path], bands, check=lambda src, p: check_matches(Scaling.from_dict(meta["rgb_scaling"]), src.dtypes[0], src.count, p))
+    rgb_scaling, harmonise, unit_sample = input_transform(path, bands, meta)
     nodata = meta.get("nir_nodata")
     nir_dtype = np.dtype(nir_scaling.dtype)
     if nodata is None:
@@ -169,7 +186,7 @@ def generate_scene(predict_unit, meta: dict, path: str, out: Path, cfg: Generate
         in_dtype = np.dtype(src.dtypes[0])
 
         def predict(batch, valid):
-            unit = rgb_scaling.to_unit(np.moveaxis(batch, 1, 0)).transpose(1, 0, 2, 3)
+            unit = harmonise.apply(rgb_scaling.to_unit(np.moveaxis(batch, 1, 0)).transpose(1, 0, 2, 3))
             return predict_unit(np.ascontiguousarray(fill_invalid(unit, valid), dtype=np.float32))
 
         valid_pixels = [0]  # an all-nodata scene is refused, not written as an all-nodata raster
@@ -200,7 +217,7 @@ def generate_scene(predict_unit, meta: dict, path: str, out: Path, cfg: Generate
             if not valid_pixels[0]:
                 raise EmptyDataError(f"{path} has no valid pixel (every pixel is nodata in its RGB bands); check the scene")
         mpix = src.grid.width * src.grid.height / 1e6
-    domain = domain_report(path, bands, rgb_scaling, meta)
+    domain = domain_report(path, unit_sample, harmonise, meta)
     res = {"input": str(path), "output": str(out), "windows": stats.n_windows,
            "seconds": round(stats.total_seconds, 3), "predict_seconds": round(stats.predict_seconds, 3),
            "megapixels_per_second": round(mpix / max(stats.total_seconds, 1e-9), 3)}
@@ -208,6 +225,7 @@ def generate_scene(predict_unit, meta: dict, path: str, out: Path, cfg: Generate
         res["ndvi"] = str(ndvi_path(out))
     if domain is not None:
         res["domain"] = domain
+    res["harmonise"] = harmonise.record()
     write_sidecar(out, "generate-nir", cfg, inputs=[cfg.model, str(path)], results=res)
     return res
 

@@ -21,8 +21,18 @@ class TrainNIRConfig(TrainerOptions):
     """Settings of ``geotool train-nir`` (Lightning options shared with ``train-segmentation``; steps are
     generator steps)."""
 
-    inputs: list[str] = Field(default_factory=list, description="Paired GeoTIFFs holding RGB and NIR bands.")
-    nir_inputs: Optional[list[str]] = Field(None, description="Separate NIR rasters, one per input, on the same grid.")
+    inputs: list[str] = Field(default_factory=list, description="Paired GeoTIFFs holding RGB and NIR bands: files, globs or "
+                              "folders, each file one scene (scenes are drawn in proportion to their valid area).")
+    nir_inputs: Optional[list[str]] = Field(None, description="Separate NIR rasters, one per input (in the inputs' order), on the same grid.")
+    val_scenes: list[str] = Field(default_factory=list, description="Scenes held out whole for validation: file names, stems, "
+                                  "globs or paths among the inputs; the other scenes then train on all their columns "
+                                  "(without it, the east --val-fraction of every scene validates).")
+    harmonise: Literal["none", "moments", "histogram"] = Field("none", description="Per-scene radiometric harmonisation of the "
+                                                              "RGB onto the pooled training distribution (per-band mean/std, or quantile "
+                                                              "matching), from a lattice sample of each scene; stored in model.ckpt and "
+                                                              "applied by generate-nir.")
+    color_jitter: float = Field(0.0, description="Strength (0 = off, 1 = strong) of per-window, per-band gamma/contrast/brightness "
+                                "changes of the RGB during training (seeded).")
     output: Optional[str] = Field(None, description="Run folder (checkpoints, metrics.csv, previews, model.ckpt).")
     rgb_bands: list[int | str] = Field([1, 2, 3], description="R,G,B band numbers (1-based) or descriptions.")
     nir_band: int | str = Field(4, description="NIR band number in the paired file (or in the NIR file).")
@@ -64,8 +74,8 @@ def validate(cfg: TrainNIRConfig) -> None:
         raise ConfigError("train-nir needs --output RUN_DIR")
     if len(cfg.rgb_bands) != 3:
         raise ConfigError(f"--rgb-bands takes three bands (R,G,B), not {cfg.rgb_bands}")
-    if cfg.nir_inputs and len(cfg.nir_inputs) != len(cfg.inputs):
-        raise ConfigError(f"--nir-raster given {len(cfg.nir_inputs)} time(s) for {len(cfg.inputs)} input(s); give one per input")
+    if not 0 <= cfg.color_jitter <= 2:
+        raise ConfigError(f"--color-jitter must be between 0 (off) and 2, not {cfg.color_jitter}")
     if not 0.05 <= cfg.val_fraction <= 0.9:
         raise ConfigError(f"--val-fraction must be between 0.05 and 0.9, not {cfg.val_fraction}")
     if not 0 <= cfg.ema < 1:
@@ -85,16 +95,24 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     validation MAE, epochs, generator steps and the model path."""
     validate(cfg)
     from geotool.io.raster import check_nodata_fits
-    from geotool.nir.data import fit_scalings, read_paired, to_scenes, training_domain, training_windows, validation_windows
+    from geotool.nir.data import (fit_scalings, lattice_sample, read_paired, scene_splits, to_scenes, training_domain,
+                                  training_windows, validation_windows)
+    from geotool.nir.harmonise import Harmoniser
     from geotool.nir.module import NIRGan
     from geotool.nir.plots import window_panel
     from geotool.training.fit import TrainingTask, fit_and_export
 
-    raw = read_paired(cfg.inputs, cfg.rgb_bands, cfg.nir_band, cfg.nir_inputs)
-    split_fraction = 1.0 - cfg.val_fraction
-    rgb_scaling, nir_scaling = fit_scalings(raw, cfg.scaling, split_fraction)
-    scenes = to_scenes(raw, rgb_scaling, nir_scaling, split_fraction, cfg.window)
-    rgb_domain = training_domain(raw, rgb_scaling, split_fraction)
+    inputs, nir_inputs = expand_scenes(cfg)
+    held = match_val_scenes(inputs, cfg.val_scenes)
+    raw = read_paired(inputs, cfg.rgb_bands, cfg.nir_band, nir_inputs)
+    splits = scene_splits(raw, cfg.val_fraction, held)
+    samples = [lattice_sample(path, cfg.rgb_bands) for path in inputs]
+    rgb_scalings, nir_scaling = fit_scalings(raw, cfg.scaling, splits, samples)
+    units = [sc.to_unit(sample) for sc, sample in zip(rgb_scalings, samples)]
+    # the reference is the training scenes' colours; a validation scene is harmonised onto it like any input
+    harmoniser = Harmoniser.fit(cfg.harmonise, [u for u, split in zip(units, splits) if split])
+    scenes = to_scenes(raw, rgb_scalings, [harmoniser.for_scene(u) for u in units], nir_scaling, splits, cfg.window)
+    rgb_domain, input_domain = training_domain(scenes, raw_unit=True), training_domain(scenes)
     val_ds = validation_windows(scenes, cfg.window, cfg.val_windows)
     nir_dtype, nir_nodata = raw[0][4][-1], raw[0][5][-1]
     out = Path(cfg.output)
@@ -120,6 +138,8 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
             "best_val_mae_unit": float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else None,
             "epochs": trainer.current_epoch,
             "steps": int(trainer.global_step) // gan_steps,  # generator steps
+            "train_scenes": [p for p, split in zip(inputs, splits) if split],
+            "val_scenes": sorted(held),
         }
         payload = {
             "format": checkpoint.FORMAT,
@@ -128,12 +148,16 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
             "window": cfg.window,
             "rgb_bands": list(cfg.rgb_bands),
             "nir_band": cfg.nir_band,
-            "rgb_scaling": rgb_scaling.as_dict(),
+            "rgb_scaling": rgb_scalings[0].as_dict(),  # a percentile kind is resolved again on each input
+            "scaling_kind": cfg.scaling,
+            "harmonise": harmoniser.as_dict(),
             "rgb_domain": rgb_domain.as_dict(),  # generate-nir reports how far an input lies from it
+            "input_domain": input_domain.as_dict(),  # the same after harmonisation: what the network saw
             "nir_scaling": nir_scaling.as_dict(),
             "nir_nodata": nodata,
             "state_dict": {k: v.detach().cpu() for k, v in module.exported_generator.state_dict().items()},
-            "train": {"inputs": [str(p) for p in cfg.inputs], "seed": cfg.seed, "gan_weight": cfg.gan_weight},
+            "train": {"inputs": inputs, "val_scenes": sorted(held), "seed": cfg.seed, "gan_weight": cfg.gan_weight,
+                      "harmonise": cfg.harmonise, "color_jitter": cfg.color_jitter},
         }
         return payload, summary
 
@@ -141,8 +165,42 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
         command="train-nir",
         build_module=lambda: NIRGan(arch, loss, lr=cfg.lr, encoder_weights=cfg.encoder_weights, lr_schedule=cfg.lr_schedule,
                                     total_steps=cfg.planned_steps, ema=cfg.ema),
-        train_ds=training_windows(scenes, cfg.window, cfg.steps_per_epoch * cfg.batch_size, cfg.seed, cfg.augment),
+        train_ds=training_windows(scenes, cfg.window, cfg.steps_per_epoch * cfg.batch_size, cfg.seed, cfg.augment,
+                                  jitter=cfg.color_jitter),
         val_ds=val_ds, batch_size=cfg.batch_size, val_batch_size=min(8, len(val_ds)), monitor="val_mae", mode="min",
-        preview=preview, export=export, inputs=list(cfg.inputs) + list(cfg.nir_inputs or []),
+        preview=preview, export=export, inputs=inputs + list(nir_inputs or []),
         optimizers_per_step=gan_steps, restore_best=cfg.export == "best")
     return fit_and_export(cfg, out, task, cfg.seed)
+
+
+def expand_scenes(cfg: TrainNIRConfig) -> tuple[list[str], list[str] | None]:
+    """The input scenes (files, globs, folders; each file one scene) and their NIR rasters, paired in order."""
+    from geotool.io.files import expand_inputs
+
+    inputs = [str(p) for p in expand_inputs(cfg.inputs, what="paired RGB/NIR raster")]
+    if not cfg.nir_inputs:
+        return inputs, None
+    nir = [str(p) for p in expand_inputs(cfg.nir_inputs, what="NIR raster")]
+    if len(nir) != len(inputs):
+        raise ConfigError(f"--nir-raster gives {len(nir)} raster(s) for {len(inputs)} input scene(s); give one per input, in the same order")
+    return inputs, nir
+
+
+def match_val_scenes(inputs: list[str], patterns: list[str]) -> set[str]:
+    """The inputs named by ``--val-scenes``: a pattern matches an input's path (as given or resolved), file
+    name or stem, globs allowed. Every pattern must match and at least one scene must be left to train on."""
+    import fnmatch
+
+    if not patterns:
+        return set()
+    held = set()
+    for pattern in patterns:
+        hits = [p for p in inputs if any(fnmatch.fnmatch(name, pattern) for name in
+                                          (p, str(Path(p).resolve()), Path(p).name, Path(p).stem))]
+        if not hits:
+            names = ", ".join(Path(p).name for p in inputs)
+            raise ConfigError(f"--val-scenes {pattern} matches none of the input scenes ({names}); give one of their names or paths")
+        held.update(hits)
+    if len(held) == len(inputs):
+        raise ConfigError(f"--val-scenes holds out all {len(inputs)} input scenes; leave at least one to train on")
+    return held
