@@ -188,10 +188,11 @@ def training_windows(scenes: list[PairedScene], window: int, length: int, seed: 
 
     def item(rgb, nir, valid, rng):
         rgb = fill_invalid(rgb, valid)
+        code = int(rng.integers(0, 8)) if augment_data else 0  # drawn first: jitter changes colours, not windows
         if jitter > 0:
             rgb = color_jitter(rgb, jitter, rng)
         if augment_data:
-            rgb, nir, valid = augment(rgb, nir, valid, int(rng.integers(0, 8)))
+            rgb, nir, valid = augment(rgb, nir, valid, code)
         return rgb.copy(), nir[None].copy(), valid[None].copy()
 
     return RandomWindowDataset(scenes, window, length, seed, "train", min_valid=0.5, item=item)
