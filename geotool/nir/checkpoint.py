@@ -5,8 +5,12 @@ Inference (``generate-nir``, benches) imports this module, never the training co
 Payload keys (format ``geotool-nir``, version 1): ``arch`` (generator settings for
 :func:`geotool.models.pix2pix.build_generator`), ``window`` (training window, pixels), ``rgb_bands``,
 ``nir_band``, ``rgb_scaling`` / ``nir_scaling`` (:class:`geotool.nir.scaling.Scaling` dicts),
-``nir_nodata``, ``state_dict`` (the exported generator's weights), ``train`` (inputs, seed) and
-``summary`` (validation figures).
+``nir_nodata``, ``state_dict`` (the exported generator's weights), ``train`` (inputs, validation scenes, seed,
+harmonisation, jitter) and ``summary`` (validation figures). Added without a version change (older checkpoints
+lack them and mean: no harmonisation, no domain report): ``scaling_kind`` (the requested kind; ``percentile``
+is resolved again on each input), ``harmonise`` (:class:`geotool.nir.harmonise.Harmoniser` dict),
+``rgb_domain`` / ``input_domain`` (:class:`geotool.nir.domain.TrainingDomain` dicts of the training RGB before
+and after harmonisation).
 """
 
 from __future__ import annotations
