@@ -111,9 +111,16 @@ def test_bad_inputs_fail_cleanly_without_output(scene, tmp_path):
     # labels everywhere: no label-free background
     dense = box_labels(grid, [(r, c, 6, 6) for r in range(0, 160, 20) for c in range(0, 200, 20)])
     dense_path = write_labels(dense, tmp_path / "dense.gpkg")
-    res = _run(["--images", path, "--labels", dense_path, "--output", out, "-n", "2", "--scene-size", "64"])
-    assert res.exit_code == 2 and "no label-free background" in res.output
+    res = _run(["--images", path, "--labels", dense_path, "--output", out, "-n", "2", "--scene-size", "64",
+                "--max-label-fraction", "0"])
+    assert res.exit_code == 2 and "no background window" in res.output and "at most 0% labelled" in res.output
     assert not out.exists()
+    # by default the same dense scene composes on windows with a few labelled pixels, and says so
+    relaxed = tmp_path / "relaxed"
+    res = _run(["--images", path, "--labels", dense_path, "--output", relaxed, "-n", "2", "--scene-size", "64"])
+    assert res.exit_code == 0, res.output
+    assert "no label-free 64-px background window" in res.output and "--max-label-fraction 0" in res.output
+    assert len(list(relaxed.glob("*.tif"))) == 4  # two scenes, each an image and a mask
     # band mismatch between scenes and backgrounds
     bg, _ = make_scene(tmp_path, "bg4.tif", bands=4, size=(80, 80), seed=2)
     res = _run(["--images", path, "--labels", labels, "--backgrounds", bg, "--output", out, "-n", "2"])

@@ -107,6 +107,15 @@ def handle_errors(fn: F) -> F:
         except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug, exit 1
             if STATE.debug:
                 traceback.print_exc()
+            from geotool.io.atomic import unwritable_reason
+
+            reason = unwritable_reason(exc=exc)  # a write outside io.atomic (a logger, a library's own file)
+            if reason is not None:
+                log.debug("%s failed on an unwritable disk:\n%s", command, traceback.format_exc())
+                where = getattr(exc, "filename", None)
+                typer.echo(f"error: {f'{where}: ' if where else ''}{reason}; free some space or write to another disk",
+                           err=True)
+                raise typer.Exit(2) from None
             log.debug("%s failed with a bug:\n%s", command, traceback.format_exc())
             typer.echo(
                 f"error: unexpected {type(exc).__name__}: {exc} "

@@ -40,7 +40,7 @@ def oba_augment(
     shadows: Annotated[Optional[bool], typer.Option("--shadows/--no-shadows", help="Cast shadows.")] = None,
     sun_azimuth: Annotated[Optional[float], typer.Option("--sun-azimuth", help="Sun azimuth, degrees from north.")] = None,
     sun_elevation: Annotated[Optional[float], typer.Option("--sun-elevation", help="Sun elevation, degrees.")] = None,
-    max_label_fraction: Annotated[Optional[float], typer.Option("--max-label-fraction", help="Mined backgrounds may hold this fraction of labelled pixels (0 = label-free).")] = None,
+    max_label_fraction: Annotated[Optional[float], typer.Option("--max-label-fraction", help="Mined backgrounds may hold this fraction of labelled pixels (0 = strictly label-free; default: label-free when the scenes allow, else up to 30%, with a note).")] = None,
     skip_existing: SkipExistingOption = False,
     shard: ShardOption = None,
     scheduler: SchedulerOption = None,

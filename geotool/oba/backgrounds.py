@@ -33,14 +33,20 @@ def lattice(width: int, height: int, size: int, stride: int) -> list[tuple[int, 
     return [(c, r, w, h) for r in starts(height, h) for c in starts(width, w)]
 
 
-def mine_windows(src, source_index: int, gdf, cfg: OBAConfig, max_windows: int = 4096) -> list[BackgroundWindow]:
+# max_label_fraction None ("auto"): the fractions tried in turn until a scene set gives windows (dense scenes,
+# e.g. a city tile, have no label-free window at all)
+AUTO_LABEL_FRACTIONS = (0.0, 0.05, 0.15, 0.3)
+
+
+def mine_windows(src, source_index: int, gdf, cfg: OBAConfig, max_label_fraction: float = 0.0,
+                 max_windows: int = 4096) -> list[BackgroundWindow]:
     """Windows of ``src`` far enough from every labelled object and with enough valid pixels.
 
     Args:
         src: open RasterSource.
         gdf: labels in ``src``'s CRS, or None for a pure background raster.
-        cfg: ``scene_size``, ``background_stride``, ``background_buffer`` (pixels),
-            ``max_label_fraction`` and ``min_valid_fraction``.
+        cfg: ``scene_size``, ``background_stride``, ``background_buffer`` (pixels) and ``min_valid_fraction``.
+        max_label_fraction: windows may hold labelled pixels up to this fraction (0 = strictly label-free).
         max_windows: cap on candidates checked (evenly thinned), which bounds the reading cost.
     """
     from rasterio.windows import Window
@@ -62,11 +68,11 @@ def mine_windows(src, source_index: int, gdf, cfg: OBAConfig, max_windows: int =
         if has_labels:
             sub = grid.window_grid(window)
             hits = gdf.sindex.query(box(*sub.bounds).buffer(buffer), predicate="intersects")
-            if len(hits) and cfg.max_label_fraction == 0:
+            if len(hits) and max_label_fraction == 0:
                 continue
             if len(hits):
                 burnt = rasterize(gdf.iloc[np.sort(hits)], grid, window=window)
-                if burnt.mean() > cfg.max_label_fraction:
+                if burnt.mean() > max_label_fraction:
                     continue
         _, valid = src.read(window)
         if valid.mean() < cfg.min_valid_fraction:

@@ -74,8 +74,9 @@ class OBAConfig(GeotoolConfig):
     background_buffer: int = Field(8, ge=0, description="Mined background windows stay this many pixels away from every labelled object.")
     background_stride: Optional[int] = Field(None, ge=1, description="Stride in pixels of candidate background windows (default scene_size/2).")
     min_valid_fraction: float = Field(0.95, gt=0, le=1, description="A background window needs at least this fraction of valid (not nodata) pixels.")
-    max_label_fraction: float = Field(
-        0.0, ge=0, lt=1, description="Mined windows may hold labelled pixels up to this fraction (kept in the mask and avoided); 0 = strictly label-free."
+    max_label_fraction: Optional[float] = Field(
+        None, ge=0, lt=1, description="Mined windows may hold labelled pixels up to this fraction (kept in the mask and avoided); "
+        "0 = strictly label-free; None = label-free when the scenes have such windows, else up to 5%, 15% or 30%, with a note."
     )
     mine_backgrounds: bool = Field(True, description="Mine label-free windows from the labelled scenes as backgrounds.")
     max_tries: int = Field(30, ge=1, description="Placement attempts per object before it is skipped.")

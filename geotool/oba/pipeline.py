@@ -17,7 +17,7 @@ import numpy as np
 from geotool.batch import BatchOptions, BatchResult, SceneJob
 from geotool.errors import BandError, ConfigError, EmptyDataError, GeotoolError, NoOverlapError
 from geotool.labels import CLASS_COLUMN
-from geotool.oba.backgrounds import BackgroundWindow, mine_windows
+from geotool.oba.backgrounds import AUTO_LABEL_FRACTIONS, BackgroundWindow, mine_windows
 from geotool.oba.bank import ObjectBank, extract_objects, require_objects
 from geotool.oba.compose import Composite, compose_scene
 from geotool.oba.config import OBAConfig
@@ -324,18 +324,14 @@ def _prepare(image_paths, labels, bg_paths, cfg: OBAConfig, fingerprint: str) ->
                 )
         all_sources = sources + bg_sources
         _check_units(all_sources, cfg)
-        windows: list[BackgroundWindow] = []
-        if cfg.mine_backgrounds:
-            for i, (src, gdf) in enumerate(zip(sources, frames)):
-                windows += mine_windows(src, i, gdf, cfg)
-        for j, bsrc in enumerate(bg_sources):
-            windows += mine_windows(bsrc, len(sources) + j, None, cfg)
+        windows = _background_windows(sources, frames, bg_sources, cfg)
         if not windows:
+            tried = cfg.max_label_fraction if cfg.max_label_fraction is not None else AUTO_LABEL_FRACTIONS[-1]
             raise EmptyDataError(
-                f"no label-free background window of {cfg.scene_size} px found in "
+                f"no background window of {cfg.scene_size} px found in "
                 f"{', '.join(str(s.paths[0]) for s in all_sources)} (buffer {cfg.background_buffer} px, "
-                f"min valid {cfg.min_valid_fraction:g}); give --backgrounds, a smaller --scene-size, "
-                "a smaller background_buffer or a max_label_fraction above 0"
+                f"min valid {cfg.min_valid_fraction:g}, at most {tried:.0%} labelled pixels); give --backgrounds "
+                "or a smaller --scene-size"
             )
     except BaseException:
         for src in sources + bg_sources:
@@ -343,6 +339,30 @@ def _prepare(image_paths, labels, bg_paths, cfg: OBAConfig, fingerprint: str) ->
         raise
     log.info("object bank: %d objects (%.2f MiB); %d background windows", len(bank), bank.nbytes / 2**20, len(windows))
     return _Prepared(all_sources, frames, bank, windows, mapping, fingerprint)
+
+
+def _background_windows(sources, frames, bg_sources, cfg: OBAConfig) -> list[BackgroundWindow]:
+    """Background windows mined from the scenes (away from their labels) and from the background rasters.
+
+    With ``max_label_fraction`` None, strictly label-free windows are preferred and the allowed labelled
+    fraction rises through ``AUTO_LABEL_FRACTIONS`` only when none is found, with a note (labelled pixels of
+    a background stay in its mask, and pasted objects avoid them).
+    """
+    fractions = AUTO_LABEL_FRACTIONS if cfg.max_label_fraction is None else (cfg.max_label_fraction,)
+    for fraction in fractions:
+        windows: list[BackgroundWindow] = []
+        if cfg.mine_backgrounds:
+            for i, (src, gdf) in enumerate(zip(sources, frames)):
+                windows += mine_windows(src, i, gdf, cfg, fraction)
+        for j, bsrc in enumerate(bg_sources):
+            windows += mine_windows(bsrc, len(sources) + j, None, cfg, fraction)
+        if windows:
+            if fraction > 0 and cfg.max_label_fraction is None:
+                log.warning("no label-free %d-px background window in the scenes: using %d windows with up to %.0f%% "
+                            "labelled pixels (kept in the masks); --max-label-fraction 0 refuses instead",
+                            cfg.scene_size, len(windows), 100 * fraction)
+            return windows
+    return []
 
 
 def _check_units(sources, cfg: OBAConfig) -> None:

@@ -79,6 +79,7 @@ def fit_and_export(cfg: TrainerOptions, out: str | Path, task: TrainingTask, see
     from torch.utils.data import DataLoader
 
     from geotool.config import write_sidecar
+    from geotool.io.atomic import check_room
     from geotool.io.checkpoint import save_checkpoint
     from geotool.progress import progress_enabled
     from geotool.training.curves import plot_training_curves
@@ -105,6 +106,8 @@ def fit_and_export(cfg: TrainerOptions, out: str | Path, task: TrainingTask, see
     check_resume(module, cfg.resume)
     resuming = cfg.resume or any(out.glob("hpc_ckpt_*.ckpt"))  # a requeued SLURM job resumes from its hpc checkpoint
     earlier = read_metrics(out / "metrics.csv") if resuming else []  # Lightning's logger deletes the file
+    # Lightning writes checkpoints and logs non-atomically: refuse a read-only or nearly full disk before fitting
+    check_room(out, _run_bytes(module), "the run (model, last and best checkpoints with optimizer state, logs)")
     (out / "previews").mkdir(parents=True, exist_ok=True)  # every input is checked: only now create the run folder
     try:
         with _lightning_handles_sigterm():
@@ -135,6 +138,13 @@ def fit_and_export(cfg: TrainerOptions, out: str | Path, task: TrainingTask, see
     write_sidecar(out, task.command, cfg, inputs=task.inputs, seed=seed, results=summary)
     summary["model"] = str(out / "model.ckpt")
     return summary
+
+
+def _run_bytes(module) -> int:
+    """Disk a run needs, in bytes: model.ckpt plus last.ckpt and a best checkpoint that each hold the weights
+    and two optimizer moments, and a MiB for logs, curves and previews."""
+    weights = sum(p.numel() * p.element_size() for p in module.parameters())
+    return 7 * weights + 2**20
 
 
 @contextmanager
