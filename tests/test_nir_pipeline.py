@@ -279,3 +279,18 @@ def test_generate_reports_the_distance_to_the_training_colours(trained, tmp_path
         assert ("colours lie" in res.stderr) == (name == "bright")
     assert reports["same"]["distance"] < 0.01 and not reports["same"]["outside"]
     assert reports["bright"]["distance"] > 0.1 and reports["bright"]["outside"]
+
+
+def test_preset_window_adapts_to_a_small_scene_with_a_note(tmp_path):
+    scene = context_scene(tmp_path / "small.tif", size=128)  # 90 px train / 38 px validation columns
+    res = _run(["train-nir", scene, "--output", tmp_path / "run", "--ngf", 8, "--ndf", 8, "--batch-size", 2,
+                "--max-steps", 1, "--steps-per-epoch", 1, "--threads", 1, "--accelerator", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "too small for 256-px windows" in res.output and "training on 32-px windows (--depth 5" in res.output
+    config = json.loads((tmp_path / "run" / "geotool.json").read_text())["config"]
+    assert (config["window"], config["depth"]) == (32, 5)
+    # a window the user chose is kept, and refused when it cannot fit
+    res = _run(["train-nir", scene, "--output", tmp_path / "run2", "--window", 64, "--depth", 3,
+                "--max-steps", 1])
+    assert res.exit_code == 2 and "too small for 64-px windows" in res.output
+    assert not (tmp_path / "run2").exists()

@@ -186,7 +186,7 @@ def test_real_field_with_resampled_ndvi(data_samples, tmp_path):
 
 def test_soil_evaluate_on_kshen(data_samples, tmp_path):
     out = tmp_path / "eval.csv"
-    result = _run("soil-evaluate", data_samples / "soil" / "kshen_data.csv", "--x-column", "LON", "--y-column", "LAT",
+    result = _run("--log-file", tmp_path / "run.log", "soil-evaluate", data_samples / "soil" / "kshen_data.csv", "--x-column", "LON", "--y-column", "LAT",
                   "--crs", "EPSG:32637", "--covariate", data_samples / "soil" / "dem.tif", "--covariate",
                   data_samples / "soil" / "slope.tif", "-k", "10,20", "--repeats", 3, "--output", out)
     assert result.exit_code == 0, result.output
@@ -197,6 +197,8 @@ def test_soil_evaluate_on_kshen(data_samples, tmp_path):
     designs = pd.read_csv(tmp_path / "eval_designs.csv")
     assert designs.groupby("method")["repeat"].nunique().to_dict() == {"maxvol": 1, "clhs": 3, "random": 3}
     assert (tmp_path / "eval.png").exists() and "maxvol" in result.output
+    log = (tmp_path / "run.log").read_text()  # progress of a long run, method by method, for a batch log
+    assert all(f"soil-evaluate: {m} scored at k = 10,20" in log for m in ("maxvol", "clhs", "random"))
 
 
 def test_soil_evaluate_scores_a_design_file(data_samples, tmp_path):

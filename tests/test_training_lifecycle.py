@@ -162,3 +162,16 @@ def test_ddp_on_cpu_with_two_processes_writes_one_model(tmp_path):
     payload = torch.load(out / "model.ckpt", weights_only=False)
     assert payload["summary"]["steps"] == 2
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
+
+
+def test_a_fresh_run_into_a_used_folder_replaces_the_earlier_run(scene, tmp_path, caplog):
+    out = tmp_path / "run"
+    run_train_segmentation(_cfg(scene, out), sample_transform=_identity)  # 3 epochs
+    assert len(list((out / "previews").glob("*.png"))) == 3
+    (out / "notes.txt").write_text("mine")
+    run_train_segmentation(_cfg(scene, out, max_steps=2), sample_transform=_identity)  # 1 epoch, not resumed
+    assert sorted(p.name for p in (out / "previews").glob("*.png")) == ["epoch_000.png"]
+    assert _state(out)[0] == 2
+    assert {line.split(",")[0] for line in (out / "metrics.csv").read_text().strip().splitlines()[1:]} == {"0"}
+    assert (out / "notes.txt").read_text() == "mine"  # not the run's: left alone
+    assert "already holds a training run: replacing it" in caplog.text

@@ -96,7 +96,8 @@ def train_nir(
         "seed": seed, "accelerator": accelerator, "devices": devices, "num_nodes": num_nodes, "precision": precision, "strategy": strategy,
         "early_stopping": early_stopping, "resume": str(resume) if resume else None, "threads": threads,
     }, preset="nir")
-    summary = run_train_nir(cfg)
+    # the preset's window adapts to small scenes; one the user chose (flag or --config) is kept as given
+    summary = run_train_nir(cfg, adapt_window=window is None and depth is None and config is None)
     if not STATE.quiet and summary:
         typer.echo(f"wrote {summary['model']} ({summary['export']} weights: val MAE {summary['val_mae_unit']:.4f} unit scale, "
                    f"{summary['steps']} generator steps, {summary['epochs']} epochs)")

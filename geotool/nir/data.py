@@ -90,6 +90,21 @@ def scene_splits(raw, val_fraction: float, val_scenes: Sequence[str] = ()) -> li
     return [int(round(rgb.shape[2] * (1.0 - val_fraction))) for _, rgb, *_ in raw]
 
 
+def window_fits(shape: tuple[int, int], split: int, window: int) -> bool:
+    """True when ``window``-px windows fit a scene of ``shape`` (H, W) on both sides of its split column."""
+    h, w = shape
+    return h >= window and not 0 < split < window and not 0 < w - split < window
+
+
+def largest_fitting_window(raw, splits: Sequence[int], window: int, smallest: int = 32) -> int | None:
+    """The largest ``window / 2**k`` (down to ``smallest``) that fits every scene, or None."""
+    while window >= smallest:
+        if all(window_fits(r[3].shape, split, window) for r, split in zip(raw, splits)):
+            return window
+        window //= 2
+    return None
+
+
 def lattice_sample(path: str, bands: Sequence[int | str]) -> np.ndarray:
     """Stored RGB values ``(3, n)`` of the lattice of windows of :func:`geotool.io.sampling.sample_values`:
     what a scene's scaling and harmonisation are computed from, in training and in ``generate-nir`` alike."""
@@ -127,7 +142,7 @@ def to_scenes(raw, rgb_scalings: Sequence[Scaling], transforms, nir_scaling: Sca
     scenes = []
     for (path, rgb, nir, valid, _, _), scaling, transform, split in zip(raw, rgb_scalings, transforms, splits):
         h, w = valid.shape
-        if h < window or 0 < split < window or 0 < w - split < window:
+        if not window_fits(valid.shape, split, window):
             raise ConfigError(
                 f"{path} ({w}x{h} px) is too small for {window}-px windows with a {split / w:.0%}/{1 - split / w:.0%} "
                 "west/east split; lower --window or --val-fraction, or hold whole scenes out with --val-scenes"

@@ -90,9 +90,14 @@ def validate(cfg: TrainNIRConfig) -> None:
     check_training_options(cfg)
 
 
-def run_train_nir(cfg: TrainNIRConfig) -> dict:
+def run_train_nir(cfg: TrainNIRConfig, adapt_window: bool = False) -> dict:
     """Train and export. Returns a summary: validation MAE/SSIM of the exported weights, the best epoch's
-    validation MAE, epochs, generator steps and the model path."""
+    validation MAE, epochs, generator steps and the model path.
+
+    ``adapt_window``: the window and depth are the preset's (not chosen by the user): scenes too small for
+    them train on the largest half, quarter, ... window that fits, with the U-Net one level shallower per
+    halving, and a note.
+    """
     validate(cfg)
     from geotool.io.raster import check_nodata_fits
     from geotool.nir.data import (fit_scalings, lattice_sample, read_paired, scene_splits, to_scenes, training_domain,
@@ -106,6 +111,8 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
     held = match_val_scenes(inputs, cfg.val_scenes)
     raw = read_paired(inputs, cfg.rgb_bands, cfg.nir_band, nir_inputs)
     splits = scene_splits(raw, cfg.val_fraction, held)
+    if adapt_window:
+        cfg = _adapt_window(cfg, raw, splits)
     samples = [lattice_sample(path, cfg.rgb_bands) for path in inputs]
     rgb_scalings, nir_scaling = fit_scalings(raw, cfg.scaling, splits, samples)
     units = [sc.to_unit(sample) for sc, sample in zip(rgb_scalings, samples)]
@@ -171,6 +178,28 @@ def run_train_nir(cfg: TrainNIRConfig) -> dict:
         preview=preview, export=export, inputs=inputs + list(nir_inputs or []),
         optimizers_per_step=gan_steps, restore_best=cfg.export == "best")
     return fit_and_export(cfg, out, task, cfg.seed)
+
+
+def _adapt_window(cfg: TrainNIRConfig, raw, splits) -> TrainNIRConfig:
+    """``cfg`` with the largest window (and a U-Net as much shallower) that every scene fits; unchanged when
+    the preset's fits or nothing does (then training refuses with the scene that is too small)."""
+    import math
+
+    from geotool.models.pix2pix import max_patch_layers
+    from geotool.nir.data import largest_fitting_window
+
+    window = largest_fitting_window(raw, splits, cfg.window)
+    if window is None or window == cfg.window:
+        return cfg
+    depth = cfg.depth - int(math.log2(cfg.window // window)) if cfg.generator == "pix2pix" else cfg.depth
+    d_layers = min(cfg.d_layers, max_patch_layers(window))
+    small = min(raw, key=lambda r: r[3].size)
+    log.warning("%s (%dx%d px) is too small for %d-px windows on both sides of its train/validation split: "
+                "training on %d-px windows (--depth %d, --d-layers %d); give --window to choose", small[0],
+                small[3].shape[1], small[3].shape[0], cfg.window, window, depth, d_layers)
+    adapted = cfg.model_copy(update={"window": window, "depth": depth, "d_layers": d_layers})
+    validate(adapted)
+    return adapted
 
 
 def expand_scenes(cfg: TrainNIRConfig) -> tuple[list[str], list[str] | None]:

@@ -358,7 +358,7 @@ def _background_windows(sources, frames, bg_sources, cfg: OBAConfig) -> list[Bac
             windows += mine_windows(bsrc, len(sources) + j, None, cfg, fraction)
         if windows:
             if fraction > 0 and cfg.max_label_fraction is None:
-                log.warning("no label-free %d-px background window in the scenes: using %d windows with up to %.0f%% "
+                log.warning("no label-free %d-px background window in the scenes: using %d window(s) with up to %.0f%% "
                             "labelled pixels (kept in the masks); --max-label-fraction 0 refuses instead",
                             cfg.scene_size, len(windows), 100 * fraction)
             return windows

@@ -12,6 +12,7 @@ mean and standard deviation.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -144,6 +145,7 @@ def run_soil_evaluate(cfg: SoilEvaluateConfig):
 
     from geotool.config import write_sidecar
     from geotool.io.files import write_table
+    from geotool.progress import progress_bar
     from geotool.soil.baselines import clhs_design, kmeans_design, random_design
     from geotool.soil.maxvol import design_log_det, maxvol_select
 
@@ -169,23 +171,30 @@ def run_soil_evaluate(cfg: SoilEvaluateConfig):
         for j, prop in enumerate(props):
             records.append((method, k, rep, prop, w[j], w[j] / stds[j], ks[j], log_det))
 
-    for method in cfg.methods:
-        for k in cfg.k:
-            reps = 1 if method in DETERMINISTIC else cfg.repeats
-            for rep, child in enumerate(seeds.spawn(reps)):
-                rng = np.random.default_rng(child)
-                if method == "maxvol":
-                    subset = maxvol_select(A_sel, k).rows
-                elif method == "random":
-                    subset = random_design(n_points, k, rng)
-                elif method == "clhs":
-                    subset = clhs_design(X, k, rng, iterations=2000)
-                else:
-                    subset = kmeans_design(X, k, rng)
-                record(method, k, rep, subset)
-    for path in cfg.designs:
-        subset = _match_design(path, points)
-        record(path.stem, len(subset), 0, subset)
+    total = sum(len(cfg.k) * (1 if m in DETERMINISTIC else cfg.repeats) for m in cfg.methods) + len(cfg.designs)
+    with progress_bar("soil-evaluate: selections scored", total) as bar:
+        for method in cfg.methods:
+            start = time.perf_counter()
+            for k in cfg.k:
+                reps = 1 if method in DETERMINISTIC else cfg.repeats
+                for rep, child in enumerate(seeds.spawn(reps)):
+                    rng = np.random.default_rng(child)
+                    if method == "maxvol":
+                        subset = maxvol_select(A_sel, k).rows
+                    elif method == "random":
+                        subset = random_design(n_points, k, rng)
+                    elif method == "clhs":
+                        subset = clhs_design(X, k, rng, iterations=2000)
+                    else:
+                        subset = kmeans_design(X, k, rng)
+                    record(method, k, rep, subset)
+                    bar.advance()
+            log.info("soil-evaluate: %s scored at k = %s in %.1f s", method, ",".join(map(str, cfg.k)),
+                     time.perf_counter() - start)
+        for path in cfg.designs:
+            subset = _match_design(path, points)
+            record(path.stem, len(subset), 0, subset)
+            bar.advance()
 
     table = pd.DataFrame.from_records(
         records, columns=["method", "k", "repeat", "property", "wasserstein", "wasserstein_per_sd", "ks", "log_det"]

@@ -8,6 +8,7 @@ restore, ``model.ckpt``, training curves and the sidecar.
 
 from __future__ import annotations
 
+import logging
 import signal
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from typing import Any, Callable, Optional
 
 from geotool.errors import GeotoolError
 from geotool.training.trainer import TrainerOptions
+
+log = logging.getLogger(__name__)
 
 
 class TrainingInterrupted(GeotoolError):
@@ -108,6 +111,8 @@ def fit_and_export(cfg: TrainerOptions, out: str | Path, task: TrainingTask, see
     earlier = read_metrics(out / "metrics.csv") if resuming else []  # Lightning's logger deletes the file
     # Lightning writes checkpoints and logs non-atomically: refuse a read-only or nearly full disk before fitting
     check_room(out, _run_bytes(module), "the run (model, last and best checkpoints with optimizer state, logs)")
+    if not resuming and trainer.is_global_zero:  # DDP's other processes start later and must not remove rank 0's files
+        _remove_earlier_run(out)
     (out / "previews").mkdir(parents=True, exist_ok=True)  # every input is checked: only now create the run folder
     try:
         with _lightning_handles_sigterm():
@@ -138,6 +143,26 @@ def fit_and_export(cfg: TrainerOptions, out: str | Path, task: TrainingTask, see
     write_sidecar(out, task.command, cfg, inputs=task.inputs, seed=seed, results=summary)
     summary["model"] = str(out / "model.ckpt")
     return summary
+
+
+# what a training run writes into its folder; a fresh run into a used folder replaces all of it
+RUN_OUTPUTS = ("model.ckpt", "metrics.csv", "training_curves.png", "geotool.json", "hparams.yaml")
+RUN_FOLDERS = ("checkpoints", "previews")
+
+
+def _remove_earlier_run(out: Path) -> None:
+    """Remove an earlier run's outputs from ``out`` so that a fresh run never mixes with it (old previews of
+    later epochs, an old best checkpoint); other files in the folder are left alone."""
+    import shutil
+
+    found = [out / name for name in RUN_OUTPUTS if (out / name).is_file()]
+    found += [out / name for name in RUN_FOLDERS if (out / name).is_dir() and any((out / name).iterdir())]
+    if not found:
+        return
+    log.warning("%s already holds a training run: replacing it (%s); --resume %s continues a run instead", out,
+                ", ".join(p.name for p in found), out / "checkpoints" / "last.ckpt")
+    for path in found:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _run_bytes(module) -> int:

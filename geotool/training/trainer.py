@@ -116,9 +116,7 @@ def make_trainer(opts: TrainerOptions, out_dir: str | Path, monitor: str, mode: 
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     L.seed_everything(seed, workers=True, verbose=False)
-    out = Path(out_dir)
-    if (out / "metrics.csv").exists() and not opts.resume:
-        log.warning("%s already holds a training run: its metrics.csv and checkpoints will be replaced", out)
+    out = Path(out_dir)  # an earlier run in the folder is removed by fit_and_export, with a note
     # Lightning's notices about the run folder geotool has just created, and a deprecation inside Lightning itself:
     # nothing the user can act on.
     for message in (".*exists and is not empty.*", ".*LeafSpec.*"):
