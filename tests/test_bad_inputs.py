@@ -31,6 +31,8 @@ def inputs(tmp_path_factory):
     grid, mask, scene = make_scene(d / "scene.tif", height=96, width=80)
     f = {"scene": scene, "seg": write_checkpoint(d / "seg.ckpt"), "nir": write_nir_checkpoint(d / "nir.ckpt"),
          "rgbn": context_scene(d / "rgbn.tif", size=64), "labels": write_vector(mask_polygons(mask, grid), d / "labels.gpkg")}
+    points = mask_polygons(mask, grid)
+    f["points"] = write_vector(points.set_geometry(points.geometry.representative_point()), d / "points.gpkg")
     f["truncated"] = d / "truncated.tif"
     f["truncated"].write_bytes(scene.read_bytes()[: scene.stat().st_size // 2])
     f["text_tif"] = d / "notes.tif"
@@ -106,6 +108,7 @@ CASES = [
     ("oba-missing-image", "oba-augment --images {out}/none.tif --labels {labels} -o {out}/o", "none.tif"),
     ("oba-output-is-file", "oba-augment --images {scene} --labels {labels} -o {a_file}", "is a file"),
     # train-segmentation
+    ("train-seg-point-labels", "train-segmentation -i {scene} -l {points} -o {out}/run --window 32 --max-steps 1", "points.gpkg"),
     ("train-seg-missing-labels", "train-segmentation -i {scene} -l {out}/none.gpkg -o {out}/run --window 32 --max-steps 1", "none.gpkg"),
     ("train-seg-window", "train-segmentation -i {scene} -l {labels} -o {out}/run --window 50 --max-steps 1", "--window"),
     ("train-seg-corrupt-resume", "train-segmentation -i {scene} -l {labels} -o {out}/run --window 32 --resume {text_ckpt} --max-steps 1", "model.ckpt"),
@@ -115,6 +118,7 @@ CASES = [
     ("train-nir-gpu", "train-nir {rgbn} -o {out}/run --accelerator gpu --max-steps 1", "--accelerator gpu"),
     ("train-nir-missing", "train-nir {out}/none.tif -o {out}/run --max-steps 1", "none.tif"),
     ("train-nir-band-range", "train-nir {rgbn} -o {out}/run --nir-band 9 --max-steps 1", "9"),
+    ("train-nir-band-is-rgb", "train-nir {rgbn} -o {out}/run --nir-band 1 --max-steps 1", "--rgb-bands"),
     # soil-sample / soil-evaluate
     ("soil-sample-missing", "soil-sample {out}/none.tif -n 5 -o {out}/p.gpkg", "none.tif"),
     ("soil-sample-zero", "soil-sample {slope} {ndvi} -n 0 -o {out}/p.gpkg", "-n"),

@@ -101,7 +101,9 @@ def train_segmentation(
     }, preset=task)
     summary = run_train_segmentation(cfg)
     if summary and not STATE.quiet:
-        typer.echo(f"model: {summary['model']} (best val mIoU {summary['best_val_miou']}, {summary['steps']} steps)")
+        score = summary["best_val_miou"]
+        scored = f"best val mIoU {score:.4f}" if score is not None else "no validation yet: the run was shorter than an epoch"
+        typer.echo(f"model: {summary['model']} ({scored}, {summary['steps']} steps)")
 
 
 @handle_errors

@@ -647,8 +647,18 @@ def polygon_mask(path: str | os.PathLike, grid: Grid, raster_name: str | None = 
 def polygon_features(path: str | os.PathLike, grid: Grid, raster_name: str | None = None, require_overlap: bool = True):
     """The (multi)polygons of ``path`` in ``grid``'s CRS; a file without polygons is an error naming it."""
     gdf = read_vector(path, target=grid, raster_name=raster_name, require_overlap=require_overlap)
-    polys = gdf[gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
-    if len(polys) == 0:
-        found = ", ".join(sorted(set(gdf.geometry.geom_type))) or "nothing"
-        raise EmptyDataError(f"{path} holds no polygons (found {found}); give a polygon layer")
-    return polys.reset_index(drop=True)
+    return require_polygons(gdf, path, "give a polygon layer").reset_index(drop=True)
+
+
+def require_polygons(gdf, path: str | os.PathLike, fix: str):
+    """The (multi)polygons of ``gdf``, read from ``path``. Points and lines cover no pixels: a file of nothing
+    else is an InputFileError ending in ``fix``; in a mixed file they are dropped, with a note."""
+    polygonal = gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    if not polygonal.any():
+        found = ", ".join(sorted(set(gdf.geometry.geom_type.dropna()))) or "no"
+        raise InputFileError(f"{path} holds {found} geometries, which cover no pixels; {fix}")
+    if not polygonal.all():
+        log.warning("%s: %d point or line features dropped (they cover no pixels); %d polygons kept", path,
+                    int((~polygonal).sum()), int(polygonal.sum()))
+        gdf = gdf[polygonal]
+    return gdf

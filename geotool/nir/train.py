@@ -74,6 +74,9 @@ def validate(cfg: TrainNIRConfig) -> None:
         raise ConfigError("train-nir needs --output RUN_DIR")
     if len(cfg.rgb_bands) != 3:
         raise ConfigError(f"--rgb-bands takes three bands (R,G,B), not {cfg.rgb_bands}")
+    if not cfg.nir_inputs and cfg.nir_band in cfg.rgb_bands:
+        raise ConfigError(f"--nir-band {cfg.nir_band} is also one of --rgb-bands {','.join(map(str, cfg.rgb_bands))}: the "
+                          "model would learn to copy its input; give the NIR band of the files (4 for NAIP, 8 for Sentinel-2)")
     if not 0 <= cfg.color_jitter <= 2:
         raise ConfigError(f"--color-jitter must be between 0 (off) and 2, not {cfg.color_jitter}")
     if not 0.05 <= cfg.val_fraction <= 0.9:

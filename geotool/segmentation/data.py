@@ -41,10 +41,11 @@ def label_values(gdf, path, class_attribute: str | None, class_map: dict[str, in
 def read_labels(path: str, cfg):
     """A vector label file read once (:class:`geotool.io.vector.VectorLabels`), filtered to the mapped classes,
     with each feature's class id in ``CLASS_COLUMN``."""
-    from geotool.io.vector import VectorLabels
+    from geotool.io.vector import VectorLabels, require_polygons
 
     labels = VectorLabels(path)
-    gdf, values = label_values(labels.frame, path, cfg.class_attribute, cfg.class_map)
+    frame = require_polygons(labels.frame, path, "give building/forest polygons (or a class-mask raster) as labels")
+    gdf, values = label_values(frame, path, cfg.class_attribute, cfg.class_map)
     labels.frame = gdf.assign(**{CLASS_COLUMN: values})
     return labels
 

@@ -256,15 +256,12 @@ def _reference_reader(cfg: EvaluateConfig, grid, stack: ExitStack) -> Callable:
     Vector labels are reprojected once and rasterized per window; a reference raster must share the grid.
     """
     from geotool.io.raster import RasterSource
-    from geotool.io.vector import rasterize, read_vector
+    from geotool.io.vector import rasterize, read_vector, require_polygons
     from geotool.segmentation.data import is_vector, label_values
 
     if is_vector(cfg.reference):
-        gdf = read_vector(cfg.reference, target=grid, raster_name=cfg.prediction)
-        if gdf.geometry.geom_type.isin(["Point", "MultiPoint", "LineString", "MultiLineString"]).all():
-            kinds = ", ".join(sorted(set(gdf.geometry.geom_type)))
-            raise InputFileError(f"{cfg.reference} holds {kinds} geometries, which cover no pixels; give polygons "
-                                 "(or a reference class raster) to evaluate against")
+        gdf = require_polygons(read_vector(cfg.reference, target=grid, raster_name=cfg.prediction), cfg.reference,
+                               "give polygons (or a reference class raster) to evaluate against")
         gdf, values = label_values(gdf, cfg.reference, cfg.class_attribute, cfg.class_map)
 
         def burn(window):

@@ -121,8 +121,9 @@ def make_trainer(opts: TrainerOptions, out_dir: str | Path, monitor: str, mode: 
     # nothing the user can act on.
     for message in (".*exists and is not empty.*", ".*LeafSpec.*"):
         warnings.filterwarnings("ignore", message=message)
-    if opts.resume:  # the replayed epoch end (see resume_callback) has no validation metric to monitor: not a problem
-        warnings.filterwarnings("ignore", message=".*could not find the monitored key.*")
+    # No validation metric to monitor at the replayed epoch end of a resume (see resume_callback) or in a run shorter
+    # than an epoch: the last weights are then exported, and the command's summary says so.
+    warnings.filterwarnings("ignore", message=".*could not find the monitored key.*")
     # Saved at the end of each training epoch (after its validation), the point Lightning resumes from cleanly: a
     # checkpoint written on validation end resumed one epoch short. No version counter: a resumed run replaces
     # last.ckpt and best.ckpt instead of writing last-v1.ckpt beside them.
