@@ -73,9 +73,11 @@ def load_config(
         where = ".".join(str(p) for p in err["loc"]) or "config"
         if err["type"] == "missing":
             raise ConfigError(f"missing setting {where}: give it as a flag ({flag_name(where)}) or in the config file") from None
-        origin = f" (from {', '.join(sources)} and flags)" if sources else f" ({flag_name(where)})"
         message = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"invalid setting {where}{origin}: {message}") from None
+        if not err["loc"]:  # a rule across settings (a model validator): its message names the flags itself
+            raise ConfigError(message) from None
+        origin = f", from {', '.join(sources)} or flags" if sources else ""
+        raise ConfigError(f"invalid setting {where} ({flag_name(where)}{origin}): {message}") from None
     logging.getLogger("geotool.config").debug("resolved %s: %s", model.__name__, resolved.model_dump_json())
     return resolved
 

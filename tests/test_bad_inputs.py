@@ -110,6 +110,7 @@ CASES = [
     # train-segmentation
     ("train-seg-point-labels", "train-segmentation -i {scene} -l {points} -o {out}/run --window 32 --max-steps 1", "points.gpkg"),
     ("train-seg-missing-labels", "train-segmentation -i {scene} -l {out}/none.gpkg -o {out}/run --window 32 --max-steps 1", "none.gpkg"),
+    ("train-seg-negative-lr", "train-segmentation -i {scene} -l {labels} -o {out}/run --window 32 --lr -1 --max-steps 1", "--lr"),
     ("train-seg-window", "train-segmentation -i {scene} -l {labels} -o {out}/run --window 50 --max-steps 1", "--window"),
     ("train-seg-corrupt-resume", "train-segmentation -i {scene} -l {labels} -o {out}/run --window 32 --resume {text_ckpt} --max-steps 1", "model.ckpt"),
     ("train-seg-gpu", "train-segmentation -i {scene} -l {labels} -o {out}/run --window 32 --accelerator gpu --max-steps 1", "--accelerator gpu"),
@@ -118,6 +119,7 @@ CASES = [
     ("train-nir-gpu", "train-nir {rgbn} -o {out}/run --accelerator gpu --max-steps 1", "--accelerator gpu"),
     ("train-nir-missing", "train-nir {out}/none.tif -o {out}/run --max-steps 1", "none.tif"),
     ("train-nir-band-range", "train-nir {rgbn} -o {out}/run --nir-band 9 --max-steps 1", "9"),
+    ("train-nir-ema", "train-nir {rgbn} -o {out}/run --ema 1 --max-steps 1", "--ema"),
     ("train-nir-band-is-rgb", "train-nir {rgbn} -o {out}/run --nir-band 1 --max-steps 1", "--rgb-bands"),
     # soil-sample / soil-evaluate
     ("soil-sample-missing", "soil-sample {out}/none.tif -n 5 -o {out}/p.gpkg", "none.tif"),
@@ -147,3 +149,15 @@ def test_the_catalogue_covers_every_command_with_forty_cases():
     commands = {line.split()[0] for _, line, _ in CASES}
     assert len(CASES) >= 40 and commands == {"predict", "generate-nir", "evaluate", "evaluate-nir", "oba-augment",
                                              "train-segmentation", "train-nir", "soil-sample", "soil-evaluate"}
+
+
+@pytest.mark.parametrize("line,says", [("predict --windw 3 a.ckpt b.tif", "--window"), ("predict", "Missing argument"),
+                                       ("soil-sample x.tif -n many", "-n"), ("nosuch", "No such command")])
+def test_a_mistyped_command_line_is_one_line_exit_2(line, says):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "geotool", *line.split()], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0] and " -h'" in lines[0], res.stderr

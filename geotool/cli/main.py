@@ -63,8 +63,24 @@ segmentation.register(app)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point. A mistyped command line (unknown option, missing argument, bad value) is
+    one ``error:`` line and exit 2, like every other user mistake, instead of a framed usage panel."""
+    import sys
+
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:  # Ctrl-C before a command started
+        typer.echo("interrupted (Ctrl-C)", err=True)
+        sys.exit(130)
+    except typer.TyperException as exc:  # typer's own click exceptions: usage errors exit 2
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a command given without arguments: its help
+            typer.echo(exc.format_message())
+        else:
+            hint = f"; see '{ctx.command_path} -h'" if ctx is not None and exc.exit_code == 2 else ""
+            typer.echo(f"error: {exc.format_message().rstrip('.')}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from geotool.models.shape_rules import max_patch_layers, window_multiple  # noqa: F401 - re-exported
+
 
 NORMS = ("batch", "instance")
 
@@ -151,12 +153,3 @@ def build_generator(arch: dict, encoder_weights: str | None = None) -> nn.Module
     raise ValueError(f"unknown generator {arch['generator']!r}")
 
 
-def window_multiple(arch: dict) -> int:
-    """Window sides must be a multiple of this."""
-    return 2 ** arch["depth"] if arch["generator"] == "pix2pix" else 32
-
-
-def max_patch_layers(window: int) -> int:
-    """The most stride-2 layers a :class:`PatchDiscriminator` can have on ``window``-px inputs: its two
-    closing stride-1 convolutions need at least 3 px left."""
-    return max(0, (window // 3).bit_length() - 1)  # the largest n with window // 2**n >= 3

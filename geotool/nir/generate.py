@@ -153,7 +153,7 @@ def run_generate_nir(cfg: GenerateNIRConfig, batch: BatchOptions | None = None, 
         meta = load_model(cfg.model)[1]
     else:
         meta = resources_for(job)[1]
-    from geotool.models.pix2pix import window_multiple
+    from geotool.models.shape_rules import window_multiple
 
     mult = window_multiple(meta["arch"])
     window = cfg.tiling_spec(meta["window"]).window

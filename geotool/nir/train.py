@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from geotool.errors import ConfigError
 from geotool.nir import checkpoint
@@ -31,65 +31,64 @@ class TrainNIRConfig(TrainerOptions):
                                                               "RGB onto the pooled training distribution (per-band mean/std, or quantile "
                                                               "matching), from a lattice sample of each scene; stored in model.ckpt and "
                                                               "applied by generate-nir.")
-    color_jitter: float = Field(0.0, description="Strength (0 = off, 1 = strong) of per-window, per-band gamma/contrast/brightness "
+    color_jitter: float = Field(0.0, ge=0, le=2, description="Strength (0 = off, 1 = strong) of per-window, per-band gamma/contrast/brightness "
                                 "changes of the RGB during training (seeded).")
     output: Optional[str] = Field(None, description="Run folder (checkpoints, metrics.csv, previews, model.ckpt).")
     rgb_bands: list[int | str] = Field([1, 2, 3], description="R,G,B band numbers (1-based) or descriptions.")
     nir_band: int | str = Field(4, description="NIR band number in the paired file (or in the NIR file).")
     scaling: Literal["auto", "uint8", "reflectance10000", "float", "percentile"] = Field(
         "auto", description="Radiometric scaling: uint8 /255, reflectance10000 /10000, float as is, percentile 1-99%.")
-    window: int = Field(256, description="Training window side, pixels (multiple of 2**depth).")
-    batch_size: int = Field(4, description="Windows per step.")
-    val_fraction: float = Field(0.3, description="East fraction of every scene kept for validation (spatial split).")
-    val_windows: int = Field(16, description="Validation windows per epoch.")
+    window: int = Field(256, ge=8, description="Training window side, pixels (multiple of 2**depth).")
+    batch_size: int = Field(4, ge=1, description="Windows per step.")
+    val_fraction: float = Field(0.3, ge=0.05, le=0.9, description="East fraction of every scene kept for validation (spatial split).")
+    val_windows: int = Field(16, ge=1, description="Validation windows per epoch.")
     generator: Literal["pix2pix", "smp"] = Field("pix2pix", description="pix2pix U-Net or an smp Unet.")
-    ngf: int = Field(64, description="pix2pix generator base filters.")
-    depth: int = Field(8, description="pix2pix U-Net down-sampling steps.")
+    ngf: int = Field(64, ge=1, description="pix2pix generator base filters.")
+    depth: int = Field(8, ge=1, description="pix2pix U-Net down-sampling steps.")
     dropout: bool = Field(True, description="pix2pix decoder dropout.")
     norm: Literal["batch", "instance"] = Field("instance", description="pix2pix generator normalisation: instance (each window's own statistics; measured better on NAIP) or batch (running training statistics at inference).")
     encoder: str = Field("resnet18", description="smp encoder name.")
     encoder_weights: Optional[str] = Field(None, description="Local encoder state-dict file for smp (none = random init).")
-    ndf: int = Field(64, description="PatchGAN base filters.")
-    d_layers: int = Field(3, description="PatchGAN stride-2 layers (3 = 70 px patches).")
+    ndf: int = Field(64, ge=1, description="PatchGAN base filters.")
+    d_layers: int = Field(3, ge=0, description="PatchGAN stride-2 layers (3 = 70 px patches).")
     gan_mode: Literal["vanilla", "lsgan"] = Field("lsgan", description="Adversarial loss: least squares (measured better on NAIP) or pix2pix's vanilla.")
-    gan_weight: float = Field(1.0, description="Adversarial loss weight; 0 trains the generator alone (with ssim_weight 0: the L1 baseline).")
-    l1_weight: float = Field(100.0, description="lambda for the L1 term.")
-    ssim_weight: float = Field(50.0, description="Weight of 1 - SSIM (7x7 window); 0 for pix2pix's L1-only content loss.")
-    ndvi_weight: float = Field(0.0, description="Weight of the NDVI-consistency L1 term.")
-    lr: float = Field(2e-4, description="Adam learning rate (beta1 0.5).")
+    gan_weight: float = Field(1.0, ge=0, description="Adversarial loss weight; 0 trains the generator alone (with ssim_weight 0: the L1 baseline).")
+    l1_weight: float = Field(100.0, ge=0, description="lambda for the L1 term.")
+    ssim_weight: float = Field(50.0, ge=0, description="Weight of 1 - SSIM (7x7 window); 0 for pix2pix's L1-only content loss.")
+    ndvi_weight: float = Field(0.0, ge=0, description="Weight of the NDVI-consistency L1 term.")
+    lr: float = Field(2e-4, gt=0, description="Adam learning rate (beta1 0.5).")
     lr_schedule: LRSchedule = Field("linear-decay", description="constant, linear-decay (pix2pix: constant for the first half of the steps, then linearly to zero) or cosine.")
-    ema: float = Field(0.995, description="Decay per step of an exponential moving average of the generator's weights, which is validated and exported instead of the live weights (0 = off).")
+    ema: float = Field(0.995, ge=0, lt=1, description="Decay per step of an exponential moving average of the generator's weights, which is validated and exported instead of the live weights (0 = off).")
     export: Literal["best", "last"] = Field("best", description="Weights written to model.ckpt: the epoch with the lowest validation MAE, or the final step.")
     augment: bool = Field(True, description="Random flips/rot90 of input and target together.")
     seed: int = Field(0, description="Random seed.")
 
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainNIRConfig":
+        from geotool.models.shape_rules import max_patch_layers, window_multiple
+
+        if len(self.rgb_bands) != 3:
+            raise ValueError(f"--rgb-bands takes three bands (R,G,B), not {self.rgb_bands}")
+        if not self.nir_inputs and self.nir_band in self.rgb_bands:
+            raise ValueError(f"--nir-band {self.nir_band} is also one of --rgb-bands {','.join(map(str, self.rgb_bands))}: "
+                             "the model would learn to copy its input; give the NIR band of the files (4 for NAIP, 8 for "
+                             "Sentinel-2)")
+        if self.gan_weight > 0 and not 1 <= self.d_layers <= max_patch_layers(self.window):
+            raise ValueError(f"--d-layers {self.d_layers} does not fit {self.window}-px windows; use 1 to "
+                             f"{max_patch_layers(self.window)}")
+        mult = window_multiple({"generator": self.generator, "depth": self.depth})
+        if self.window % mult:
+            raise ValueError(f"--window {self.window} must be a multiple of {mult} for this generator (depth {self.depth})")
+        return self
+
 
 def validate(cfg: TrainNIRConfig) -> None:
-    """Check option values before touching any file."""
-    from geotool.models.pix2pix import max_patch_layers, window_multiple
-
+    """Before reading or writing anything: the inputs the command needs are named and the files it names exist
+    (option values were validated by the config)."""
     if not cfg.inputs:
         raise ConfigError("train-nir needs at least one paired GeoTIFF")
     if cfg.output is None:
         raise ConfigError("train-nir needs --output RUN_DIR")
-    if len(cfg.rgb_bands) != 3:
-        raise ConfigError(f"--rgb-bands takes three bands (R,G,B), not {cfg.rgb_bands}")
-    if not cfg.nir_inputs and cfg.nir_band in cfg.rgb_bands:
-        raise ConfigError(f"--nir-band {cfg.nir_band} is also one of --rgb-bands {','.join(map(str, cfg.rgb_bands))}: the "
-                          "model would learn to copy its input; give the NIR band of the files (4 for NAIP, 8 for Sentinel-2)")
-    if not 0 <= cfg.color_jitter <= 2:
-        raise ConfigError(f"--color-jitter must be between 0 (off) and 2, not {cfg.color_jitter}")
-    if not 0.05 <= cfg.val_fraction <= 0.9:
-        raise ConfigError(f"--val-fraction must be between 0.05 and 0.9, not {cfg.val_fraction}")
-    if not 0 <= cfg.ema < 1:
-        raise ConfigError(f"--ema must be in [0, 1), not {cfg.ema}; 0 turns the weight average off")
-    if cfg.gan_weight < 0 or cfg.l1_weight < 0:
-        raise ConfigError("--gan-weight and --l1-weight must be >= 0")
-    if cfg.gan_weight > 0 and not 1 <= cfg.d_layers <= max_patch_layers(cfg.window):
-        raise ConfigError(f"--d-layers {cfg.d_layers} does not fit {cfg.window}-px windows; use 1 to {max_patch_layers(cfg.window)}")
-    mult = window_multiple({"generator": cfg.generator, "depth": cfg.depth})
-    if cfg.window % mult:
-        raise ConfigError(f"--window {cfg.window} must be a multiple of {mult} for this generator (depth {cfg.depth})")
     check_training_options(cfg)
 
 
@@ -188,7 +187,7 @@ def _adapt_window(cfg: TrainNIRConfig, raw, splits) -> TrainNIRConfig:
     the preset's fits or nothing does (then training refuses with the scene that is too small)."""
     import math
 
-    from geotool.models.pix2pix import max_patch_layers
+    from geotool.models.shape_rules import max_patch_layers
     from geotool.nir.data import largest_fitting_window
 
     window = largest_fitting_window(raw, splits, cfg.window)
@@ -200,9 +199,7 @@ def _adapt_window(cfg: TrainNIRConfig, raw, splits) -> TrainNIRConfig:
     log.warning("%s (%dx%d px) is too small for %d-px windows on both sides of its train/validation split: "
                 "training on %d-px windows (--depth %d, --d-layers %d); give --window to choose", small[0],
                 small[3].shape[1], small[3].shape[0], cfg.window, window, depth, d_layers)
-    adapted = cfg.model_copy(update={"window": window, "depth": depth, "d_layers": d_layers})
-    validate(adapted)
-    return adapted
+    return TrainNIRConfig.model_validate({**cfg.model_dump(), "window": window, "depth": depth, "d_layers": d_layers})
 
 
 def expand_scenes(cfg: TrainNIRConfig) -> tuple[list[str], list[str] | None]:

@@ -20,30 +20,15 @@ log = logging.getLogger(__name__)
 
 
 def validate(cfg: SegmentationConfig) -> None:
-    """Check option values before reading or writing anything."""
+    """Before reading or writing anything: the inputs the command needs are named, the files it names exist,
+    and the smp model the settings describe can be built (option values were validated by the config)."""
     if not cfg.images:
         raise ConfigError("train-segmentation needs --images")
     if not cfg.labels:
         raise ConfigError("train-segmentation needs --labels (a vector file or mask rasters)")
     if cfg.output is None:
         raise ConfigError("train-segmentation needs --output RUN_DIR")
-    if cfg.window < 32 or cfg.window % 32:
-        raise ConfigError(f"--window must be a multiple of 32 pixels, not {cfg.window}")
-    if cfg.overlap is not None and not 0 <= cfg.overlap < cfg.window:
-        raise ConfigError(f"overlap must be in [0, window), not {cfg.overlap}")
-    if len(cfg.class_names) < 2:
-        raise ConfigError("class_names needs at least two classes (background first)")
-    if not 0 < cfg.val_fraction < 1 and not cfg.val_images:
-        raise ConfigError(f"--val-fraction must be in (0, 1), not {cfg.val_fraction}")
-    if not 0 <= cfg.positive_fraction <= 1:
-        raise ConfigError("--positive-fraction must be in [0, 1]")
-    if any(v <= 0 or v >= len(cfg.class_names) for v in cfg.class_map.values()):
-        raise ConfigError(f"class_map ids must be in 1..{len(cfg.class_names) - 1} (0 is background)")
     check_training_options(cfg)
-    if cfg.workers < 0:
-        raise ConfigError(f"--workers must be 0 or more, not {cfg.workers}")
-    if len(cfg.loss) == 0:
-        raise ConfigError("give at least one loss")
     if cfg.model_options:  # a wrong smp argument fails now, before anything is read or written
         from geotool.segmentation.model import build_model
 

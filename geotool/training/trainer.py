@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from geotool.config import GeotoolConfig
 from geotool.training.schedule import LRSchedule
@@ -23,17 +23,26 @@ class TrainerOptions(GeotoolConfig):
     accelerator: str = Field("auto", description="Lightning accelerator: auto, cpu, gpu.")
     devices: str = Field("auto", description="Devices per node: auto, 1, 2, or a list like 0,1 (with --accelerator cpu, "
                          "a number of processes).")
-    num_nodes: int = Field(1, description="Machines (SLURM nodes) taking part in DDP training.")
+    num_nodes: int = Field(1, ge=1, description="Machines (SLURM nodes) taking part in DDP training.")
     precision: str = Field("32-true", description="32-true, 16-mixed, bf16-mixed.")
     strategy: str = Field("auto", description="auto or ddp (several devices or nodes; gloo on CPU, NCCL on GPUs).")
-    max_steps: int = Field(2000, description="Total training steps (the step budget; a GAN step updates both networks).")
-    steps_per_epoch: int = Field(100, description="Steps per epoch (one CSV row and one validation each).")
-    max_epochs: Optional[int] = Field(None, description="Cap on epochs (default: max_steps / steps_per_epoch).")
+    max_steps: int = Field(2000, ge=1, description="Total training steps (the step budget; a GAN step updates both networks).")
+    steps_per_epoch: int = Field(100, ge=1, description="Steps per epoch (one CSV row and one validation each).")
+    max_epochs: Optional[int] = Field(None, ge=1, description="Cap on epochs (default: max_steps / steps_per_epoch).")
     lr_schedule: LRSchedule = Field("constant", description="Learning rate over the planned training steps: constant, "
                                     "linear-decay (constant for the first half, then linearly to zero) or cosine.")
-    early_stopping: int = Field(0, description="Stop after this many epochs without improvement (0 = off).")
+    early_stopping: int = Field(0, ge=0, description="Stop after this many epochs without improvement (0 = off).")
     resume: Optional[str] = Field(None, description="Lightning checkpoint to resume (RUN/checkpoints/last.ckpt).")
-    threads: int = Field(0, description="torch CPU threads (0 = default).")
+    threads: int = Field(0, ge=0, description="torch CPU threads (0 = default).")
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: str) -> str:
+        try:
+            parse_devices(value)
+        except ValueError:
+            raise ValueError(f"--devices takes auto, a count like 2 or a list like 0,1, not {value!r}") from None
+        return value
 
     @property
     def planned_steps(self) -> int:
@@ -43,21 +52,14 @@ class TrainerOptions(GeotoolConfig):
 
 
 def check_training_options(cfg: TrainerOptions) -> None:
-    """Checks every training command shares: positive step budget and batch size, and local files that exist
-    (``resume``; ``encoder_weights`` where the command has it). Runs before anything is read or written."""
-    from geotool.errors import ConfigError, InputFileError
+    """What every training command checks on this machine before anything is read or written (the option
+    values themselves were validated by the config model): local files that exist (``resume``;
+    ``encoder_weights`` where the command has it) and the accelerator asked for."""
+    from geotool.errors import InputFileError
 
-    if cfg.max_steps < 1 or cfg.steps_per_epoch < 1 or getattr(cfg, "batch_size", 1) < 1:
-        raise ConfigError("--max-steps, --steps-per-epoch and --batch-size must be positive")
     weights = getattr(cfg, "encoder_weights", None)
     if weights and not Path(weights).is_file():
         raise InputFileError(f"--encoder-weights {weights} does not exist; give a local state-dict file or omit it")
-    if cfg.num_nodes < 1:
-        raise ConfigError(f"--num-nodes must be 1 or more, not {cfg.num_nodes}")
-    try:
-        parse_devices(cfg.devices)
-    except ValueError:
-        raise ConfigError(f"--devices takes auto, a count like 2 or a list like 0,1, not {cfg.devices!r}") from None
     if cfg.resume and not Path(cfg.resume).is_file():
         raise InputFileError(f"--resume {cfg.resume} does not exist; give RUN/checkpoints/last.ckpt")
     check_accelerator(cfg.accelerator)
