@@ -104,7 +104,7 @@ def bench_pipeline(args, bands) -> None:
     from rasterio.windows import Window
 
     from geotool.io.raster import RasterSource, write_raster
-    from geotool.oba.config import OBAConfig
+    from geotool.oba.config import OBAAugmentConfig, OBAConfig
     from geotool.oba.pipeline import run_oba_augment
 
     cfg = OBAConfig(bands=bands, scene_size=args.size, max_label_fraction=0.5)
@@ -122,7 +122,9 @@ def bench_pipeline(args, bands) -> None:
                 write_raster(Path(tmp) / f"copy_{k}_mask.tif", valid.astype(np.uint8), grid)
         base = (time.perf_counter() - t0) / args.files
         t0 = time.perf_counter()
-        result = run_oba_augment([args.image], args.labels, args.files, Path(tmp) / "oba", cfg, seed=args.seed, contact_sheet=False)
+        run = OBAAugmentConfig(**cfg.model_dump(), images=[str(args.image)], labels=str(args.labels), n=args.files,
+                               output=str(Path(tmp) / "oba"), seed=args.seed, contact_sheet=False)
+        result = run_oba_augment(run)
         per = (time.perf_counter() - t0) / args.files
     print(f"baseline  copy {args.files} windows to GeoTIFF (image + mask): {1 / base:6.1f} scenes/s ({base * 1e3:.1f} ms/scene)")
     print(

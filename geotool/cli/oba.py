@@ -52,11 +52,12 @@ def oba_augment(
     Each composed scene is one unit of a batch: --skip-existing keeps scenes a run with the same settings,
     seed and inputs wrote; a rerun into a used folder replaces its scenes (none of an older run is kept)."""
     from geotool.config import load_config
-    from geotool.errors import ConfigError
-    from geotool.oba.config import OBAConfig
+    from geotool.oba.config import OBAAugmentConfig
     from geotool.oba.pipeline import run_oba_augment
 
     overrides = {
+        "images": [str(p) for p in images], "labels": str(labels), "output": str(output), "n": n,
+        "backgrounds": [str(p) for p in backgrounds] if backgrounds else None, "seed": seed,
         "bands": parse_band_list(bands),
         "class_attribute": class_attribute,
         "paste_classes": [int(c) if c.isdigit() else c for c in parse_str_list(paste_classes)] if paste_classes else None,
@@ -70,16 +71,13 @@ def oba_augment(
         "shadows.sun_azimuth": sun_azimuth,
         "shadows.sun_elevation": sun_elevation,
     }
-    cfg = load_config(OBAConfig, config, overrides)
-    if min_objects is not None or max_objects is not None:
+    cfg = load_config(OBAAugmentConfig, config, overrides)
+    if min_objects is not None or max_objects is not None:  # one end given: the other from the config, kept ordered
         lo = cfg.n_objects[0] if min_objects is None else min_objects
         hi = cfg.n_objects[1] if max_objects is None else max_objects
-        cfg = load_config(OBAConfig, None, {**cfg.model_dump(), "n_objects": (lo, max(lo, hi) if max_objects is None else hi)})
-    if n < 1:
-        raise ConfigError(f"-n must be at least 1, not {n}")
+        cfg = load_config(OBAAugmentConfig, None, {**cfg.model_dump(), "n_objects": (lo, max(lo, hi) if max_objects is None else hi)})
     batch = batch_options(skip_existing, shard, scheduler, scheduler_file, cluster)
-    result = run_oba_augment(images, labels, n, output, cfg, backgrounds=backgrounds or [], seed=seed, batch=batch,
-                             on_outcome=lambda o: echo_outcome(o) if o.status == "failed" else None)
+    result = run_oba_augment(cfg, batch=batch, on_outcome=lambda o: echo_outcome(o) if o.status == "failed" else None)
     finish_batch(result.batch)
     if not STATE.quiet:
         typer.echo(

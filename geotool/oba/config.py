@@ -94,3 +94,20 @@ class OBAConfig(GeotoolConfig):
         if any(c < 1 or c > 254 for c in self.class_limits):
             raise ValueError("class_limits keys are class ids 1..254")
         return self
+
+
+class OBAAugmentConfig(OBAConfig):
+    """Settings of ``geotool oba-augment``: the composition settings (:class:`OBAConfig`, which on-the-fly OBA
+    in training shares) plus the run's inputs, outputs and seed."""
+
+    images: list[str] = Field(default_factory=list, description="Labelled scenes (GeoTIFF paths, globs or folders).")
+    labels: Optional[str] = Field(None, description="Object polygons (any CRS) with a class attribute, or a class-mask GeoTIFF.")
+    output: Optional[str] = Field(None, description="Output folder.")
+    n: int = Field(8, ge=1, description="Number of scenes to compose.")
+    backgrounds: list[str] = Field(default_factory=list, description="Extra label-free background GeoTIFFs (same bands).")
+    seed: int = Field(0, description="Everything random derives from it: the same seed gives the same files.")
+    contact_sheet: bool = Field(True, description="Write contact_sheet.png of the run.")
+
+    def composition(self) -> OBAConfig:
+        """The composition settings alone: what a scene's pixels depend on (with the seed and the inputs)."""
+        return OBAConfig.model_validate(self.model_dump(include=set(OBAConfig.model_fields)))

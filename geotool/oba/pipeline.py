@@ -20,7 +20,7 @@ from geotool.labels import CLASS_COLUMN
 from geotool.oba.backgrounds import AUTO_LABEL_FRACTIONS, BackgroundWindow, mine_windows
 from geotool.oba.bank import ObjectBank, extract_objects, require_objects
 from geotool.oba.compose import Composite, compose_scene
-from geotool.oba.config import OBAConfig
+from geotool.oba.config import OBAAugmentConfig, OBAConfig
 
 log = logging.getLogger("geotool.oba")
 
@@ -172,33 +172,19 @@ def build_scene_bank(images: Sequence[Path], labels: Path, cfg: OBAConfig):
     return sources, frames, bank, mapping
 
 
-def run_oba_augment(
-    images: Sequence[str | os.PathLike],
-    labels: str | os.PathLike,
-    n: int,
-    output: str | os.PathLike,
-    cfg: OBAConfig,
-    backgrounds: Sequence[str | os.PathLike] = (),
-    seed: int = 0,
-    contact_sheet: bool = True,
-    batch: BatchOptions | None = None,
-    on_outcome=None,
-) -> OBAResult:
-    """Compose ``n`` scenes and write them with their masks, polygons, manifest and contact sheet.
+def run_oba_augment(cfg: OBAAugmentConfig, batch: BatchOptions | None = None, on_outcome=None) -> OBAResult:
+    """Compose ``cfg.n`` scenes and write them with their masks, polygons, manifest and contact sheet.
 
     Each output scene is one unit of a batch (skip-existing, shards, keep-going, Dask workers): scene ``k``
-    draws its background window and its own seed from ``seed`` alone, so it is the same file whichever
+    draws its background window and its own seed from ``cfg.seed`` alone, so it is the same file whichever
     process writes it and whatever ``n`` is.
 
-    Args:
-        images: labelled scenes (GeoTIFF); objects are cut out of them.
-        labels: polygons with ``cfg.class_attribute`` (any CRS; reprojected per scene) or a class mask GeoTIFF.
-        n: number of scenes to write.
-        output: folder for ``scene_XXXX.tif``, ``scene_XXXX_mask.tif``, ``scene_XXXX_objects.gpkg``,
-            ``scene_XXXX.json`` (its placements), ``manifest.csv``/``manifest.json``, ``contact_sheet.png``
-            and ``geotool.json``. Scenes of an earlier run beyond ``n`` are removed: the folder holds one run.
-        backgrounds: extra label-free GeoTIFFs (same bands as the scenes).
-        seed: everything random derives from it; the same seed gives the same files.
+    ``cfg``: the composition settings and the run's ``images`` (labelled scenes; objects are cut out of
+    them), ``labels`` (polygons with ``class_attribute`` in any CRS, reprojected per scene, or a class-mask
+    GeoTIFF), ``backgrounds`` (extra label-free GeoTIFFs, same bands), ``seed`` and ``output``: the folder for
+    ``scene_XXXX.tif``, ``scene_XXXX_mask.tif``, ``scene_XXXX_objects.gpkg``, ``scene_XXXX.json`` (its
+    placements), ``manifest.csv``/``manifest.json``, ``contact_sheet.png`` and ``geotool.json``. Scenes of an
+    earlier run beyond ``n`` are removed: the folder holds one run.
     """
     from geotool.batch import run_batch
     from geotool.batch.job import resources_for
@@ -206,15 +192,16 @@ def run_oba_augment(
     from geotool.io.files import expand_inputs, require_file
 
     batch = batch or BatchOptions()
-    if n < 1:
-        raise ConfigError(f"-n must be at least 1, not {n}")
-    out = require_output_folder(output)
-    image_paths = [str(p) for p in expand_inputs(images)]
-    bg_paths = [str(p) for p in expand_inputs(backgrounds)] if backgrounds else []
-    labels = str(require_file(labels, "labels file"))
+    if not cfg.images or cfg.labels is None or cfg.output is None:
+        raise ConfigError("oba-augment needs --images, --labels and --output")
+    n = cfg.n
+    out = require_output_folder(cfg.output)
+    image_paths = [str(p) for p in expand_inputs(cfg.images)]
+    bg_paths = [str(p) for p in expand_inputs(cfg.backgrounds)] if cfg.backgrounds else []
+    labels = str(require_file(cfg.labels, "labels file"))
     if not cfg.mine_backgrounds and not bg_paths:
         raise ConfigError("mine_backgrounds is off and no --backgrounds given; give background GeoTIFFs or turn mining on")
-    job = OBAJob(cfg, image_paths, labels, bg_paths, seed, out)
+    job = OBAJob(cfg.composition(), image_paths, labels, bg_paths, cfg.seed, out)
     prepared = resources_for(job)  # inputs checked and the bank built once here (workers build their own)
     result = run_batch(job, [scene_name(k) for k in range(n)], batch, out, on_outcome=on_outcome)
     done = result.finished
@@ -222,7 +209,7 @@ def run_oba_augment(
     rows = [row for r in records for row in r["rows"]]
     skipped = sum(r["skipped"] for r in records)
     if done and batch.shard is None:  # shards share the folder: an unsharded --skip-existing rerun assembles it
-        _write_run_files(job, prepared, done, rows, skipped, n, contact_sheet)
+        _write_run_files(job, prepared, done, rows, skipped, n, cfg.contact_sheet)
     return OBAResult(out, len(done), len(rows), skipped, len(prepared.bank), len(prepared.windows), result)
 
 
