@@ -56,4 +56,8 @@ class SegmentationConfig(TrainerOptions):
     oba: Optional[OBAConfig] = Field(None, description="On-the-fly object-based augmentation of training windows "
                                      "(the oba-augment settings, e.g. the shipped ``oba`` preset); none = off.")
     workers: int = Field(0, description="DataLoader worker processes preparing training windows (0 = in the main process).")
+    cache_mb: float = Field(512, gt=0, description="Block cache of decoded image and label blocks, MB per process (main and each "
+                            "worker); scenes are read window by window through it.")
+    stats_windows: int = Field(256, gt=0, description="Random training windows the per-band normalisation statistics are "
+                               "computed from (no scene is read whole).")
     seed: int = Field(0, description="Random seed.")
