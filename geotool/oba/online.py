@@ -85,9 +85,8 @@ class TrainingScene:
         image: GeoTIFF path (or paths of a stack).
         labels: GeoDataFrame of instance polygons already in the raster's CRS.
         class_column: column with class ids 1..254 (None: every object is class 1).
-        region: the training split on this scene: a boolean ``(rows, cols)`` array on the scene grid (or any
-            object with that ``shape`` whose 2-D slices are such arrays, e.g.
-            :class:`geotool.training.sampler.BlockRegion`), or a GeoDataFrame / shapely geometry of train
+        region: the training split on this scene: a boolean ``(rows, cols)`` array on the scene grid (or a
+            :class:`geotool.training.sampler.BlockRegion`, expanded slice by slice), or a GeoDataFrame / shapely geometry of train
             polygons in the raster CRS; None = the whole scene.
         source: an open reader of the scene (:class:`geotool.io.windows.RasterWindows`, with the bands
             training reads) to cut objects from; None = open ``image``.
@@ -111,6 +110,7 @@ def build_online_oba(scenes: Sequence[TrainingScene], cfg: OBAConfig, bands: Seq
     from pathlib import Path
 
     from geotool.io.raster import RasterSource
+    from geotool.training.sampler import BlockRegion
 
     bank = ObjectBank()
     first_res = None
@@ -122,7 +122,7 @@ def build_online_oba(scenes: Sequence[TrainingScene], cfg: OBAConfig, bands: Seq
             gdf = scene.labels
             classes = gdf[scene.class_column].to_numpy() if scene.class_column else np.ones(len(gdf), int)
             region_mask, region_geom = None, None
-            if hasattr(scene.region, "shape"):
+            if isinstance(scene.region, (np.ndarray, BlockRegion)):
                 if tuple(scene.region.shape) != tuple(src.grid.shape):
                     from geotool.errors import RasterMismatchError
 
