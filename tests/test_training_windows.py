@@ -106,11 +106,11 @@ def test_label_windows_pickle_without_their_index(scenes):
     images, labels = scenes
     grid = RasterWindows(images[0]).grid
     gdf = read_vector(labels, target=grid)
-    reader = VectorWindows(gdf.geometry.values, np.ones(len(gdf), np.uint8), grid, name="t")
+    reader = VectorWindows(gdf.geometry.values, np.ones(len(gdf), np.uint8), grid)
     reader.read(Window(0, 0, 10, 10))
     clone = pickle.loads(pickle.dumps(reader))
     assert clone._tree is None
-    np.testing.assert_array_equal(clone.burn(Window(0, 0, 97, 150)), rasterize(gdf, grid))
+    np.testing.assert_array_equal(clone.read(Window(0, 0, 97, 150)), rasterize(gdf, grid))
     np.testing.assert_array_equal(clone.read(Window(-4, 7, 80, 90)), rasterize(gdf, grid, window=Window(-4, 7, 80, 90)))
 
 
@@ -205,3 +205,32 @@ def test_mask_raster_labels_read_by_window(tmp_path):
     write_raster(tmp_path / "bad.tif", bad, grid)
     with pytest.raises(ConfigError, match=r"class ids \[7\]"):
         load_scene(str(img), str(tmp_path / "bad.tif"), cfg, 2, 0, 0.25)
+
+
+def test_vectorised_rasterize_equals_gdal_on_holes_multiparts_and_overlaps():
+    import shapely
+    from affine import Affine
+    from rasterio import features
+
+    from geotool.io.vector import rasterize_polygons
+
+    rng = np.random.default_rng(1)
+    transform = Affine(0.5, 0, 1000.0, 0, -0.5, 2000.0)
+    geoms = []
+    for i in range(150):
+        cx, cy = 1000 + rng.uniform(-5, 60), 2000 - rng.uniform(-5, 45)
+        p = shapely.affinity.rotate(shapely.Point(cx, cy).buffer(rng.uniform(0.5, 6), quad_segs=int(rng.integers(1, 5))),
+                                    rng.uniform(0, 180))
+        holed = p.difference(shapely.Point(cx, cy).buffer(rng.uniform(0.3, 2)))
+        geoms.append(holed if i % 4 == 0 and not holed.is_empty else p)
+    geoms.append(shapely.MultiPolygon([shapely.box(1001, 1990, 1005, 1995), shapely.box(1010, 1990, 1012, 1999)]))
+    geoms.append(shapely.LineString([(1000, 2000), (1010, 1990)]))  # not polygonal: ignored by both
+    values = rng.integers(1, 200, len(geoms)).astype(np.uint8)
+    for shape in [(90, 110), (7, 300)]:
+        want = features.rasterize(zip(geoms[:-1], values[:-1].tolist()), out_shape=shape, transform=transform, dtype="uint8")
+        got = rasterize_polygons(geoms, values, shape, transform)
+        assert (want > 0).sum() > 100
+        np.testing.assert_array_equal(got, want)
+    apart = [shapely.box(1000 + 3 * i, 1990, 1001.2 + 3 * i, 1999) for i in range(10)]  # no span overlaps another
+    want = features.rasterize(zip(apart, range(1, 11)), out_shape=(30, 40), transform=transform, dtype="uint8")
+    np.testing.assert_array_equal(rasterize_polygons(apart, np.arange(1, 11), (30, 40), transform), want)

@@ -9,8 +9,9 @@ small picklable value (paths, band selection, grid); pixels come from two per-pr
   on a grid aligned with the raster's origin. A window is assembled from the blocks it touches, so
   overlapping random windows decode each block once. Blocks are kept in the file's dtype.
 
-:class:`RasterWindows` reads image (or mask) rasters, all selected bands in one read;
-:class:`VectorWindows` rasterizes label polygons per block (only the polygons meeting the block).
+:class:`RasterWindows` reads image (or mask) rasters through that cache, all selected bands in one read;
+:class:`VectorWindows` rasterizes label polygons per window on demand (only the polygons meeting it), which
+costs about what reading the window's pixels does and keeps no per-pixel label array.
 """
 
 from __future__ import annotations
@@ -213,28 +214,25 @@ class RasterWindows(_BlockReader):
         return dict(self.__dict__)
 
 
-class VectorWindows(_BlockReader):
-    """Label polygons (in the grid's CRS) rasterized block by block, on demand.
+class VectorWindows:
+    """Label polygons (in the grid's CRS) rasterized window by window, on demand.
 
-    Only the polygons meeting a block are burnt into it (an STRtree, built per process); later polygons
-    overwrite earlier ones, as :func:`geotool.io.vector.rasterize` does.
+    Only the polygons meeting the window are burnt (an STRtree, built per process), by pixel centre with
+    :func:`geotool.io.vector.rasterize_polygons` (vectorised, no per-polygon Python); later polygons
+    overwrite earlier ones, as :func:`geotool.io.vector.rasterize` does. Nothing is cached: a window costs
+    what a direct rasterization of it costs, and memory is the polygons, not the scene's pixels.
 
     Args:
         geometries: shapely geometries in ``grid``'s CRS.
         values: burn value of each (class ids).
         grid: the raster grid.
         dtype: output dtype (``uint8`` for class ids up to 255).
-        block, cache_mb: as in :class:`RasterWindows`.
-        name: identifies the source in the cache key (e.g. the label path and the scene's image path).
     """
 
-    def __init__(self, geometries, values: np.ndarray, grid: Grid, dtype: str = "uint8", block: int = BLOCK,
-                 cache_mb: float = CACHE_MB, name: str = "") -> None:
+    def __init__(self, geometries, values: np.ndarray, grid: Grid, dtype: str = "uint8") -> None:
         self.geometries = np.asarray(geometries, dtype=object)
         self.values = np.asarray(values)
-        self.grid, self.dtype, self.block = grid, dtype, int(block)
-        self.cache_bytes = int(cache_mb * 2**20)
-        self.key = ("vector", name)
+        self.grid, self.dtype = grid, dtype
         self._tree = None
 
     def _query(self, bounds) -> np.ndarray:
@@ -244,27 +242,13 @@ class VectorWindows(_BlockReader):
             self._tree = shapely.STRtree(self.geometries)
         return np.sort(self._tree.query(shapely.box(*bounds), predicate="intersects"))
 
-    def _decode(self, window: Window) -> tuple[np.ndarray, ...]:
-        return (self.burn(window),)
-
-    def burn(self, window: Window, all_touched: bool = False) -> np.ndarray:
-        """The window rasterized directly (no cache): ``(rows, cols)`` of ``dtype``, 0 off the polygons."""
-        from rasterio import features
+    def read(self, window: Window) -> np.ndarray:
+        """``(rows, cols)`` labels of ``dtype`` in ``window`` (0 off the polygons and past the edges)."""
+        from geotool.io.vector import rasterize_polygons
 
         sub = self.grid.window_grid(window)
-        out = np.zeros(sub.shape, self.dtype)
         idx = self._query(sub.bounds) if len(self.geometries) else np.zeros(0, np.int64)
-        if len(idx):
-            features.rasterize(zip(self.geometries[idx], self.values[idx].tolist()), out_shape=sub.shape,
-                               transform=sub.transform, fill=0, dtype=self.dtype, all_touched=all_touched, out=out)
-        return out
-
-    def read(self, window: Window) -> np.ndarray:
-        """``(rows, cols)`` labels in ``window`` (0 past the edges), assembled from cached blocks."""
-        r, c, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
-        out = np.zeros((h, w), self.dtype)
-        self._assemble(r, c, h, w, (out,))
-        return out
+        return rasterize_polygons(self.geometries[idx], self.values[idx], sub.shape, sub.transform, self.dtype)
 
     def coarse(self, step: int) -> np.ndarray:
         """``(ceil(H / step), ceil(W / step))`` bool: cells of ``step`` pixels a polygon touches (a superset of

@@ -81,7 +81,7 @@ def load_scene(image: str, label: str, cfg, n_classes: int, split_seed: int, val
         values = gdf[CLASS_COLUMN].to_numpy()
         _check_ids(np.unique(values), image, n_classes, cfg.ignore_index)
         dtype = "uint8" if values.max() <= 255 else "int32"
-        labels_reader = VectorWindows(gdf.geometry.values, values, grid, dtype, cache_mb=cache_mb, name=f"{label}|{image}")
+        labels_reader = VectorWindows(gdf.geometry.values, values, grid, dtype)
         cells = np.argwhere(VectorWindows(gdf.geometry.values[values > 0], values[values > 0], grid).coarse(CELL))
     else:
         labels_reader = RasterWindows(label, bands=[1], cache_mb=cache_mb)
