@@ -205,14 +205,13 @@ class TrainScene:
                         tries: int = 16) -> tuple[int, int] | None:
         """A window position in ``split`` holding at least one labelled pixel of a class > 0, or None.
 
-        A positive cell is drawn, then a positive pixel in it, then a position among the region's
+        A positive cell is drawn, then a positive pixel in it, then a position uniformly among the region's
         windows that contain that pixel (``tries`` attempts in all).
         """
         ignore = self.ignore_index if ignore_index is None else ignore_index
         cells, pos = self._cells(split), self.positions(split, window)
         if not len(cells) or not len(pos):
             return None
-        (rlo, rhi), (clo, chi) = pos.row_range(), pos.col_range()
         for _ in range(tries):
             cy, cx = cells[int(rng.integers(len(cells)))]
             _, tgt, _ = self.read(int(cy) * self.cell, int(cx) * self.cell, self.cell, self.cell, ignore)
@@ -221,13 +220,9 @@ class TrainScene:
                 continue
             j = int(rng.integers(len(rr)))
             py, px = int(cy) * self.cell + int(rr[j]), int(cx) * self.cell + int(cc[j])
-            r0, r1 = max(py - window + 1, rlo), min(py, rhi)
-            c0, c1 = max(px - window + 1, clo), min(px, chi)
-            if r1 < r0 or c1 < c0:
-                continue
-            row, col = int(rng.integers(r0, r1 + 1)), int(rng.integers(c0, c1 + 1))
-            if pos.contains(row, col):
-                return row, col
+            found = pos.sample_within(py - window + 1, py, px - window + 1, px, rng)
+            if found is not None:
+                return found
         return None
 
     def label_polygons(self):

@@ -121,6 +121,24 @@ class BlockPositions:
             return False
         return bool(self.allowed[gi, gj])
 
+    def sample_within(self, r0: int, r1: int, c0: int, c1: int, rng: np.random.Generator) -> tuple[int, int] | None:
+        """A position drawn uniformly among those with row in ``[r0, r1]`` and column in ``[c0, c1]``
+        (inclusive), or None when there is none."""
+        def overlap(runs, lo, hi):
+            start, count = runs[0], runs[1]
+            a, b = np.maximum(start, lo), np.minimum(start + count - 1, hi)
+            return a, np.maximum(b - a + 1, 0)
+
+        ra, rn = overlap(self.rows, r0, r1)
+        ca, cn = overlap(self.cols, c0, c1)
+        weights = np.where(self.allowed, rn[:, None] * cn[None, :], 0).ravel().astype(np.float64)
+        total = weights.sum()
+        if total == 0:
+            return None
+        pair = int(np.searchsorted(np.cumsum(weights), rng.random() * total, side="right"))
+        gi, gj = divmod(min(pair, len(weights) - 1), len(cn))
+        return int(ra[gi] + rng.integers(rn[gi])), int(ca[gj] + rng.integers(cn[gj]))
+
     def row_range(self) -> tuple[int, int]:
         """First and last window row start of the scene (inclusive)."""
         return int(self.rows[0][0]), int(self.rows[0][-1] + self.rows[1][-1] - 1)
