@@ -251,18 +251,25 @@ class VectorWindows:
         return rasterize_polygons(self.geometries[idx], self.values[idx], sub.shape, sub.transform, self.dtype)
 
     def coarse(self, step: int) -> np.ndarray:
-        """``(ceil(H / step), ceil(W / step))`` bool: cells of ``step`` pixels a polygon touches (a superset of
-        the cells holding a labelled pixel), from one rasterization at that cell size."""
-        from rasterio import features
+        """``(ceil(H / step), ceil(W / step))`` bool: cells of ``step`` pixels that a polygon covers the centre
+        of, or holds a vertex of: nearly every cell holding a labelled pixel (a thin polygon may be missed
+        between its vertices), vectorised, without rasterizing at full resolution."""
+        import shapely
+
+        from geotool.io.vector import rasterize_polygons
 
         shape = (-(-self.grid.height // step), -(-self.grid.width // step))
         if not len(self.geometries):
             return np.zeros(shape, bool)
-        from affine import Affine
-
-        transform = self.grid.transform * Affine.scale(step)
-        return features.rasterize(((g, 1) for g in self.geometries), out_shape=shape, transform=transform, fill=0,
-                                  dtype="uint8", all_touched=True).astype(bool)
+        t = self.grid.transform
+        cells = rasterize_polygons(self.geometries, np.ones(len(self.geometries), np.uint8), shape,
+                                   t * t.scale(step, step)).astype(bool)
+        xy = shapely.get_coordinates(self.geometries)
+        col = np.floor((xy[:, 0] - t.c) / (t.a * step)).astype(np.int64)
+        row = np.floor((xy[:, 1] - t.f) / (t.e * step)).astype(np.int64)
+        inside = (row >= 0) & (row < shape[0]) & (col >= 0) & (col < shape[1])
+        cells[row[inside], col[inside]] = True
+        return cells
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

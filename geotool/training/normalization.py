@@ -48,7 +48,7 @@ def band_statistics(images: list[np.ndarray], masks: list[np.ndarray]) -> BandSt
 
 
 def window_statistics(scenes, window: int, n_windows: int, seed: int, split: str = "train") -> BandStatistics:
-    """:func:`band_statistics` over the valid pixels of ``n_windows`` random windows of the ``split`` region
+    """:func:`band_statistics` over the valid pixels of ``n_windows`` random windows (``scene.pixels``) of the ``split`` region
     (scenes weighted by their number of window positions, as the training sampler draws them), so that
     no scene is read whole. Same seed, same windows.
     """
@@ -61,7 +61,7 @@ def window_statistics(scenes, window: int, n_windows: int, seed: int, split: str
     n = 0
     for k in rng.choice(len(scenes), size=n_windows, p=weights / weights.sum()):
         row, col = pos[k][int(rng.integers(len(pos[k])))]
-        img, _, valid = scenes[k].crop(int(row), int(col), window)
+        img, valid = scenes[k].pixels(int(row), int(col), window)
         px = img[:, valid].astype(np.float64)
         total = px.sum(1) if total is None else total + px.sum(1)
         sq = (px**2).sum(1) if sq is None else sq + (px**2).sum(1)

@@ -75,7 +75,7 @@ class TrainScene:
         grid: the raster :class:`~geotool.io.raster.Grid`.
         ignore_index: label of nodata and unlabelled pixels.
         positive_cells: ``(n, 2)`` cells of ``cell`` pixels (row, col of the cell grid) that may hold a
-            labelled pixel of a class > 0 (a superset); used for positive-balanced windows.
+            labelled pixel of a class > 0 (each draw checks the labels); used for positive-balanced windows.
         cell: side of those cells, pixels (divides ``block``).
     """
 
@@ -170,6 +170,11 @@ class TrainScene:
     def crop(self, row: int, col: int, window: int, ignore_index: int | None = None):
         """``(image (C,w,w), target (w,w), valid (w,w))`` at ``(row, col)``; see :meth:`read`."""
         return self.read(row, col, window, window, ignore_index)
+
+    def pixels(self, row: int, col: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(image (C,w,w) float32, valid (w,w))`` at ``(row, col)`` without labels (raw units)."""
+        img, val = self.reader.read(Window(col, row, window, window), dtype=np.float32)
+        return img, val
 
     @property
     def image(self) -> np.ndarray:
@@ -278,6 +283,10 @@ class ArrayScene:
             val[dst] = self.valid[r0:r1, c0:c1]
         tgt[~val] = ignore_index
         return img, tgt, val
+
+    def pixels(self, row: int, col: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+        img, _, val = self.crop(row, col, window)
+        return img, val
 
     def _positive(self, split: str, window: int, ignore_index: int) -> np.ndarray:
         key = ("positive", split, window)
