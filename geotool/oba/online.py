@@ -157,7 +157,7 @@ def build_online_oba_from_files(
     Args:
         images: training scenes (GeoTIFF), each with its own grid.
         labels: polygons in any CRS with ``cfg.class_attribute`` (reprojected per scene), or a class mask
-            GeoTIFF; class ids are resolved as in ``oba-augment`` (see :func:`geotool.oba.pipeline.class_mapping`).
+            GeoTIFF; class ids are resolved as in ``oba-augment`` (see :func:`geotool.labels.assign_classes`).
         regions: per scene, the training split (boolean array on the scene grid, train polygons in the
             scene CRS, or None for the whole scene). Objects crossing the split boundary are left out, so
             nothing from validation blocks reaches the bank.

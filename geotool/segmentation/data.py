@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from geotool.errors import ConfigError, EmptyDataError, NoOverlapError, RasterMismatchError
-from geotool.labels import CLASS_COLUMN  # class id of each label polygon in TrainScene.labels
+from geotool.labels import CLASS_COLUMN, assign_classes  # class id of each label polygon in TrainScene.labels
 from geotool.training.sampler import TrainScene
 from geotool.io.windows import CACHE_MB
 from geotool.training.split import split_blocks
@@ -26,20 +26,16 @@ def is_vector(path: str | Path) -> bool:
 
 
 def label_values(gdf, path, class_attribute: str | None, class_map: dict[str, int]) -> tuple[object, np.ndarray]:
-    """Filter features to mapped classes and return ``(gdf, class ids)``."""
-    if class_attribute is None:
-        return gdf, np.ones(len(gdf), np.int64)
-    if class_attribute not in gdf.columns:
-        raise ConfigError(f"{path} has no column {class_attribute!r} (columns: {', '.join(map(str, gdf.columns))}); set class_attribute")
-    if not class_map:
+    """Filter features to mapped classes and return ``(gdf, class ids)`` (:func:`geotool.labels.assign_classes`
+    with the configured ``class_map``)."""
+    if class_attribute is not None and not class_map and class_attribute in gdf.columns:
         raise ConfigError(f"class_attribute {class_attribute!r} needs a class_map (value -> class id) in the config")
-    keys = gdf[class_attribute].astype(str)
-    keep = keys.isin(list(class_map))
-    if not keep.any():
+    out = assign_classes(gdf, path, class_attribute, class_map)
+    if class_attribute is not None and out.empty:
+        found = sorted(set(gdf[class_attribute].astype(str)))[:10]
         raise EmptyDataError(f"no feature of {path} has a {class_attribute} in the class map {sorted(class_map)}; "
-                             f"values found: {sorted(set(keys))[:10]}")
-    gdf = gdf[keep.to_numpy()]
-    return gdf, np.array([class_map[k] for k in keys[keep]], np.int64)
+                             f"values found: {found}")
+    return out, out[CLASS_COLUMN].to_numpy(np.int64)
 
 
 def read_labels(path: str, cfg):
@@ -48,8 +44,7 @@ def read_labels(path: str, cfg):
     from geotool.io.vector import VectorLabels
 
     labels = VectorLabels(path)
-    gdf, values = label_values(labels.frame, path, cfg.class_attribute, cfg.class_map)
-    labels.frame = gdf.assign(**{CLASS_COLUMN: values})
+    labels.frame, _ = label_values(labels.frame, path, cfg.class_attribute, cfg.class_map)
     return labels
 
 
