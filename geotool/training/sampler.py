@@ -206,21 +206,52 @@ class TrainScene:
         """Whether some cell of the region may hold a pixel of a class > 0."""
         return bool(len(self._cells(split)))
 
+    def _cell_sums(self) -> np.ndarray:
+        """Summed-area table of the positive cells (``(ny + 1, nx + 1)`` int32, cached)."""
+        if "sat" not in self._positions:
+            ny, nx = -(-self.grid.height // self.cell), -(-self.grid.width // self.cell)
+            grid = np.zeros((ny, nx), np.int32)
+            cells = self.positive_cells if self.positive_cells is not None else np.zeros((0, 2), np.int64)
+            grid[cells[:, 0], cells[:, 1]] = 1
+            sat = np.zeros((ny + 1, nx + 1), np.int32)
+            sat[1:, 1:] = grid.cumsum(0).cumsum(1)
+            self._positions["sat"] = sat
+        return self._positions["sat"]
+
+    def _may_hold_positive(self, row: int, col: int, window: int) -> bool:
+        sat, c = self._cell_sums(), self.cell
+        r0, r1 = max(row, 0) // c, (min(row + window, self.grid.height) - 1) // c + 1
+        c0, c1 = max(col, 0) // c, (min(col + window, self.grid.width) - 1) // c + 1
+        return bool(sat[r1, c1] - sat[r0, c1] - sat[r1, c0] + sat[r0, c0])
+
+    def _holds_positive(self, row: int, col: int, height: int, width: int, ignore: int) -> np.ndarray:
+        _, tgt, _ = self.read(row, col, height, width, ignore)
+        return (tgt > 0) & (tgt != ignore)
+
     def positive_window(self, split: str, window: int, rng: np.random.Generator, ignore_index: int | None = None,
-                        tries: int = 16) -> tuple[int, int] | None:
+                        tries: int = 32, checks: int = 4) -> tuple[int, int] | None:
         """A window position in ``split`` holding at least one labelled pixel of a class > 0, or None.
 
-        A positive cell is drawn, then a positive pixel in it, then a position uniformly among the region's
-        windows that contain that pixel (``tries`` attempts in all).
+        First by rejection, uniform over such windows: up to ``tries`` uniform positions, skipping those whose
+        cells hold no foreground, reading the labels of at most ``checks`` of them. When labels are sparse and
+        that fails, a foreground pixel is drawn (a cell, then a pixel in it) and a position uniformly among
+        the region's windows containing it.
         """
         ignore = self.ignore_index if ignore_index is None else ignore_index
         cells, pos = self._cells(split), self.positions(split, window)
         if not len(cells) or not len(pos):
             return None
         for _ in range(tries):
+            row, col = pos[int(rng.integers(len(pos)))]
+            if self._may_hold_positive(row, col, window):
+                if self._holds_positive(row, col, window, window, ignore).any():
+                    return row, col
+                checks -= 1
+                if checks <= 0:
+                    break
+        for _ in range(tries):
             cy, cx = cells[int(rng.integers(len(cells)))]
-            _, tgt, _ = self.read(int(cy) * self.cell, int(cx) * self.cell, self.cell, self.cell, ignore)
-            rr, cc = np.nonzero((tgt > 0) & (tgt != ignore))
+            rr, cc = np.nonzero(self._holds_positive(int(cy) * self.cell, int(cx) * self.cell, self.cell, self.cell, ignore))
             if not len(rr):
                 continue
             j = int(rng.integers(len(rr)))
