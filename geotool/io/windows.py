@@ -114,16 +114,39 @@ def block_cache(limit: int | None = None) -> BlockCache:
     return cache
 
 
-class _BlockReader:
-    """Windows assembled from cached blocks; subclasses decode one block (:meth:`_decode`)."""
+class RasterWindows:
+    """Windows of one raster or aligned stack (:class:`~geotool.io.raster.RasterSource`), read lazily.
 
-    grid: Grid
-    block: int
-    cache_bytes: int
-    key: tuple
+    Opening validates the files and reads their grid and bands once; the dataset then goes to the
+    per-process pool. Picklable: a worker process reopens the files on its first read.
 
-    def _decode(self, window: Window) -> tuple[np.ndarray, ...]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    Args:
+        paths: GeoTIFF path(s) of one scene.
+        bands: band selection (1-based indices or descriptions; default every non-alpha band).
+        nodata: nodata override.
+        block: cache block side, pixels.
+        cache_mb: bound of this process's block cache, MB.
+    """
+
+    def __init__(self, paths: str | os.PathLike | Sequence[str | os.PathLike], bands: Sequence[int | str] | None = None,
+                 nodata: float | None = None, block: int = BLOCK, cache_mb: float = CACHE_MB) -> None:
+        self.paths = [str(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+        self.bands = list(bands) if bands is not None else None
+        self.nodata, self.block = nodata, int(block)
+        self.cache_bytes = int(cache_mb * 2**20)
+        self.key = ("raster", tuple(self.paths), tuple(self.bands or ()), nodata)
+        src = self.source()
+        self.grid: Grid = src.grid
+        self.count, self.dtype, self.dtypes, self.band_names = src.count, src.dtype, src.dtypes, src.band_names
+
+    def source(self):
+        """The open :class:`~geotool.io.raster.RasterSource` (from the pool; do not close it)."""
+        from geotool.io.raster import RasterSource
+
+        return pool().get(self.key, lambda: RasterSource(self.paths, bands=self.bands, nodata=self.nodata))
+
+    def _decode(self, window: Window) -> tuple[np.ndarray, ...]:
+        return self.source().read(window)  # every selected band in one read per file
 
     def _block(self, by: int, bx: int) -> tuple[np.ndarray, ...]:
         cache = block_cache(self.cache_bytes)
@@ -154,42 +177,6 @@ class _BlockReader:
                 for out, arr in zip(outs, item):
                     out[(Ellipsis,) + dst] = arr[(Ellipsis,) + src]
 
-
-class RasterWindows(_BlockReader):
-    """Windows of one raster or aligned stack (:class:`~geotool.io.raster.RasterSource`), read lazily.
-
-    Opening validates the files and reads their grid and bands once; the dataset then goes to the
-    per-process pool. Picklable: a worker process reopens the files on its first read.
-
-    Args:
-        paths: GeoTIFF path(s) of one scene.
-        bands: band selection (1-based indices or descriptions; default every non-alpha band).
-        nodata: nodata override.
-        block: cache block side, pixels.
-        cache_mb: bound of this process's block cache, MB.
-    """
-
-    def __init__(self, paths: str | os.PathLike | Sequence[str | os.PathLike], bands: Sequence[int | str] | None = None,
-                 nodata: float | None = None, block: int = BLOCK, cache_mb: float = CACHE_MB) -> None:
-        self.paths = [str(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
-        self.bands = list(bands) if bands is not None else None
-        self.nodata, self.block = nodata, int(block)
-        self.cache_bytes = int(cache_mb * 2**20)
-        self.key = ("raster", tuple(self.paths), tuple(self.bands or ()), nodata)
-        src = self.source()
-        self.grid: Grid = src.grid
-        self.count, self.dtype, self.dtypes, self.band_names = src.count, src.dtype, src.dtypes, src.band_names
-        self.band_list = [b.band for b in src.bands] if len(self.paths) == 1 else list(self.bands or [])
-
-    def source(self):
-        """The open :class:`~geotool.io.raster.RasterSource` (from the pool; do not close it)."""
-        from geotool.io.raster import RasterSource
-
-        return pool().get(self.key, lambda: RasterSource(self.paths, bands=self.bands, nodata=self.nodata))
-
-    def _decode(self, window: Window) -> tuple[np.ndarray, ...]:
-        return self.source().read(window)  # every selected band in one read per file
-
     def read(self, window: Window | None = None, dtype: np.dtype | str | None = None,
              fill: float = 0) -> tuple[np.ndarray, np.ndarray]:
         """``(data (bands, rows, cols), valid (rows, cols))`` in ``window`` (default the whole grid).
@@ -209,9 +196,6 @@ class RasterWindows(_BlockReader):
         that size, from overviews when the file has them), without reading the scene at full resolution."""
         shape = (-(-self.grid.height // step), -(-self.grid.width // step))
         return self.source().read_valid_decimated(shape)
-
-    def __getstate__(self) -> dict:
-        return dict(self.__dict__)
 
 
 class VectorWindows:
