@@ -234,3 +234,24 @@ def test_vectorised_rasterize_equals_gdal_on_holes_multiparts_and_overlaps():
     apart = [shapely.box(1000 + 3 * i, 1990, 1001.2 + 3 * i, 1999) for i in range(10)]  # no span overlaps another
     want = features.rasterize(zip(apart, range(1, 11)), out_shape=(30, 40), transform=transform, dtype="uint8")
     np.testing.assert_array_equal(rasterize_polygons(apart, np.arange(1, 11), (30, 40), transform), want)
+
+
+@pytest.mark.parametrize("h,w,block,window", [(100, 90, 32, 32), (20, 25, 32, 32), (97, 200, 40, 30), (50, 60, 16, 64)])
+def test_block_positions_are_the_pixel_mask_positions(h, w, block, window):
+    from geotool.training.split import BlockPositions, expand_blocks, split_blocks, window_positions
+
+    rng = np.random.default_rng(0)
+    blocks = split_blocks(h, w, block, 0.3, seed=2)
+    for region in (blocks, ~blocks):
+        pos = BlockPositions(region, block, h, w, window)
+        want = window_positions(expand_blocks(region, block, h, w), window)
+        got = pos.to_array()
+        key = lambda a: a[np.lexsort((a[:, 1], a[:, 0]))]  # noqa: E731
+        np.testing.assert_array_equal(key(got), key(want))
+        allowed = {tuple(p) for p in want.tolist()}
+        for _ in range(50):
+            r0, c0 = int(rng.integers(-10, h)), int(rng.integers(-10, w))
+            found = pos.sample_within(r0, r0 + window - 1, c0, c0 + window - 1, rng)
+            near = {p for p in allowed if r0 <= p[0] < r0 + window and c0 <= p[1] < c0 + window}
+            assert (found is None) == (not near) and (found is None or found in near)
+            assert pos.contains(r0, c0) == ((r0, c0) in allowed)
