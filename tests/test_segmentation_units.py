@@ -7,7 +7,7 @@ import pytest
 
 from geotool.segmentation.evaluate import confusion_metrics, object_f1
 from geotool.training.normalization import band_statistics, normalize
-from geotool.training.sampler import RandomWindowDataset, TrainScene, grid_windows
+from geotool.training.sampler import ArrayScene, RandomWindowDataset, grid_windows
 from geotool.training.split import block_split, window_positions
 
 
@@ -17,7 +17,7 @@ def _scene(h=100, w=90, val_fraction=0.3, seed=0):
     target = np.zeros((h, w), np.int64)
     target[60:64, 70:74] = 1
     valid = np.ones((h, w), bool)
-    return TrainScene(["x.tif"], [1, 2], image, target, valid, block_split(h, w, 32, val_fraction, seed))
+    return ArrayScene(image, target, valid, block_split(h, w, 32, val_fraction, seed))
 
 
 def test_block_split_is_blockwise_seeded_and_nonempty():

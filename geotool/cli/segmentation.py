@@ -77,6 +77,7 @@ def train_segmentation(
     resume: Annotated[Optional[Path], typer.Option(help="Resume from RUN/checkpoints/last.ckpt.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (0 = default).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="DataLoader workers preparing training windows (0 = main process).")] = None,
+    cache_mb: Annotated[Optional[float], typer.Option(help="Block cache of decoded image blocks, MB per process (main and each worker; default 512).")] = None,
     oba: Annotated[Optional[Path], typer.Option(help="On-the-fly object-based augmentation with these settings (a YAML file, or `oba` for the shipped preset); objects come from the training blocks only.")] = None,
     oba_probability: Annotated[Optional[float], typer.Option(help="Chance that a training window gets OBA (turns OBA on).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
@@ -96,7 +97,7 @@ def train_segmentation(
         "positive_fraction": positive_fraction, "max_steps": max_steps, "steps_per_epoch": steps_per_epoch,
         "max_epochs": max_epochs, "accelerator": accelerator, "devices": devices, "num_nodes": num_nodes, "precision": precision,
         "strategy": strategy, "early_stopping": early_stopping, "resume": str(resume) if resume else None,
-        "threads": threads, "workers": workers, "seed": seed,
+        "threads": threads, "workers": workers, "cache_mb": cache_mb, "seed": seed,
         "oba": read_yaml_or_preset(oba) if oba is not None else None, "oba.probability": oba_probability,
     }, preset=task)
     summary = run_train_segmentation(cfg)

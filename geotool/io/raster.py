@@ -383,6 +383,15 @@ class RasterSource:
             valid[rs, cs] &= warped > 0  # pixels the warp had no source data for
         return data, valid
 
+    def read_valid_decimated(self, shape: tuple[int, int]) -> np.ndarray:
+        """``shape`` bool: GDAL's validity masks of the selected (and alpha) bands read at ``shape`` (nearest;
+        from overviews when present), True where all are valid: a cheap look at a scene's data coverage."""
+        valid = np.ones(shape, bool)
+        for ref in list(self.bands) + [a for a in self._alpha if a not in self.bands]:
+            ds = self._datasets[ref.source]
+            valid &= ds.read_masks(ref.band, out_shape=shape, resampling=Resampling.nearest) > 0
+        return valid
+
     def _band_valid(self, ds, ref: BandRef, arr: np.ndarray, window: Window) -> np.ndarray:
         if ref.nodata is None:
             if self._all_valid[(ref.source, ref.band)]:

@@ -7,6 +7,7 @@ from typing import Literal, Optional
 from pydantic import Field, model_validator
 
 from geotool.config import GeotoolConfig
+from geotool.labels import CLASS_NODATA
 
 
 class ShadowConfig(GeotoolConfig):
@@ -70,7 +71,7 @@ class OBAConfig(GeotoolConfig):
     )
     feather_sigma: float = Field(1.0, gt=0, description="Gaussian feather width in pixels.")
     ignore_ring: int = Field(0, ge=0, description="Width in pixels of an ignore ring (ignore_index) around pasted boundaries in the mask.")
-    ignore_index: int = Field(255, ge=0, le=255, description="Mask value for nodata and ignore-ring pixels.")
+    ignore_index: int = Field(CLASS_NODATA, ge=0, le=CLASS_NODATA, description="Mask value for nodata and ignore-ring pixels.")
     background_buffer: int = Field(8, ge=0, description="Mined background windows stay this many pixels away from every labelled object.")
     background_stride: Optional[int] = Field(None, ge=1, description="Stride in pixels of candidate background windows (default scene_size/2).")
     min_valid_fraction: float = Field(0.95, gt=0, le=1, description="A background window needs at least this fraction of valid (not nodata) pixels.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -15,9 +15,13 @@ from geotool.oba.bank import ObjectBank, extract_objects, require_objects
 from geotool.oba.compose import compose_scene
 from geotool.oba.config import OBAConfig
 
+if TYPE_CHECKING:
+    from geotool.training.sampler import TrainScene
+
 
 class OnlineOBA:
-    """Paste bank objects onto a training window with probability ``cfg.probability``.
+    """Paste bank objects onto a training window with probability ``cfg.probability``: a
+    :class:`geotool.training.sampler.SampleTransform`.
 
     Picklable (numpy chips + a pydantic config), so DataLoader workers get their own copy. The window
     itself is the background: pasted objects avoid its labelled pixels (plus ``cfg.min_gap``), its
@@ -30,7 +34,7 @@ class OnlineOBA:
             passes the window's scene index); chips are resampled from their own pixel size.
     """
 
-    wants_scene = True  # RandomWindowDataset passes ``scene=`` (the window's scene index)
+    wants_scene = True  # a SampleTransform given ``scene=`` (the window's scene index) by the dataset
 
     def __init__(self, bank: ObjectBank, cfg: OBAConfig, res: float | Sequence[float]) -> None:
         require_objects(bank, "the training split")
@@ -81,14 +85,18 @@ class TrainingScene:
         image: GeoTIFF path (or paths of a stack).
         labels: GeoDataFrame of instance polygons already in the raster's CRS.
         class_column: column with class ids 1..254 (None: every object is class 1).
-        region: the training split on this scene: a boolean ``(rows, cols)`` array on the scene grid, or a
-            GeoDataFrame / shapely geometry of train polygons in the raster CRS; None = the whole scene.
+        region: the training split on this scene: a boolean ``(rows, cols)`` array on the scene grid (or a
+            :class:`geotool.training.sampler.BlockRegion`, expanded slice by slice), or a GeoDataFrame / shapely geometry of train
+            polygons in the raster CRS; None = the whole scene.
+        source: an open reader of the scene (:class:`geotool.io.windows.RasterWindows`, with the bands
+            training reads) to cut objects from; None = open ``image``.
     """
 
     image: str | os.PathLike | Sequence[str | os.PathLike]
     labels: Any
     class_column: str | None = None
     region: Any = None
+    source: Any = None
 
 
 def build_online_oba(scenes: Sequence[TrainingScene], cfg: OBAConfig, bands: Sequence[int | str] | None = None,
@@ -98,32 +106,37 @@ def build_online_oba(scenes: Sequence[TrainingScene], cfg: OBAConfig, bands: Seq
     ``res``: pixel size of the training windows, or one per dataset scene (see :class:`OnlineOBA`);
     default the first scene's. Objects from scenes of another pixel size are resampled.
     """
+    from contextlib import ExitStack
+    from pathlib import Path
+
     from geotool.io.raster import RasterSource
+    from geotool.training.sampler import BlockRegion
 
     bank = ObjectBank()
     first_res = None
     for scene in scenes:
-        with RasterSource(scene.image, bands=bands if bands is not None else cfg.bands) as src:
+        with ExitStack() as stack:
+            src = scene.source or stack.enter_context(RasterSource(scene.image, bands=bands if bands is not None else cfg.bands))
             if first_res is None:
                 first_res = float(np.mean(src.grid.res))
             gdf = scene.labels
             classes = gdf[scene.class_column].to_numpy() if scene.class_column else np.ones(len(gdf), int)
             region_mask, region_geom = None, None
-            if isinstance(scene.region, np.ndarray):
-                if scene.region.shape != src.grid.shape:
+            if isinstance(scene.region, (np.ndarray, BlockRegion)):
+                if tuple(scene.region.shape) != tuple(src.grid.shape):
                     from geotool.errors import RasterMismatchError
 
                     raise RasterMismatchError(
                         f"the training region mask is {scene.region.shape} but {src.paths[0]} is {src.grid.shape}"
                     )
-                region_mask = scene.region.astype(bool)
+                region_mask = scene.region.astype(bool) if isinstance(scene.region, np.ndarray) else scene.region
             elif scene.region is not None:
                 region_geom = scene.region.union_all() if hasattr(scene.region, "union_all") else scene.region
             heights = None
             if cfg.shadows.height_attribute and cfg.shadows.height_attribute in gdf.columns:
                 heights = gdf[cfg.shadows.height_attribute].astype(float).to_numpy()
             extract_objects(
-                src, gdf, classes, src.paths[0].name, heights=heights, region=region_mask,
+                src, gdf, classes, Path(src.paths[0]).name, heights=heights, region=region_mask,
                 region_geometry=region_geom, min_pixels=cfg.min_object_pixels, bank=bank,
             )
             if bank.band_count is not None and bank.band_count != src.count:
@@ -144,7 +157,7 @@ def build_online_oba_from_files(
     Args:
         images: training scenes (GeoTIFF), each with its own grid.
         labels: polygons in any CRS with ``cfg.class_attribute`` (reprojected per scene), or a class mask
-            GeoTIFF; class ids are resolved as in ``oba-augment`` (see :func:`geotool.oba.pipeline.class_mapping`).
+            GeoTIFF; class ids are resolved as in ``oba-augment`` (see :func:`geotool.labels.assign_classes`).
         regions: per scene, the training split (boolean array on the scene grid, train polygons in the
             scene CRS, or None for the whole scene). Objects crossing the split boundary are left out, so
             nothing from validation blocks reaches the bank.
@@ -172,16 +185,16 @@ def build_online_oba_from_files(
     return build_online_oba(scenes, cfg)
 
 
-def build_online_oba_for_scenes(scenes: Sequence[Any], cfg: OBAConfig, class_names: Sequence[str] = ()) -> OnlineOBA:
-    """The hook for ``train-segmentation --oba``: bank the objects of the training split of scenes loaded
-    by :func:`geotool.segmentation.data.load_scenes` (:class:`geotool.training.sampler.TrainScene`).
+def build_online_oba_for_scenes(scenes: Sequence["TrainScene"], cfg: OBAConfig, class_names: Sequence[str] = ()) -> OnlineOBA:
+    """The hook for ``train-segmentation --oba``: bank the objects of the training blocks of
+    :class:`geotool.training.sampler.TrainScene` scenes, read through the scenes' own readers (the same
+    block cache as the training windows; no raster is reopened).
 
-    Vector labels bring their class ids (``_class``); mask-raster labels are vectorized from the scene's
-    target. Only objects lying entirely inside ``scene.train_region`` are banked, so nothing from the
-    validation blocks can be pasted into a training window. ``paste_classes`` may be ids or names of
-    ``class_names`` (the segmentation classes, index = id).
+    Vector labels bring their class ids (``CLASS_COLUMN``); mask-raster labels are vectorized strip by strip
+    (:meth:`TrainScene.label_polygons`). Only objects lying entirely inside the training blocks are banked,
+    so nothing from the validation blocks can be pasted into a training window. ``paste_classes`` may be
+    ids or names of ``class_names`` (the segmentation classes, index = id).
     """
-    from geotool.io.vector import vectorize
     from geotool.oba.pipeline import resolve_classes
 
     paste = None
@@ -190,16 +203,13 @@ def build_online_oba_for_scenes(scenes: Sequence[Any], cfg: OBAConfig, class_nam
         paste = sorted(resolve_classes(cfg.paste_classes, mapping, "the segmentation classes"))
     entries = []
     for s in scenes:
-        if not s.train_region.any():
+        if not s.blocks("train").any():
             continue
-        if s.labels is not None:
-            gdf = s.labels
-        else:
-            known = s.valid & (s.target != cfg.ignore_index)
-            gdf = vectorize(s.target.astype(np.int32), s.grid, valid=known).rename(columns={"class_id": CLASS_COLUMN})
+        gdf = s.label_polygons()
         if paste is not None:
             gdf = gdf[gdf[CLASS_COLUMN].isin(paste)].reset_index(drop=True)
-        entries.append(TrainingScene(s.paths if len(s.paths) > 1 else s.paths[0], gdf, CLASS_COLUMN, s.train_region))
+        entries.append(TrainingScene(s.paths if len(s.paths) > 1 else s.paths[0], gdf, CLASS_COLUMN,
+                                     s.region_view("train"), source=s.reader))
     if not entries:
         from geotool.errors import EmptyDataError
 

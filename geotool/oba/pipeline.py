@@ -16,7 +16,7 @@ import numpy as np
 
 from geotool.batch import BatchOptions, BatchResult, SceneJob
 from geotool.errors import BandError, ConfigError, EmptyDataError, GeotoolError, NoOverlapError
-from geotool.labels import CLASS_COLUMN
+from geotool.labels import CLASS_COLUMN, assign_classes, class_mapping  # noqa: F401 - class_mapping: public here too
 from geotool.oba.backgrounds import AUTO_LABEL_FRACTIONS, BackgroundWindow, mine_windows
 from geotool.oba.bank import ObjectBank, extract_objects, require_objects
 from geotool.oba.compose import Composite, compose_scene
@@ -40,27 +40,8 @@ class OBAResult:
     batch: BatchResult | None = None
 
 
-def class_mapping(values, attribute: str | None, path) -> dict[Any, int]:
-    """Map label attribute values to class ids 1..254 (integers kept, names numbered in sorted order)."""
-    if attribute is None:
-        return {}
-    uniq = sorted({v for v in values if v is not None and v == v}, key=str)
-    if not uniq:
-        raise EmptyDataError(f"{path}: attribute {attribute!r} is empty on every feature; choose another --class-attribute")
-    if all(isinstance(v, (int, np.integer, float, np.floating)) and float(v).is_integer() for v in uniq):
-        bad = [v for v in uniq if not 1 <= int(v) <= 254]
-        if bad:
-            raise ConfigError(
-                f"{path}: class values {bad[:5]} in {attribute!r} are outside 1..254 (0 is background, 255 ignore); recode them"
-            )
-        return {v: int(v) for v in uniq}
-    if len(uniq) > 254:
-        raise ConfigError(f"{path}: {attribute!r} has {len(uniq)} distinct values; at most 254 classes")
-    return {v: i + 1 for i, v in enumerate(uniq)}
-
-
 def read_labels(labels: Path, grid, cfg: OBAConfig, mapping: dict | None, raster_name: str):
-    """Labels of one scene in its CRS with ``_class`` (1..254) and ``_height`` columns."""
+    """Labels of one scene in its CRS with ``CLASS_COLUMN`` (1..254) and ``_height`` columns."""
     gdf = _label_frame(labels, cfg, grid)
     if gdf.crs != grid.crs:
         gdf = gdf.to_crs(grid.crs)
@@ -86,12 +67,7 @@ def _label_frame(labels: Path, cfg: OBAConfig, grid=None):
 
 def _attach(gdf, labels: Path, cfg: OBAConfig, mapping: dict | None):
     gdf = gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])].copy()
-    attr = _class_attr(labels, cfg)
-    if attr is None:
-        gdf[CLASS_COLUMN] = 1
-    else:
-        gdf = gdf[gdf[attr].map(lambda v: v in mapping)].copy()
-        gdf[CLASS_COLUMN] = gdf[attr].map(mapping).astype(int)
+    gdf = assign_classes(gdf, labels, _class_attr(labels, cfg), mapping or {})
     h = cfg.shadows.height_attribute
     gdf["_height"] = gdf[h].astype(float) if (h and cfg.shadows.enabled) else np.nan
     return gdf.reset_index(drop=True)

@@ -6,9 +6,10 @@ import math
 from pathlib import Path
 
 from geotool.io.figures import stretch_rgb
+from geotool.labels import CLASS_NODATA
 
 
-def contact_sheet(scenes, path: Path, ignore_index: int = 255) -> Path:
+def contact_sheet(scenes, path: Path, ignore_index: int = CLASS_NODATA) -> Path:
     """Write a PNG grid of ``(name, image, mask, valid, instances)`` scenes.
 
     Pasted objects are outlined in yellow, labels the background already had in cyan.

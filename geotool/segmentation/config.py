@@ -7,6 +7,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field, model_validator
 
 from geotool.config import GeotoolConfig
+from geotool.labels import CLASS_NODATA
 from geotool.oba.config import OBAConfig
 from geotool.training.trainer import TrainerOptions
 
@@ -36,7 +37,7 @@ class SegmentationConfig(TrainerOptions):
     class_attribute: Optional[str] = Field(None, description="Vector column with the class; none = every polygon is class 1.")
     class_map: dict[str, int] = Field(default_factory=dict, description="Attribute value -> class id (>0); unmapped features are skipped.")
     class_names: list[str] = Field(["background", "foreground"], description="Class names, index = class id (0 = background).")
-    ignore_index: int = Field(255, ge=0, le=255, description="Label value ignored by the loss (nodata).")
+    ignore_index: int = Field(CLASS_NODATA, ge=0, le=255, description="Label value ignored by the loss (nodata).")
     arch: str = Field("Unet", description="smp architecture: Unet, UnetPlusPlus, FPN, PSPNet, DeepLabV3, DeepLabV3Plus, Linknet, MAnet, PAN, UPerNet, Segformer, DPT.")
     encoder: str = Field("resnet18", description="smp encoder name.")
     encoder_weights: Optional[str] = Field(None, description="Local encoder state-dict file (none = random init, no hub).")
@@ -56,6 +57,10 @@ class SegmentationConfig(TrainerOptions):
     oba: Optional[OBAConfig] = Field(None, description="On-the-fly object-based augmentation of training windows "
                                      "(the oba-augment settings, e.g. the shipped ``oba`` preset); none = off.")
     workers: int = Field(0, ge=0, description="DataLoader worker processes preparing training windows (0 = in the main process).")
+    cache_mb: float = Field(512, gt=0, description="Block cache of decoded image and label blocks, MB per process (main and each "
+                            "worker); scenes are read window by window through it.")
+    stats_windows: int = Field(256, gt=0, description="Random training windows the per-band normalisation statistics are "
+                               "computed from (no scene is read whole).")
     seed: int = Field(0, description="Random seed.")
 
     @model_validator(mode="after")

@@ -1,4 +1,5 @@
-"""Training scenes for segmentation: images + labels (vectors or mask rasters) on each image's grid."""
+"""Training scenes for segmentation: images + labels (vectors or mask rasters) on each image's grid, read window
+by window (see :mod:`geotool.io.windows`): the label file is read once, each scene keeps only its own features."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from geotool.errors import ConfigError, EmptyDataError, NoOverlapError, RasterMismatchError
-from geotool.labels import CLASS_COLUMN  # class id of each label polygon in TrainScene.labels
+from geotool.labels import CLASS_COLUMN, assign_classes  # class id of each label polygon in TrainScene.labels
 from geotool.training.sampler import TrainScene
-from geotool.training.split import block_split
+from geotool.io.windows import CACHE_MB
+from geotool.training.split import split_blocks
 
 log = logging.getLogger(__name__)
 VECTOR_EXT = (".gpkg", ".geojson", ".json", ".shp")
+#: Side of the cells, pixels, on which validity is checked and positive (foreground) areas are indexed.
+CELL = 32
 
 
 def is_vector(path: str | Path) -> bool:
@@ -22,20 +26,16 @@ def is_vector(path: str | Path) -> bool:
 
 
 def label_values(gdf, path, class_attribute: str | None, class_map: dict[str, int]) -> tuple[object, np.ndarray]:
-    """Filter features to mapped classes and return ``(gdf, class ids)``."""
-    if class_attribute is None:
-        return gdf, np.ones(len(gdf), np.int64)
-    if class_attribute not in gdf.columns:
-        raise ConfigError(f"{path} has no column {class_attribute!r} (columns: {', '.join(map(str, gdf.columns))}); set class_attribute")
-    if not class_map:
+    """Filter features to mapped classes and return ``(gdf, class ids)`` (:func:`geotool.labels.assign_classes`
+    with the configured ``class_map``)."""
+    if class_attribute is not None and not class_map and class_attribute in gdf.columns:
         raise ConfigError(f"class_attribute {class_attribute!r} needs a class_map (value -> class id) in the config")
-    keys = gdf[class_attribute].astype(str)
-    keep = keys.isin(list(class_map))
-    if not keep.any():
+    out = assign_classes(gdf, path, class_attribute, class_map)
+    if class_attribute is not None and out.empty:
+        found = sorted(set(gdf[class_attribute].astype(str)))[:10]
         raise EmptyDataError(f"no feature of {path} has a {class_attribute} in the class map {sorted(class_map)}; "
-                             f"values found: {sorted(set(keys))[:10]}")
-    gdf = gdf[keep.to_numpy()]
-    return gdf, np.array([class_map[k] for k in keys[keep]], np.int64)
+                             f"values found: {found}")
+    return out, out[CLASS_COLUMN].to_numpy(np.int64)
 
 
 def read_labels(path: str, cfg):
@@ -45,28 +45,29 @@ def read_labels(path: str, cfg):
 
     labels = VectorLabels(path)
     frame = require_polygons(labels.frame, path, "give building/forest polygons (or a class-mask raster) as labels")
-    gdf, values = label_values(frame, path, cfg.class_attribute, cfg.class_map)
-    labels.frame = gdf.assign(**{CLASS_COLUMN: values})
+    labels.frame, _ = label_values(frame, path, cfg.class_attribute, cfg.class_map)
     return labels
 
 
 def load_scene(image: str, label: str, cfg, n_classes: int, split_seed: int, val_fraction: float,
                vectors=None) -> TrainScene:
-    """Read one image and its labels into a :class:`TrainScene` with a block split.
+    """Open one image and its labels as a :class:`TrainScene` (read window by window) with a block split.
 
-    Vector labels are reprojected to the image CRS and must intersect it (else NoOverlapError); mask
-    rasters must share the image grid. Pixels without data get ``cfg.ignore_index``. ``vectors``: the
+    No pixel is read whole: the split lives on the block grid, validity is checked on a decimated mask,
+    and labels are rasterized block by block on demand. Vector labels are reprojected to the image CRS and
+    must intersect it (else NoOverlapError); mask rasters must share the image grid and are scanned once,
+    block by block, for their class ids. Pixels without data get ``cfg.ignore_index``. ``vectors``: the
     label file already read (:func:`read_labels`), of which the scene takes only its own features; read
     here when None.
     """
-    from geotool.io.raster import RasterSource
-    from geotool.io.vector import rasterize
+    from geotool.io.windows import RasterWindows, VectorWindows
 
-    with RasterSource(image, bands=cfg.bands, nodata=cfg.nodata) as src:
-        grid = src.grid
-        data, valid = src.read(dtype=np.float32)
-        bands = list(cfg.bands) if cfg.bands else list(range(1, src.count + 1))
-    data[:, ~valid] = 0.0
+    cache_mb = getattr(cfg, "cache_mb", None) or CACHE_MB
+    reader = RasterWindows(image, bands=cfg.bands, nodata=cfg.nodata, cache_mb=cache_mb)
+    grid = reader.grid
+    bands = list(cfg.bands) if cfg.bands else list(range(1, reader.count + 1))
+    if not reader.coarse_valid(CELL).any():
+        raise EmptyDataError(f"{image} has no valid pixel; check its nodata value (or --nodata)")
     gdf = None
     if is_vector(label):
         vectors = vectors if vectors is not None else read_labels(label, cfg)
@@ -74,27 +75,53 @@ def load_scene(image: str, label: str, cfg, n_classes: int, split_seed: int, val
         if gdf.empty:
             raise NoOverlapError(f"no labelled feature of {label} overlaps {image} after reprojection to {grid.crs}")
         values = gdf[CLASS_COLUMN].to_numpy()
-        target = rasterize(gdf, grid, values=values, fill=0, dtype="int64" if values.max() > 255 else "uint8").astype(np.int64)
+        _check_ids(np.unique(values), image, n_classes, cfg.ignore_index)
+        dtype = "uint8" if values.max() <= 255 else "int32"
+        labels_reader = VectorWindows(gdf.geometry.values, values, grid, dtype)
+        cells = np.argwhere(VectorWindows(gdf.geometry.values[values > 0], values[values > 0], grid).coarse(CELL))
     else:
-        with RasterSource(label) as lab:
-            if not lab.grid.same_as(grid):
-                raise RasterMismatchError(f"mask {label} is not on the grid of {image} ({'; '.join(lab.grid.differences(grid))}); resample it")
-            lab_data, lab_valid = lab.read()
-        target = lab_data[0].astype(np.int64)
-        target[~lab_valid] = cfg.ignore_index
-    bad = (target != cfg.ignore_index) & ((target < 0) | (target >= n_classes))
-    if bad.any():
-        raise ConfigError(f"labels of {image} hold class ids {sorted(set(np.unique(target[bad]).tolist()))[:8]} "
-                          f"outside 0..{n_classes - 1}; extend class_names or fix the class map")
-    target[~valid] = cfg.ignore_index
-    if not (valid & (target != cfg.ignore_index)).any():
-        raise EmptyDataError(f"{image} has no labelled valid pixel; check nodata and {label}")
-    if 0 <= cfg.ignore_index <= 255 and n_classes <= 256:
-        # labels held for the whole run: one byte a pixel instead of eight (windows are still cut as int64)
-        target = target.astype(np.uint8)
+        labels_reader = RasterWindows(label, bands=[1], cache_mb=cache_mb)
+        if not labels_reader.grid.same_as(grid):
+            raise RasterMismatchError(f"mask {label} is not on the grid of {image} "
+                                      f"({'; '.join(labels_reader.grid.differences(grid))}); resample it")
+        ids, cells = _scan_mask(labels_reader, cfg.ignore_index)
+        if not len(ids):
+            raise EmptyDataError(f"{image} has no labelled valid pixel; check nodata and {label}")
+        _check_ids(ids, image, n_classes, cfg.ignore_index)
     block = cfg.block or 2 * cfg.window
-    val_region = block_split(grid.height, grid.width, block, val_fraction, split_seed, window=cfg.window)
-    return TrainScene([str(image)], bands, data, target, valid, val_region, gdf, str(label), grid)
+    val_blocks = split_blocks(grid.height, grid.width, block, val_fraction, split_seed, window=cfg.window)
+    return TrainScene([str(image)], bands, reader, labels_reader, val_blocks, block, gdf, str(label), grid,
+                      cfg.ignore_index, cells.astype(np.int32), CELL)
+
+
+def _check_ids(ids: np.ndarray, image, n_classes: int, ignore_index: int) -> None:
+    bad = [int(v) for v in ids if v != ignore_index and not 0 <= v < n_classes]
+    if bad:
+        raise ConfigError(f"labels of {image} hold class ids {bad[:8]} outside 0..{n_classes - 1}; "
+                          "extend class_names or fix the class map")
+
+
+def _scan_mask(labels_reader, ignore_index: int, rows: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over a mask raster, ``rows`` at a time: its labelled class ids and the ``CELL``-pixel cells
+    holding a class > 0 (``(n, 2)`` cell row, col)."""
+    from rasterio.windows import Window
+
+    grid, src = labels_reader.grid, labels_reader.source()
+    ids: set[int] = set()
+    cells = []
+    for r in range(0, grid.height, rows):
+        h = min(rows, grid.height - r)
+        data, valid = src.read(Window(0, r, grid.width, h))
+        t = data[0]
+        known = valid & (t != ignore_index)
+        ids.update(np.unique(t[known]).tolist())
+        pos = known & (t > 0)
+        ph, pw = -(-h // CELL) * CELL, -(-grid.width // CELL) * CELL
+        padded = np.zeros((ph, pw), bool)
+        padded[:h, : grid.width] = pos
+        hit = np.argwhere(padded.reshape(ph // CELL, CELL, pw // CELL, CELL).any(axis=(1, 3)))
+        cells.append(hit + [r // CELL, 0])
+    return np.array(sorted(ids)), np.concatenate(cells) if cells else np.zeros((0, 2), np.int64)
 
 
 def pair_labels(images: list, labels: list[str]) -> list[str]:
@@ -113,10 +140,8 @@ def _read_vector_labels(labels: list[str], cfg) -> dict:
 
 def _split_fits(scenes: list[TrainScene], window: int) -> bool:
     """Some scene holds a whole window in its validation blocks, and some scene one in its training part."""
-    from geotool.training.split import window_positions
-
-    return (any(len(window_positions(s.val_region, window)) for s in scenes)
-            and any(len(window_positions(~s.val_region, window)) for s in scenes))
+    return (any(len(s.positions("val", window)) for s in scenes)
+            and any(len(s.positions("train", window)) for s in scenes))
 
 
 def load_scenes(cfg) -> tuple[list[TrainScene], list[TrainScene]]:
@@ -138,7 +163,7 @@ def load_scenes(cfg) -> tuple[list[TrainScene], list[TrainScene]]:
         vectors.update(_read_vector_labels([lab for lab in vlabels if lab not in vectors], cfg))
         for im, lab in zip(vimages, vlabels):
             s = load_scene(str(im), lab, cfg, n_classes, 0, 0.0, vectors.get(lab))
-            s.val_region = np.ones_like(s.valid)
+            s.set_val_blocks(np.ones_like(s.val_blocks))
             val.append(s)
         return train, val
     if not _split_fits(train, cfg.window) and cfg.block is None:

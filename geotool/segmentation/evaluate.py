@@ -32,7 +32,7 @@ class EvaluateConfig(GeotoolConfig):
     class_attribute: Optional[str] = Field(None, description="Vector column with the class (none = every polygon is class 1).")
     class_map: dict[str, int] = Field(default_factory=dict, description="Attribute value -> class id.")
     class_names: Optional[list[str]] = Field(None, description="Class names (default: from the prediction's tags).")
-    ignore_index: int = Field(255, description="Reference value treated as nodata.")
+    ignore_index: int = Field(CLASS_NODATA, description="Reference value treated as nodata.")
     objects: Optional[bool] = Field(None, description="Object-level F1 at IoU >= 0.5 (default: when there are 2 classes).")
     object_iou: float = Field(0.5, description="IoU threshold for an object match.")
     strip_rows: int = Field(STRIP_ROWS, ge=1, description="Rows read at a time (memory ~ rows x width).")

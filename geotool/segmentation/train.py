@@ -56,11 +56,11 @@ def build_training_data(cfg: SegmentationConfig, sample_transform=None) -> Train
     """
     from geotool.segmentation.augment import build_augment
     from geotool.segmentation.data import load_scenes
-    from geotool.training.normalization import band_statistics, normalize
+    from geotool.training.normalization import normalize, window_statistics
     from geotool.training.sampler import FixedWindowDataset, RandomWindowDataset, grid_windows
 
     train_scenes, val_scenes = load_scenes(cfg)
-    counts = {s.image.shape[0] for s in train_scenes + val_scenes}
+    counts = {s.reader.count for s in train_scenes + val_scenes}
     if len(counts) != 1:
         raise ConfigError(f"the images have different band counts {sorted(counts)}; select the same bands with --bands")
     if sample_transform is None and cfg.oba is not None:
@@ -68,7 +68,10 @@ def build_training_data(cfg: SegmentationConfig, sample_transform=None) -> Train
 
         sample_transform = build_online_oba_for_scenes(train_scenes, cfg.oba.model_copy(update={"ignore_index": cfg.ignore_index}),
                                                        cfg.class_names)
-    stats = band_statistics([s.image for s in train_scenes], [s.valid & s.train_region for s in train_scenes])
+    try:
+        stats = window_statistics(train_scenes, cfg.window, cfg.stats_windows, cfg.seed)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; lower --window or --val-fraction") from None
     mean, std = stats
     for i in stats.constant:
         log.warning("band %s of %s is constant over the training pixels (an alpha band?); it carries no information, "
@@ -108,7 +111,7 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
     train_scenes, mean, std = data.train_scenes, data.mean, data.std
     n_classes = len(cfg.class_names)
     out = Path(cfg.output)
-    arch = dict(arch=cfg.arch, encoder=cfg.encoder, in_channels=int(train_scenes[0].image.shape[0]), classes=n_classes,
+    arch = dict(arch=cfg.arch, encoder=cfg.encoder, in_channels=int(train_scenes[0].reader.count), classes=n_classes,
                 options=dict(cfg.model_options))
 
     def preview(epoch, arrays):
@@ -117,10 +120,7 @@ def run_train_segmentation(cfg: SegmentationConfig, sample_transform=None) -> di
                          title=f"epoch {epoch}: validation windows (image | label | prediction)")
 
     def export(module, trainer, ckpt_cb, val_dl):
-        from geotool.io.raster import RasterSource
-
-        with RasterSource(train_scenes[0].paths, bands=cfg.bands, nodata=cfg.nodata) as first:
-            input_dtype = first.dtypes[0]  # predict refuses scenes of another type
+        input_dtype = train_scenes[0].reader.dtypes[0]  # predict refuses scenes of another type
         summary = {
             "best_val_miou": float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else None,
             "epochs": trainer.current_epoch,

@@ -1,4 +1,4 @@
-"""Per-band normalisation statistics from training pixels only."""
+"""Per-band normalisation statistics from training pixels only (whole arrays, or a sample of windows)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,33 @@ def band_statistics(images: list[np.ndarray], masks: list[np.ndarray]) -> BandSt
         total += px.sum(1)
         sq += (px**2).sum(1)
         n += px.shape[1]
+    return _statistics(total, sq, n)
+
+
+def window_statistics(scenes, window: int, n_windows: int, seed: int, split: str = "train") -> BandStatistics:
+    """:func:`band_statistics` over the valid pixels of ``n_windows`` random windows (``scene.pixels``) of the ``split`` region
+    (scenes weighted by their number of window positions, as the training sampler draws them), so that
+    no scene is read whole. Same seed, same windows.
+    """
+    pos = [s.positions(split, window) for s in scenes]
+    weights = np.array([len(p) for p in pos], np.float64)
+    if weights.sum() == 0:
+        raise ValueError(f"no {window}-pixel window fits inside the {split} region of any scene")
+    rng = np.random.default_rng([seed, 0x5747])  # not the training windows' streams
+    total = sq = None
+    n = 0
+    for k in rng.choice(len(scenes), size=n_windows, p=weights / weights.sum()):
+        row, col = pos[k][int(rng.integers(len(pos[k])))]
+        img, valid = scenes[k].pixels(int(row), int(col), window)
+        px = img[:, valid].astype(np.float64)
+        total = px.sum(1) if total is None else total + px.sum(1)
+        sq = (px**2).sum(1) if sq is None else sq + (px**2).sum(1)
+        n += px.shape[1]
+    return _statistics(total, sq, n)
+
+
+def _statistics(total, sq, n: int) -> BandStatistics:
+    """Mean, std (constant bands widened) from per-band sums and sums of squares of ``n`` pixels."""
     if n == 0:
         raise ValueError("no training pixel to compute normalisation statistics from")
     mean = total / n
