@@ -47,13 +47,13 @@ def main() -> None:
     from geotool.io.raster import RasterSource
     from geotool.io.vector import rasterize, read_vector
     from geotool.oba.config import OBAConfig
-    from geotool.oba.online import TrainingScene, build_online_oba
+    from geotool.oba.online import ObjectSource, build_online_oba
 
     bands = [int(b) for b in args.bands.split(",")]
     with RasterSource(args.image, bands=bands) as src:
         gdf = read_vector(args.labels, target=src.grid)
         t0 = time.perf_counter()
-        hook = build_online_oba([TrainingScene(args.image, gdf)], OBAConfig(probability=1.0), bands=bands)
+        hook = build_online_oba([ObjectSource(args.image, gdf)], OBAConfig(probability=1.0), bands=bands)
         bank_s = time.perf_counter() - t0
         print(f"bank: {len(hook.bank)} objects, {hook.bank.nbytes / 2**20:.2f} MiB, built in {bank_s:.2f} s")
         rng = np.random.default_rng(args.seed)

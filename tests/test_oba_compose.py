@@ -12,7 +12,7 @@ from geotool.io.raster import RasterSource
 from geotool.oba.bank import ObjectBank, ObjectChip, extract_objects
 from geotool.oba.compose import compose_scene
 from geotool.oba.config import OBAConfig
-from geotool.oba.online import OnlineOBA, TrainingScene, build_online_oba
+from geotool.oba.online import OnlineOBA, ObjectSource, build_online_oba
 from geotool.oba.transforms import geometric
 from tests.oba_helpers import BOXES, CLASSES, box_labels, make_scene
 
@@ -176,7 +176,7 @@ def test_online_hook_is_picklable_respects_probability_and_labels(tmp_path):
     x0, y0 = grid.transform * (0, 60)
     x1, y1 = grid.transform * (60, 0)
     train = gpd.GeoDataFrame(geometry=[box(x0, y0, x1, y1)], crs=grid.crs)
-    hook = build_online_oba([TrainingScene(path, gdf, "cls", region=train)], OBAConfig(probability=1.0, n_objects=(3, 3)))
+    hook = build_online_oba([ObjectSource(path, gdf, "cls", region=train)], OBAConfig(probability=1.0, n_objects=(3, 3)))
     assert len(hook.bank) == 6
     hook = pickle.loads(pickle.dumps(hook))
     img, valid = _background()

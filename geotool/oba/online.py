@@ -78,8 +78,9 @@ class OnlineOBA:
 
 
 @dataclass
-class TrainingScene:
-    """One training scene for the bank.
+class ObjectSource:
+    """A scene the object bank cuts objects from: a training scene as OBA sees it (its image, its own labels
+    and its training region).
 
     Attributes:
         image: GeoTIFF path (or paths of a stack).
@@ -99,7 +100,7 @@ class TrainingScene:
     source: Any = None
 
 
-def build_online_oba(scenes: Sequence[TrainingScene], cfg: OBAConfig, bands: Sequence[int | str] | None = None,
+def build_online_oba(scenes: Sequence[ObjectSource], cfg: OBAConfig, bands: Sequence[int | str] | None = None,
                      res: float | Sequence[float] | None = None) -> OnlineOBA:
     """Bank every object lying entirely inside each scene's training region and return the hook.
 
@@ -181,7 +182,7 @@ def build_online_oba_from_files(
             gdf = gdf[gdf[CLASS_COLUMN].isin(resolve_classes(cfg.paste_classes, mapping, labels))].reset_index(drop=True)
         if cfg.shadows.height_attribute and cfg.shadows.enabled:
             gdf[cfg.shadows.height_attribute] = gdf["_height"]
-        scenes.append(TrainingScene(image, gdf, CLASS_COLUMN, region))
+        scenes.append(ObjectSource(image, gdf, CLASS_COLUMN, region))
     return build_online_oba(scenes, cfg)
 
 
@@ -208,7 +209,7 @@ def build_online_oba_for_scenes(scenes: Sequence["TrainScene"], cfg: OBAConfig, 
         gdf = s.label_polygons()
         if paste is not None:
             gdf = gdf[gdf[CLASS_COLUMN].isin(paste)].reset_index(drop=True)
-        entries.append(TrainingScene(s.paths if len(s.paths) > 1 else s.paths[0], gdf, CLASS_COLUMN,
+        entries.append(ObjectSource(s.paths if len(s.paths) > 1 else s.paths[0], gdf, CLASS_COLUMN,
                                      s.region_view("train"), source=s.reader))
     if not entries:
         from geotool.errors import EmptyDataError
