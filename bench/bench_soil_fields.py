@@ -190,6 +190,50 @@ VARIANTS: dict[str, Callable[[Field, int, int], np.ndarray]] = {
 }
 
 
+def _with_xy(fld: Field) -> np.ndarray:
+    c = fld.coords
+    return np.column_stack([fld.X, (c - c.mean(0)) / c.std(0)])
+
+
+def parse_variant(name: str) -> Callable[[Field, int, int], np.ndarray]:
+    """A named variant, or kernel maxvol options joined by '+': a space (rank, standard, robust, normal),
+    rK (K refinement rounds), linW (linear block of weight W), nn (nearest-neighbour landmark spacing),
+    bwX (bandwidth X), LxR (R x N landmarks), clipC (robust clip), xy (cell coordinates as covariates)."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    opts: dict = {}
+    xy = False
+    for tok in name.split("+"):
+        if tok in ("rank", "standard", "robust", "normal"):
+            opts["space"] = tok
+        elif tok == "nn":
+            opts["spacing"] = "nn"
+        elif tok == "xy":
+            xy = True
+        elif tok.startswith("lin"):
+            opts["linear"] = float(tok[3:] or 1)
+        elif tok.startswith("bw"):
+            opts["bandwidth"] = float(tok[2:])
+        elif tok.startswith("clip"):
+            opts["clip"] = float(tok[4:])
+        elif tok.startswith("Lx"):
+            opts["ratio"] = float(tok[2:])
+        elif tok.startswith("r") and tok[1:].isdigit():
+            opts["refine"] = int(tok[1:])
+        else:
+            raise SystemExit(f"unknown variant token {tok!r} in {name!r}")
+
+    def fn(fld: Field, n: int, seed: int) -> np.ndarray:
+        from geotool.soil.design import kernel_maxvol
+
+        kw = dict(opts)
+        ratio = kw.pop("ratio", None)
+        if ratio is not None:
+            kw["landmarks"] = max(1, int(round(ratio * n)))
+        return kernel_maxvol(_with_xy(fld) if xy else fld.X, n, seed=seed, **kw)[0]
+    return fn
+
+
 def run_field(fld: Field, sizes: list[int], n_random: int, trees: int, eval_cells: int, methods: dict,
               cache: Path | None, seeds: int = 3) -> dict:
     scorer = Scorer(fld, trees, eval_cells)
@@ -270,7 +314,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,20,30,50,75,100")
     parser.add_argument("--trees", type=int, default=25)
     parser.add_argument("--eval-cells", type=int, default=20_000)
-    parser.add_argument("--variants", default="", help="extra methods by name: " + ", ".join(VARIANTS))
+    parser.add_argument("--variants", default="", help="extra methods, comma-separated: " + ", ".join(VARIANTS) +
+                        ", or kernel maxvol options joined by '+' (see parse_variant)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--no-baselines", action="store_true", help="skip cLHS and k-means (exploring variants)")
     parser.add_argument("--fields", default="kshen,xuancheng")
     parser.add_argument("--repeats", type=int, default=100, help="part 2 repeats (0 = skip part 2)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "geotool_bench_cache")
@@ -278,16 +325,19 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",")]
     methods = dict(METHODS)
+    if args.no_baselines:
+        methods = {"maxvol (default)": METHODS["maxvol (default)"]}
     for name in filter(None, args.variants.split(",")):
-        methods[name] = VARIANTS[name]
+        methods[name] = parse_variant(name)
     print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {os.cpu_count()} cpus, "
           f"load average at start {os.getloadavg()[0]:.1f}")
     results = []
     if "kshen" in args.fields:
-        results.append(run_field(load_kshen(args.soil), sizes, args.random, args.trees, args.eval_cells, methods, args.cache))
+        results.append(run_field(load_kshen(args.soil), sizes, args.random, args.trees, args.eval_cells, methods, args.cache,
+                                 seeds=args.seeds))
     if "xuancheng" in args.fields:
         results.append(run_field(load_xuancheng(args.xuancheng), sizes, args.random, args.trees, args.eval_cells, methods,
-                                 args.cache))
+                                 args.cache, seeds=args.seeds))
     summary(results, methods, sizes)
     if args.repeats and "xuancheng" in args.fields:
         part2(args.xuancheng, args.repeats)
