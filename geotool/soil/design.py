@@ -438,7 +438,10 @@ def kernel_maxvol(
     budget: float | None = None,
     cost_weight: float = 0.0,
 ) -> tuple[np.ndarray, int]:
-    """maxvol on kernel features of a memory-bounded candidate pool.
+    """maxvol on kernel features of a memory-bounded candidate pool (soil-sample's default design).
+
+    Default (issue #18, measured on two fields in BENCHMARKS.md): covariates as normal scores of their
+    ranks, N k-means landmarks, RBF width 0.42 x the median landmark spacing, square maxvol.
 
     Args:
         X: ``(cells, covariates)`` standardised covariates (no intercept).
@@ -446,7 +449,7 @@ def kernel_maxvol(
         landmarks: kernel features (default n: the square case, where maxvol's swaps run; measured better
             than 2 x n on both fields of bench/bench_soil_fields.py).
         feature_memory_mb: cap on the float32 pool x landmarks feature matrix, MiB.
-        bandwidth: RBF sigma as a multiple of the median landmark spacing.
+        bandwidth: RBF sigma as a multiple of the landmark spacing (see ``spacing``).
         space: covariate space of the kernel (and of ``refine``): ``rank`` (each covariate rank-uniformised,
             robust to tails), ``standard`` (z-scores), ``robust`` (median/IQR z-scores clipped to +-``clip``)
             or ``normal`` (normal scores of the ranks).

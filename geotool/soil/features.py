@@ -367,7 +367,8 @@ def kernel_features(
     typical of a different part of the covariate distribution instead of its extremes.
     Measured against polynomial features in bench/bench_soil_design.py.
 
-    This materialises cells x landmarks; soil-sample itself goes through :func:`rank_uniformise`,
+    This materialises cells x landmarks in rank space (the kernel of the first study); soil-sample itself
+    goes through :func:`geotool.soil.design.kernel_maxvol` (default: :func:`normal_scores`, bandwidth 0.42),
     :func:`fit_kernel_map` and :meth:`KernelMap.transform` on a bounded candidate pool instead.
 
     Args:
