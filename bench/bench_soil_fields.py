@@ -22,7 +22,12 @@ is what a percentile measures) and are scored on ``--eval-cells`` seeded random 
 exact quantile-function form against the sorted population, vectorised. Random-design scores are cached
 in ``--cache`` so variants can be compared without recomputing them.
 
+Variants: a named one (``VARIANTS``, e.g. "rank (old default)") or kernel maxvol options joined by '+'
+(``parse_variant``: "normal+bw0.42", "robust+r5+xy", "normal+Lx2+bw0.35"). ``--seeds`` / ``--seed-offset``
+choose the method seeds (held-out seeds: ``--seed-offset 3``); ``--no-baselines`` skips cLHS and k-means.
+
 Usage: python bench/bench_soil_fields.py [--random 200] [--sizes 10,20,30,50,75,100] [--variants a,b]
+       [--seeds 3] [--seed-offset 0] [--no-baselines] [--repeats 100]
 """
 
 from __future__ import annotations
