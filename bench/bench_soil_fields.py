@@ -22,7 +22,12 @@ is what a percentile measures) and are scored on ``--eval-cells`` seeded random 
 exact quantile-function form against the sorted population, vectorised. Random-design scores are cached
 in ``--cache`` so variants can be compared without recomputing them.
 
+Variants: a named one (``VARIANTS``, e.g. "rank (old default)") or kernel maxvol options joined by '+'
+(``parse_variant``: "normal+bw0.42", "robust+r5+xy", "normal+Lx2+bw0.35"). ``--seeds`` / ``--seed-offset``
+choose the method seeds (held-out seeds: ``--seed-offset 3``); ``--no-baselines`` skips cLHS and k-means.
+
 Usage: python bench/bench_soil_fields.py [--random 200] [--sizes 10,20,30,50,75,100] [--variants a,b]
+       [--seeds 3] [--seed-offset 0] [--no-baselines] [--repeats 100]
 """
 
 from __future__ import annotations
@@ -169,13 +174,15 @@ def _kv(**kw):
     def fn(fld: Field, n: int, seed: int) -> np.ndarray:
         from geotool.soil.design import kernel_maxvol
 
-        opts = dict(kw)
+        # the variants of the first study (before issue #18's robustness study): rank space, bandwidth 0.5
+        opts = {"space": "rank", "bandwidth": 0.5, **kw}
         ratio = opts.pop("ratio", 2.0)
         return kernel_maxvol(fld.X, n, seed=seed, landmarks=max(1, int(round(ratio * n))), **opts)[0]
     return fn
 
 
 VARIANTS: dict[str, Callable[[Field, int, int], np.ndarray]] = {
+    "rank (old default)": _kv(ratio=1.0),  # the default before the robustness study: rank space, L=N, bw 0.5
     "L=2N": _kv(ratio=2.0),  # the default before this study
     "L=N": _kv(ratio=1.0),
     "L=4N": _kv(ratio=4.0),
@@ -190,8 +197,52 @@ VARIANTS: dict[str, Callable[[Field, int, int], np.ndarray]] = {
 }
 
 
+def _with_xy(fld: Field) -> np.ndarray:
+    c = fld.coords
+    return np.column_stack([fld.X, (c - c.mean(0)) / c.std(0)])
+
+
+def parse_variant(name: str) -> Callable[[Field, int, int], np.ndarray]:
+    """A named variant, or kernel maxvol options joined by '+': a space (rank, standard, robust, normal),
+    rK (K refinement rounds), linW (linear block of weight W), nn (nearest-neighbour landmark spacing),
+    bwX (bandwidth X), LxR (R x N landmarks), clipC (robust clip), xy (cell coordinates as covariates)."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    opts: dict = {}
+    xy = False
+    for tok in name.split("+"):
+        if tok in ("rank", "standard", "robust", "normal"):
+            opts["space"] = tok
+        elif tok == "nn":
+            opts["spacing"] = "nn"
+        elif tok == "xy":
+            xy = True
+        elif tok.startswith("lin"):
+            opts["linear"] = float(tok[3:] or 1)
+        elif tok.startswith("bw"):
+            opts["bandwidth"] = float(tok[2:])
+        elif tok.startswith("clip"):
+            opts["clip"] = float(tok[4:])
+        elif tok.startswith("Lx"):
+            opts["ratio"] = float(tok[2:])
+        elif tok.startswith("r") and tok[1:].isdigit():
+            opts["refine"] = int(tok[1:])
+        else:
+            raise SystemExit(f"unknown variant token {tok!r} in {name!r}")
+
+    def fn(fld: Field, n: int, seed: int) -> np.ndarray:
+        from geotool.soil.design import kernel_maxvol
+
+        kw = dict(opts)
+        ratio = kw.pop("ratio", None)
+        if ratio is not None:
+            kw["landmarks"] = max(1, int(round(ratio * n)))
+        return kernel_maxvol(_with_xy(fld) if xy else fld.X, n, seed=seed, **kw)[0]
+    return fn
+
+
 def run_field(fld: Field, sizes: list[int], n_random: int, trees: int, eval_cells: int, methods: dict,
-              cache: Path | None, seeds: int = 3) -> dict:
+              cache: Path | None, seeds: int = 3, seed_offset: int = 0) -> dict:
     scorer = Scorer(fld, trees, eval_cells)
     print(f"\n## {fld.name}: {len(fld.X):,} candidate cells, covariates {', '.join(fld.names)}; targets "
           f"{', '.join(fld.targets)}; {n_random} random designs per N; metrics {', '.join(scorer.names)}")
@@ -209,7 +260,7 @@ def run_field(fld: Field, sizes: list[int], n_random: int, trees: int, eval_cell
         rand = random_scores(scorer, n, n_random, cache)
         medians[n] = np.median(rand, axis=0)
         for name, fn in methods.items():
-            pct = [percentile(scorer.score(fn(fld, n, s)), rand) for s in range(seeds)]
+            pct = [percentile(scorer.score(fn(fld, n, s)), rand) for s in range(seed_offset, seed_offset + seeds)]
             table[name][n] = np.array(pct)  # (seeds, metrics)
         print(f"  N={n}: {time.perf_counter() - t0:.0f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
     print(f"{fld.name}: {time.perf_counter() - t_all:.0f} s in all")
@@ -270,7 +321,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,20,30,50,75,100")
     parser.add_argument("--trees", type=int, default=25)
     parser.add_argument("--eval-cells", type=int, default=20_000)
-    parser.add_argument("--variants", default="", help="extra methods by name: " + ", ".join(VARIANTS))
+    parser.add_argument("--variants", default="", help="extra methods, comma-separated: " + ", ".join(VARIANTS) +
+                        ", or kernel maxvol options joined by '+' (see parse_variant)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seed-offset", type=int, default=0, help="first method seed (held-out seeds: 3)")
+    parser.add_argument("--no-baselines", action="store_true", help="skip cLHS and k-means (exploring variants)")
     parser.add_argument("--fields", default="kshen,xuancheng")
     parser.add_argument("--repeats", type=int, default=100, help="part 2 repeats (0 = skip part 2)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "geotool_bench_cache")
@@ -278,16 +333,19 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",")]
     methods = dict(METHODS)
+    if args.no_baselines:
+        methods = {"maxvol (default)": METHODS["maxvol (default)"]}
     for name in filter(None, args.variants.split(",")):
-        methods[name] = VARIANTS[name]
+        methods[name] = parse_variant(name)
     print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {os.cpu_count()} cpus, "
           f"load average at start {os.getloadavg()[0]:.1f}")
     results = []
     if "kshen" in args.fields:
-        results.append(run_field(load_kshen(args.soil), sizes, args.random, args.trees, args.eval_cells, methods, args.cache))
+        results.append(run_field(load_kshen(args.soil), sizes, args.random, args.trees, args.eval_cells, methods, args.cache,
+                                 seeds=args.seeds, seed_offset=args.seed_offset))
     if "xuancheng" in args.fields:
         results.append(run_field(load_xuancheng(args.xuancheng), sizes, args.random, args.trees, args.eval_cells, methods,
-                                 args.cache))
+                                 args.cache, seeds=args.seeds, seed_offset=args.seed_offset))
     summary(results, methods, sizes)
     if args.repeats and "xuancheng" in args.fields:
         part2(args.xuancheng, args.repeats)

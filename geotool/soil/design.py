@@ -23,6 +23,7 @@ from geotool.soil.features import Candidates, FeatureMode, FeatureReport, candid
 log = logging.getLogger("geotool.soil")
 
 Method = Literal["maxvol", "random", "clhs", "kmeans"]
+KernelSpace = Literal["rank", "standard", "robust", "normal"]
 TerrainName = Literal["slope", "aspect", "curvature", "twi"]
 POINT_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".csv")
 
@@ -50,9 +51,19 @@ class SoilSampleConfig(GeotoolConfig):
     )
     kernel_landmarks: Optional[int] = Field(
         None, ge=1, description="Kernel landmarks (default n: square kernel maxvol, chosen on two fields; see BENCHMARKS.md).")
-    kernel_bandwidth: float = Field(0.5, gt=0, description="RBF sigma as a multiple of the median landmark spacing.")
-    kernel_space: Literal["rank", "standard"] = Field(
-        "rank", description="Covariate space of the kernel: rank (rank-uniformised, robust to tails) or standard (z-scores).")
+    kernel_bandwidth: float = Field(
+        0.42, gt=0, description="RBF sigma as a multiple of the landmark spacing (0.42: measured on two fields; the "
+        "default before issue #18 was 0.5 with kernel_space rank).")
+    kernel_space: KernelSpace = Field(
+        "normal", description="Covariate space of the kernel: normal (normal scores of the ranks: robust to outliers, "
+        "tails keep their spread; the measured best), rank (rank-uniformised, the default before issue #18), "
+        "standard (z-scores) or robust (median/IQR z-scores clipped to +-kernel_clip).")
+    kernel_spacing: Literal["median", "nn"] = Field(
+        "median", description="What kernel_bandwidth multiplies: the median pairwise landmark distance, or the median "
+        "nearest-neighbour landmark distance (nn: the kernel narrows as N grows).")
+    kernel_linear: float = Field(
+        0.0, ge=0, description="Weight of linear features (intercept + covariates) joined to the RBF features (0 = none).")
+    kernel_clip: float = Field(3.0, gt=0, description="Clip of the robust z-scores (kernel_space robust).")
     refine: int = Field(0, ge=0, description="Coverage refinement rounds after kernel maxvol (0 = pure maxvol).")
     coordinates: bool = Field(False, description="Add the cell coordinates as features (spreads points in space).")
     seed: int = Field(0, description="Random seed (random, clhs, kmeans; maxvol is deterministic).")
@@ -281,10 +292,11 @@ def _kernel_maxvol(cfg: SoilSampleConfig, A: np.ndarray, cand: Candidates, fixed
                    n: int | None = None, cost: np.ndarray | None = None, budget: float | None = None):
     """soil-sample's kernel maxvol; returns candidate rows and feature names."""
     rows, size = kernel_maxvol(A[:, 1:], cfg.n if n is None else n, fixed=fixed, allowed=allowed, coords=cand.coords_m,
-                               min_distance=cfg.min_distance, landmarks=cfg.kernel_landmarks or cfg.n,
+                               min_distance=cfg.min_distance, landmarks=cfg.kernel_landmarks or (None if cfg.kernel_linear > 0 else cfg.n),
                                seed=cfg.seed, feature_memory_mb=cfg.feature_memory_mb, cost=cost, budget=budget,
                                cost_weight=cfg.cost_weight, bandwidth=cfg.kernel_bandwidth, space=cfg.kernel_space,
-                               refine=cfg.refine)
+                               refine=cfg.refine, linear=cfg.kernel_linear, spacing=cfg.kernel_spacing,
+                               clip=cfg.kernel_clip)
     return rows, [f"rbf_{i}" for i in range(size)]
 
 
@@ -416,14 +428,20 @@ def kernel_maxvol(
     landmarks: int | None = None,
     seed: int = 0,
     feature_memory_mb: float = 256.0,
-    bandwidth: float = 0.5,
-    space: Literal["rank", "standard"] = "rank",
+    bandwidth: float = 0.42,
+    space: KernelSpace = "normal",
     refine: int = 0,
+    linear: float = 0.0,
+    spacing: Literal["median", "nn"] = "median",
+    clip: float = 3.0,
     cost: np.ndarray | None = None,
     budget: float | None = None,
     cost_weight: float = 0.0,
 ) -> tuple[np.ndarray, int]:
-    """maxvol on kernel features of a memory-bounded candidate pool.
+    """maxvol on kernel features of a memory-bounded candidate pool (soil-sample's default design).
+
+    Default (issue #18, measured on two fields in BENCHMARKS.md): covariates as normal scores of their
+    ranks, N k-means landmarks, RBF width 0.42 x the median landmark spacing, square maxvol.
 
     Args:
         X: ``(cells, covariates)`` standardised covariates (no intercept).
@@ -431,33 +449,57 @@ def kernel_maxvol(
         landmarks: kernel features (default n: the square case, where maxvol's swaps run; measured better
             than 2 x n on both fields of bench/bench_soil_fields.py).
         feature_memory_mb: cap on the float32 pool x landmarks feature matrix, MiB.
-        bandwidth: RBF sigma as a multiple of the median landmark spacing.
-        space: ``rank`` (each covariate rank-uniformised, robust to tails) or ``standard`` (z-scores).
+        bandwidth: RBF sigma as a multiple of the landmark spacing (see ``spacing``).
+        space: covariate space of the kernel (and of ``refine``): ``rank`` (each covariate rank-uniformised,
+            robust to tails), ``standard`` (z-scores), ``robust`` (median/IQR z-scores clipped to +-``clip``)
+            or ``normal`` (normal scores of the ranks).
         refine: coverage refinement rounds after maxvol (0 = none): each new point moves to the pool cell
             nearest (in the kernel's covariate space) to the mean of the cells it is the nearest point to.
+        linear: weight of linear features (intercept + the covariates in ``space``) joined to the RBF
+            features (0 = RBF only); with them the default landmarks are n - 1 - covariates, so the
+            feature count stays n (square maxvol).
+        spacing: what ``bandwidth`` multiplies: the median pairwise landmark distance or the median
+            nearest-neighbour landmark distance (``nn``: the kernel narrows as N grows).
 
     Returns:
         Chosen rows of ``X`` (fixed first) and the number of kernel features.
     """
-    from geotool.soil.features import fit_kernel_map, rank_uniformise
+    from geotool.soil.features import fit_kernel_map, normal_scores, rank_uniformise, robust_scale
     from geotool.soil.maxvol import maxvol_select
 
     cells = len(X)
     fixed = np.unique(np.asarray([] if fixed is None else fixed, dtype=np.int64))
     allowed = np.ones(cells, dtype=bool) if allowed is None else np.asarray(allowed, dtype=bool)
-    landmarks = landmarks or n
-    limit = max(n, int(feature_memory_mb * 2**20 // (4 * landmarks)))
+    d = X.shape[1]
+    if landmarks is None:
+        landmarks = max(1, n - 1 - d) if linear > 0 else n
+    n_features = landmarks + (1 + d if linear > 0 else 0)
+    limit = max(n, int(feature_memory_mb * 2**20 // (4 * n_features)))
     pool = candidate_pool(allowed, fixed, limit, seed)
     if int(allowed.sum()) > len(pool):
         log.info("kernel maxvol on a seeded subset of %d of %d candidate cells (--feature-memory-mb %g)",
                  len(pool), int(allowed.sum()), feature_memory_mb)
+    sub = None if len(pool) == cells else pool
     if space == "rank":
         # ranks among every candidate cell, so the pool does not shift them
-        space_x = rank_uniformise(X, rows=None if len(pool) == cells else pool)
+        space_x = rank_uniformise(X, rows=sub)
+    elif space == "normal":
+        space_x = normal_scores(X, rows=sub)
+    elif space == "robust":
+        space_x = robust_scale(X, clip=clip, rows=sub, seed=seed)
     else:
         space_x = np.asarray(X[pool], dtype=np.float32)
-    kmap = fit_kernel_map(space_x, landmarks, seed=seed, bandwidth=bandwidth)
+    kmap = fit_kernel_map(space_x, landmarks, seed=seed, bandwidth=bandwidth, spacing=spacing)
     feats = kmap.transform(space_x)
+    if linear > 0:
+        lin = np.empty((len(space_x), 1 + d), dtype=np.float32)
+        lin[:, 0] = np.float32(linear)
+        sd = space_x.std(axis=0, dtype=np.float64)
+        mu = space_x.mean(axis=0, dtype=np.float64)
+        for j in range(d):
+            lin[:, 1 + j] = (space_x[:, j] - np.float32(mu[j])) * np.float32(linear / (sd[j] if sd[j] > 0 else 1.0))
+        feats = np.concatenate([lin, feats], axis=1)
+        del lin
     local_fixed = np.searchsorted(pool, fixed)
     pool_coords = None if coords is None else coords[pool]
     sel = maxvol_select(feats, n, fixed=local_fixed, coords=pool_coords, min_distance=min_distance, allowed=allowed[pool],
@@ -466,7 +508,7 @@ def kernel_maxvol(
     rows = sel.rows
     if refine:
         rows = refine_coverage(space_x, rows, len(local_fixed), allowed[pool], refine, pool_coords, min_distance)
-    return pool[rows], kmap.size
+    return pool[rows], kmap.size + (1 + d if linear > 0 else 0)
 
 
 def refine_coverage(

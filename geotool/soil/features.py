@@ -286,9 +286,51 @@ class KernelMap:
         return out
 
 
-def fit_kernel_map(ranks: np.ndarray, n_landmarks: int, seed: int = 0, bandwidth: float = 0.5) -> KernelMap:
-    """Landmarks = k-means centres of (a 20,000-cell seeded sample of) the rank-space points; sigma =
-    ``bandwidth`` x the median landmark spacing."""
+def robust_scale(values: np.ndarray, clip: float = 3.0, rows: np.ndarray | None = None, seed: int = 0,
+                 sample: int = 200_000) -> np.ndarray:
+    """Robust z-scores clipped to +-``clip``: (x - median) / (IQR / 1.349), float32.
+
+    Median and IQR come from a seeded sample of ``sample`` cells (exact below it), so outliers (terrain
+    edge artefacts, DEM pits) neither set the scale nor, after clipping, sit far out on their own.
+
+    Args:
+        values: ``(cells, columns)``.
+        rows: when given, only these rows are returned (the statistics are still those of every cell).
+    """
+    cells = len(values)
+    rng = np.random.default_rng(seed)
+    idx = np.arange(cells) if cells <= sample else np.sort(rng.choice(cells, sample, replace=False))
+    ref = np.asarray(values[idx], dtype=np.float64)
+    med = np.median(ref, axis=0)
+    q1, q3 = np.quantile(ref, [0.25, 0.75], axis=0)
+    scale = (q3 - q1) / 1.349
+    fallback = ref.std(axis=0)
+    scale = np.where(scale > 1e-12, scale, np.where(fallback > 0, fallback, 1.0))
+    src = values if rows is None else values[np.asarray(rows)]
+    out = np.empty(src.shape, dtype=np.float32)
+    for j in range(src.shape[1]):
+        col = np.asarray(src[:, j], dtype=np.float32) - np.float32(med[j])
+        col /= np.float32(scale[j])
+        np.clip(col, -clip, clip, out=col)
+        out[:, j] = col
+    return out
+
+
+def normal_scores(values: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Each column's rank among all cells mapped through the standard normal quantile function, float32
+    (rank-based like :func:`rank_uniformise`, so robust to outliers, but tails keep more spread)."""
+    from scipy.special import ndtri
+
+    ranks = rank_uniformise(values, rows=rows)
+    return ndtri(ranks).astype(np.float32)
+
+
+def fit_kernel_map(ranks: np.ndarray, n_landmarks: int, seed: int = 0, bandwidth: float = 0.5,
+                   spacing: Literal["median", "nn"] = "median") -> KernelMap:
+    """Landmarks = k-means centres of (a 20,000-cell seeded sample of) the points; sigma = ``bandwidth`` x
+    the median landmark spacing: the median of all pairwise distances (``median``, nearly constant in the
+    number of landmarks) or of each landmark's nearest-neighbour distance (``nn``, shrinks as landmarks are
+    added, so the kernel narrows with N)."""
     from sklearn.cluster import KMeans
 
     cells = len(ranks)
@@ -298,8 +340,13 @@ def fit_kernel_map(ranks: np.ndarray, n_landmarks: int, seed: int = 0, bandwidth
     n_unique = len(np.unique(sample, axis=0))
     k = max(1, min(n_landmarks, n_unique))
     centres = KMeans(k, n_init=1, random_state=seed).fit(sample).cluster_centers_
-    spacing = np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(-1))
-    sigma = bandwidth * float(np.median(spacing[spacing > 0])) if k > 1 else 0.5
+    dist = np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(-1))
+    if k > 1 and spacing == "nn":
+        np.fill_diagonal(dist, np.inf)
+        near = dist.min(axis=1)
+        sigma = bandwidth * float(np.median(near[np.isfinite(near) & (near > 0)]))
+    else:
+        sigma = bandwidth * float(np.median(dist[dist > 0])) if k > 1 else 0.5
     return KernelMap(centres, sigma)
 
 
@@ -320,7 +367,8 @@ def kernel_features(
     typical of a different part of the covariate distribution instead of its extremes.
     Measured against polynomial features in bench/bench_soil_design.py.
 
-    This materialises cells x landmarks; soil-sample itself goes through :func:`rank_uniformise`,
+    This materialises cells x landmarks in rank space (the kernel of the first study); soil-sample itself
+    goes through :func:`geotool.soil.design.kernel_maxvol` (default: :func:`normal_scores`, bandwidth 0.42),
     :func:`fit_kernel_map` and :meth:`KernelMap.transform` on a bounded candidate pool instead.
 
     Args:
