@@ -122,3 +122,13 @@ def test_presets_ship_inside_the_package_and_resolve_by_name(tmp_path, monkeypat
     assert read_yaml_or_preset("oba") == {"scene_size": 64}
     with pytest.raises(ConfigError, match="available: buildings, forest"):
         read_preset("nope")
+
+
+def test_debug_shows_the_traceback_of_an_error_and_of_a_bug(monkeypatch):
+    from geotool.run_state import STATE
+
+    monkeypatch.setattr(STATE, "debug", True)
+    for exc, code in ((InputFileError("scene.tif: no such raster; check the path"), 2), (ZeroDivisionError("boom"), 1)):
+        result = runner.invoke(_error_app(exc), ["run"])
+        assert result.exit_code == code
+        assert "Traceback (most recent call last)" in result.output and type(exc).__name__ in result.output
