@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def soil_sample(
     covariates: Annotated[Optional[list[Path]], typer.Argument(help="Covariate GeoTIFFs on one grid (or folders of them).", show_default=False)] = None,
-    n: Annotated[Optional[int], typer.Option("-n", "--n", help="Number of points, existing ones included.")] = None,
+    n: Annotated[Optional[int], typer.Option("-n", help="Number of points, existing ones included.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Points file: .gpkg, .geojson, .shp or .csv.")] = None,
     dem: Annotated[Optional[Path], typer.Option(help="DEM (m) on the same grid; elevation becomes a covariate.")] = None,
     terrain: Annotated[Optional[str], typer.Option(help="Terrain covariates from --dem: slope,aspect,curvature,twi.")] = None,
