@@ -33,7 +33,7 @@ install: $(VENV)/.geotool-deps
 		|| $(BIN)/python -m pip install --quiet --no-deps -e .
 
 test: install
-	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
 wheel-check: install
 	PYTHON=$(BIN)/python bash .ci/wheel-check
