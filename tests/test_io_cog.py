@@ -173,3 +173,44 @@ def test_compression_threads_follow_gdal_num_threads_else_the_affinity_mask(monk
     monkeypatch.setenv("GDAL_NUM_THREADS", "ALL_CPUS")  # not a number: the CPUs this process may use
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert compression_threads() == expected
+
+
+@pytest.mark.parametrize("kind", ["classes", "probs"])
+def test_own_overviews_give_the_bytes_of_gdals_cog_driver_building_them(raster_factory, tmp_path, kind):
+    """The writer builds the overviews itself on the stream file (FORCE_USE_EXISTING): the COG must hold what
+    GDAL's COG driver writes when it makes them (OVERVIEWS=AUTO) from the same pixels and metadata: the same
+    pixels, the same overview levels and resampling. The one difference: the driver sizes each level by halving
+    the one above rounding down (700 -> 350 -> 175 -> 87), BuildOverviews rounds the factor's division up (88),
+    so the coarsest of three levels here is one pixel larger and sampled from other pixels."""
+    from rasterio.shutil import copy as gdal_copy
+
+    from geotool.io.raster import _cog_options
+
+    grid = _grid(raster_factory, (700, 1100))
+    rng = np.random.default_rng(4)
+    if kind == "classes":
+        data = (rng.random((1, 700, 1100)) * 3).astype(np.uint8)
+        data[:, :40] = 255
+        kwargs = dict(nodata=255, categories=["a", "b", "c"], band_names=["class"])
+        resampling = "NEAREST"
+    else:
+        data = rng.random((2, 700, 1100)).astype(np.float32)
+        data[:, 100:400, 200:500] = -1
+        kwargs = dict(nodata=-1, band_names=["p0", "p1"])
+        resampling = "AVERAGE"
+    ours = write_raster(tmp_path / "ours.tif", data, grid, **kwargs)
+    plain = write_raster(tmp_path / "plain.tif", data, grid, cog=False, **kwargs)
+    gdal_copy(plain, tmp_path / "gdal.tif", driver="COG", **_cog_options(data.dtype, resampling, overviews="AUTO"))
+    assert _assert_cog(ours)[0] == [2, 4, 8]
+    with rasterio.open(ours) as a, rasterio.open(tmp_path / "gdal.tif") as b:
+        assert a.profile == b.profile and a.tags() == b.tags() and a.descriptions == b.descriptions
+        assert a.read().tobytes() == data.tobytes() == b.read().tobytes()
+        if kind == "classes":
+            assert a.colormap(1) == b.colormap(1)
+    for level, equal in ((0, True), (1, True), (2, False)):
+        with rasterio.open(ours, overview_level=level) as a, rasterio.open(tmp_path / "gdal.tif", overview_level=level) as b:
+            if equal:
+                assert a.read().tobytes() == b.read().tobytes()
+            else:
+                assert (a.height, a.width) == (88, 138) and (b.height, b.width) == (87, 137)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".") or "stream" in p.name) == []

@@ -495,22 +495,47 @@ def _creation_options(dtype: np.dtype, width: int, height: int, block: int = BLO
     return opts
 
 
-def _stream_options(dtype: np.dtype) -> dict[str, Any]:
-    """GTiff options of the intermediate a COG is copied from: tiled like the COG, compressed fast (ZSTD level
-    1 decodes and encodes several times faster than deflate; it only lives until the copy)."""
+#: Largest stream file (pixels plus overviews, bytes) kept uncompressed; above it the stream is ZSTD level 1, so
+#: a huge scene's temp file stays a fraction of its raw size on disk (at some CPU: see BENCHMARKS.md).
+STREAM_RAW_MAX_BYTES = 4 * 2**30
+
+
+def _stream_raw(dtype: np.dtype, count: int, width: int, height: int) -> bool:
+    """Whether the stream file of an output this size is written uncompressed (see :data:`STREAM_RAW_MAX_BYTES`)."""
+    return np.dtype(dtype).itemsize * count * width * height * 4 / 3 <= STREAM_RAW_MAX_BYTES
+
+
+def _stream_options(dtype: np.dtype, count: int, width: int, height: int) -> dict[str, Any]:
+    """GTiff options of the intermediate a COG is copied from: tiled like the COG and, up to
+    :data:`STREAM_RAW_MAX_BYTES`, uncompressed. It lives only until the copy, whose DEFLATE is then the only
+    compression each pixel goes through (a ZSTD stream cost a compression and a decompression more)."""
     from geotool.io.gdal_settings import compression_threads
 
-    return {"compress": "zstd", "zstd_level": 1, "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
-            "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "BIGTIFF": "IF_SAFER",
-            "NUM_THREADS": compression_threads()}
+    opts: dict[str, Any] = {"tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "BIGTIFF": "IF_SAFER"}
+    if _stream_raw(dtype, count, width, height):
+        opts["compress"] = "none"
+    else:
+        opts.update(compress="zstd", zstd_level=1, predictor=3 if np.dtype(dtype).kind == "f" else 2,
+                    NUM_THREADS=compression_threads())
+    return opts
 
 
-def _cog_options(dtype: np.dtype, resampling: str) -> dict[str, Any]:
-    """COG driver options: the same tiles, deflate and predictor as the plain outputs, internal overviews."""
+def cog_overview_factors(width: int, height: int, block: int = BLOCK) -> list[int]:
+    """The overview factors GDAL's COG driver makes with ``OVERVIEWS=AUTO``: halve until both sides fit one block."""
+    factors, f = [], 1
+    while -(-width // f) > block or -(-height // f) > block:
+        f *= 2
+        factors.append(f)
+    return factors
+
+
+def _cog_options(dtype: np.dtype, resampling: str, overviews: str = "FORCE_USE_EXISTING") -> dict[str, Any]:
+    """COG driver options: the same tiles, deflate and predictor as the plain outputs; the internal overviews
+    are the stream file's own (``FORCE_USE_EXISTING``), built beforehand by :meth:`RasterWriter._finish`."""
     from geotool.io.gdal_settings import compression_threads
 
     return {"COMPRESS": "DEFLATE", "PREDICTOR": "YES", "BLOCKSIZE": BLOCK, "BIGTIFF": "IF_SAFER",
-            "OVERVIEWS": "AUTO", "OVERVIEW_RESAMPLING": resampling, "NUM_THREADS": compression_threads()}
+            "OVERVIEWS": overviews, "OVERVIEW_RESAMPLING": resampling, "NUM_THREADS": compression_threads()}
 
 
 def default_class_colormap(n_classes: int, nodata: int | None = None) -> dict[int, tuple[int, int, int, int]]:
@@ -559,8 +584,9 @@ class RasterWriter:
 
     The output is a Cloud-Optimized GeoTIFF (GDAL's COG layout: 256 x 256 tiles, deflate, internal overviews,
     the directories ahead of the pixels) with the given grid's CRS and transform and the given nodata: blocks
-    stream into a hidden, fast-compressed tiled GeoTIFF beside the target, which GDAL's COG driver then copies
-    (adding the overviews) into a second hidden file, renamed over the target. Overviews of class rasters
+    stream into a hidden, uncompressed tiled GeoTIFF beside the target (ZSTD level 1 above
+    :data:`STREAM_RAW_MAX_BYTES`), which gets the overviews GDAL's COG driver would make and is then copied by
+    that driver, compressing every pixel once, into a second hidden file, renamed over the target. Overviews of class rasters
     (``categories`` or ``colormap`` given) are nearest-neighbour, of everything else nodata-aware averages.
     ``cog=False`` writes the tiled deflate GeoTIFF directly (no overviews). Use as a context manager; an
     exception inside the block deletes every temp file, so no half-written output is left.
@@ -609,7 +635,7 @@ class RasterWriter:
         self._tmp = self._atomic.__enter__()
         # the stream file's name starts with the temp file's, so atomic_path's cleanup removes it on failure
         self._stream = self._tmp.with_name(self._tmp.name + ".stream.tif") if self.cog else self._tmp
-        options = _stream_options(self.dtype) if self.cog else _creation_options(self.dtype, self.grid.width, self.grid.height)
+        options = _stream_options(self.dtype, self.count, self.grid.width, self.grid.height) if self.cog else _creation_options(self.dtype, self.grid.width, self.grid.height)
         profile = dict(
             driver="GTiff",
             width=self.grid.width,
@@ -656,15 +682,31 @@ class RasterWriter:
         self._atomic.__exit__(exc_type, exc, tb)
 
     def _finish(self) -> None:
-        """COG copy of the stream file, then the category sidecar (or removal of a stale one)."""
+        """Overviews on the stream file, its COG copy, then the category sidecar (or removal of a stale one)."""
         if self.cog:
             from rasterio.shutil import copy as gdal_copy
 
-            categorical = self.colormap is not None or self.categories is not None
+            from geotool.io.gdal_settings import compression_threads
+
+            resampling = "NEAREST" if self.colormap is not None or self.categories is not None else "AVERAGE"
             # GDAL's default cache (5 % of RAM) would fill with the blocks of a large scene during the copy
             with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES):
-                gdal_copy(self._stream, self._tmp, driver="COG", **_cog_options(self.dtype, "NEAREST" if categorical else "AVERAGE"))
+                factors = cog_overview_factors(self.grid.width, self.grid.height)
+                if factors:
+                    # The overviews GDAL's COG driver would build (same factors, resampling and code path: an external
+                    # .ovr, so the same bytes), but stored as the stream is: the driver's own go through a temp file
+                    # that it compresses and reads back before compressing them again.
+                    raw = _stream_raw(self.dtype, self.count, self.grid.width, self.grid.height)
+                    ovr_env = {"COMPRESS_OVERVIEW": "NONE"} if raw else {
+                        "COMPRESS_OVERVIEW": "ZSTD", "ZSTD_LEVEL_OVERVIEW": "1",
+                        "PREDICTOR_OVERVIEW": "3" if self.dtype.kind == "f" else "2"}
+                    # TIFF_USE_OVR: an external .ovr, built by the code path the driver's own go through
+                    with rasterio.Env(GDAL_NUM_THREADS=str(compression_threads()), TIFF_USE_OVR="YES", **ovr_env), \
+                            rasterio.open(self._stream, "r+") as ds:
+                        ds.build_overviews(factors, Resampling[resampling.lower()])
+                gdal_copy(self._stream, self._tmp, driver="COG", **_cog_options(self.dtype, resampling))
             self._stream.unlink()
+            self._stream.with_name(self._stream.name + ".ovr").unlink(missing_ok=True)
         aux = self.path.with_name(self.path.name + ".aux.xml")
         if self.categories:
             from geotool.io.files import write_text
