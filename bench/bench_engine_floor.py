@@ -67,20 +67,22 @@ def finalize_for(sinks):
 @contextmanager
 def old_cog_finish():
     """The COG finishing before commit "COG outputs: stream uncompressed...": a ZSTD level 1 stream (with
-    predictor) copied by GDAL's COG driver, which builds the overviews itself (OVERVIEWS=AUTO) in a temp file."""
+    predictor) copied by GDAL's COG driver, which builds the overviews itself (OVERVIEWS=AUTO) in a temp file; one
+    output after the other."""
     from geotool.io import raster
     from geotool.io.gdal_settings import compression_threads
 
-    saved = raster._stream_options, raster.cog_overview_factors, raster._cog_options
+    saved = raster._stream_options, raster.cog_overview_factors, raster._cog_options, raster._prepare_all
     raster._stream_options = lambda dtype, *a: {
         "compress": "zstd", "zstd_level": 1, "predictor": 3 if np.dtype(dtype).kind == "f" else 2, "tiled": True,
         "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER", "NUM_THREADS": compression_threads()}
     raster.cog_overview_factors = lambda *a, **k: []
     raster._cog_options = lambda dtype, resampling, overviews="AUTO": saved[2](dtype, resampling, "AUTO")
+    raster._prepare_all = lambda writers: None
     try:
         yield
     finally:
-        raster._stream_options, raster.cog_overview_factors, raster._cog_options = saved
+        raster._stream_options, raster.cog_overview_factors, raster._cog_options, raster._prepare_all = saved
 
 
 def run_engine(raster: Path, out: Path, sinks, depth=tiling.PIPELINE_DEPTH, cog=True, predict=trivial,

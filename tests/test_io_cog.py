@@ -214,3 +214,47 @@ def test_own_overviews_give_the_bytes_of_gdals_cog_driver_building_them(raster_f
             else:
                 assert (a.height, a.width) == (88, 138) and (b.height, b.width) == (87, 137)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".") or "stream" in p.name) == []
+
+
+def test_outputs_made_together_are_the_bytes_of_outputs_made_alone(raster_factory, tmp_path):
+    from geotool.io.raster import open_writers
+
+    grid = _grid(raster_factory, (600, 700))
+    rng = np.random.default_rng(5)
+    classes = (rng.random((1, 600, 700)) * 2).astype(np.uint8)
+    probs = rng.random((2, 600, 700)).astype(np.float32)
+    writers = {"c": RasterWriter(tmp_path / "c.tif", grid, 1, "uint8", 255, categories=["a", "b"]),
+               "p": RasterWriter(tmp_path / "p.tif", grid, 2, "float32", -1)}
+    with open_writers(writers) as opened:
+        opened["c"].write(classes)
+        opened["p"].write(probs)
+    alone_c = write_raster(tmp_path / "alone" / "c.tif", classes, grid, nodata=255, categories=["a", "b"])
+    alone_p = write_raster(tmp_path / "alone" / "p.tif", probs, grid, nodata=-1)
+    assert (tmp_path / "c.tif").read_bytes() == alone_c.read_bytes()
+    assert (tmp_path / "p.tif").read_bytes() == alone_p.read_bytes()
+    assert (tmp_path / "c.tif.aux.xml").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alone", "c.tif", "c.tif.aux.xml", "in.tif", "p.tif"]
+
+
+def test_one_failed_cog_copy_among_several_leaves_none_of_them(raster_factory, tmp_path, monkeypatch):
+    import rasterio.shutil
+
+    from geotool.io.raster import open_writers
+
+    grid = _grid(raster_factory, (300, 300))
+    out_dir = tmp_path / "out"
+    real_copy = rasterio.shutil.copy
+
+    def copy_failing_for_probs(src, dst, *args, **kwargs):
+        if "probs" in str(dst):
+            raise OSError("disk full")
+        return real_copy(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio.shutil, "copy", copy_failing_for_probs)
+    writers = {"c": RasterWriter(out_dir / "classes.tif", grid, 1, "uint8", 255, categories=["a", "b"]),
+               "p": RasterWriter(out_dir / "probs.tif", grid, 2, "float32", -1)}
+    with pytest.raises(OSError, match="disk full"):
+        with open_writers(writers) as opened:
+            opened["c"].write(np.zeros((300, 300), np.uint8))
+            opened["p"].write(np.zeros((2, 300, 300), np.float32))
+    assert list(out_dir.iterdir()) == []

@@ -629,6 +629,7 @@ class RasterWriter:
         self._ds = None
         self._tmp: Path | None = None
         self._stream: Path | None = None
+        self._prepared = False
 
     def __enter__(self) -> "RasterWriter":
         self._atomic = atomic_path(self.path)
@@ -673,40 +674,58 @@ class RasterWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self._ds.close()
             if exc_type is None:
+                self.prepare()
                 self._finish()
+            else:
+                self._ds.close()
         except BaseException as error:
             self._atomic.__exit__(type(error), error, error.__traceback__)
             raise
         self._atomic.__exit__(exc_type, exc, tb)
 
-    def _finish(self) -> None:
-        """Overviews on the stream file, its COG copy, then the category sidecar (or removal of a stale one)."""
+    def prepare(self, set_cache: bool = True) -> None:
+        """Close the stream and make the COG in the temp file (overviews and copy), without renaming it into place;
+        ``__exit__`` then only writes the sidecar and renames. Done once (later calls return at once), so
+        :func:`open_writers` can run it for several outputs at the same time. ``set_cache=False`` leaves GDAL's
+        block cache (process-wide) to the caller: two threads setting and restoring it would race."""
+        if self._prepared:
+            return
+        self._ds.close()
         if self.cog:
-            from rasterio.shutil import copy as gdal_copy
+            if set_cache:  # GDAL's default cache (5 % of RAM) would fill with the blocks of a large scene
+                with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES):
+                    self._build_cog()
+            else:
+                self._build_cog()
+        self._prepared = True
 
-            from geotool.io.gdal_settings import compression_threads
+    def _build_cog(self) -> None:
+        """Overviews on the stream file, then its COG copy into the temp file."""
+        from rasterio.shutil import copy as gdal_copy
 
-            resampling = "NEAREST" if self.colormap is not None or self.categories is not None else "AVERAGE"
-            # GDAL's default cache (5 % of RAM) would fill with the blocks of a large scene during the copy
-            with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES):
-                factors = cog_overview_factors(self.grid.width, self.grid.height)
-                if factors:
-                    # The overviews GDAL's COG driver would build (same factors, resampling and code path: an external
-                    # .ovr, so the same bytes), but stored as the stream is: the driver's own go through a temp file
-                    # that it compresses and reads back before compressing them again.
-                    raw = _stream_raw(self.dtype, self.count, self.grid.width, self.grid.height)
-                    ovr_env = {"COMPRESS_OVERVIEW": "NONE"} if raw else {
-                        "COMPRESS_OVERVIEW": "ZSTD", "ZSTD_LEVEL_OVERVIEW": "1",
-                        "PREDICTOR_OVERVIEW": "3" if self.dtype.kind == "f" else "2"}
-                    # TIFF_USE_OVR: an external .ovr, built by the code path the driver's own go through
-                    with rasterio.Env(GDAL_NUM_THREADS=str(compression_threads()), TIFF_USE_OVR="YES", **ovr_env), \
-                            rasterio.open(self._stream, "r+") as ds:
-                        ds.build_overviews(factors, Resampling[resampling.lower()])
-                gdal_copy(self._stream, self._tmp, driver="COG", **_cog_options(self.dtype, resampling))
-            self._stream.unlink()
-            self._stream.with_name(self._stream.name + ".ovr").unlink(missing_ok=True)
+        from geotool.io.gdal_settings import compression_threads
+
+        resampling = "NEAREST" if self.colormap is not None or self.categories is not None else "AVERAGE"
+        factors = cog_overview_factors(self.grid.width, self.grid.height)
+        if factors:
+            # The overviews GDAL's COG driver would build (same factors, resampling and code path: an external
+            # .ovr), but stored as the stream is: the driver's own go through a temp file that it compresses and
+            # reads back before compressing them again.
+            raw = _stream_raw(self.dtype, self.count, self.grid.width, self.grid.height)
+            ovr_env = {"COMPRESS_OVERVIEW": "NONE"} if raw else {
+                "COMPRESS_OVERVIEW": "ZSTD", "ZSTD_LEVEL_OVERVIEW": "1",
+                "PREDICTOR_OVERVIEW": "3" if self.dtype.kind == "f" else "2"}
+            # TIFF_USE_OVR: an external .ovr, built by the code path the driver's own go through
+            with rasterio.Env(GDAL_NUM_THREADS=str(compression_threads()), TIFF_USE_OVR="YES", **ovr_env), \
+                    rasterio.open(self._stream, "r+") as ds:
+                ds.build_overviews(factors, Resampling[resampling.lower()])
+        gdal_copy(self._stream, self._tmp, driver="COG", **_cog_options(self.dtype, resampling))
+        self._stream.unlink()
+        self._stream.with_name(self._stream.name + ".ovr").unlink(missing_ok=True)
+
+    def _finish(self) -> None:
+        """The category sidecar (or removal of a stale one), before the target appears."""
         aux = self.path.with_name(self.path.name + ".aux.xml")
         if self.categories:
             from geotool.io.files import write_text
@@ -719,9 +738,27 @@ class RasterWriter:
 @contextmanager
 def open_writers(writers: Mapping[str, "RasterWriter"]) -> Iterator[Mapping[str, "RasterWriter"]]:
     """Enter several :class:`RasterWriter` objects together: on success every output is renamed into
-    place, on any error every temp file is removed (no half-written set of outputs)."""
+    place, on any error every temp file is removed (no half-written set of outputs).
+
+    On success the outputs' COGs are made at the same time, one thread each (:meth:`RasterWriter.prepare`), before
+    any is renamed: the class raster's copy overlaps the probabilities' instead of waiting for it."""
     with ExitStack() as stack:
-        yield {name: stack.enter_context(writer) for name, writer in writers.items()}
+        opened = {name: stack.enter_context(writer) for name, writer in writers.items()}
+        yield opened
+        _prepare_all(list(opened.values()))
+
+
+def _prepare_all(writers: Sequence["RasterWriter"]) -> None:
+    """``prepare`` every writer, concurrently when there are several; the first failure is raised (the
+    ExitStack then removes every temp file)."""
+    if len(writers) < 2:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES), ThreadPoolExecutor(len(writers), "geotool-cog") as pool:
+        futures = [pool.submit(w.prepare, False) for w in writers]
+        for future in futures:
+            future.result()
 
 
 def write_raster(
