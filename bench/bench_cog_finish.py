@@ -12,6 +12,8 @@ interleaved:
   compressed again).
 - ``own, zstd``: the same stream, its overviews built once by ``BuildOverviews`` (external .ovr, ZSTD 1), then
   ``OVERVIEWS=FORCE_USE_EXISTING``.
+- ``own, deflate``: a DEFLATE stream (the COG's own compression) with its own overviews: shows whether GDAL copies
+  tiles that are already compressed as the COG wants them (it does not: it decompresses and compresses them again).
 - ``own, raw``: what :class:`geotool.io.raster.RasterWriter` does now: an uncompressed stream and overviews,
   so the COG copy's DEFLATE is the only compression.
 
@@ -41,7 +43,7 @@ from bench_tiled_memory import tile_raster  # noqa: E402
 from geotool.io.gdal_settings import compression_threads, gdal_conditions  # noqa: E402
 from geotool.io.raster import COG_CACHE_BYTES, _cog_options, cog_overview_factors  # noqa: E402
 
-WAYS = ("driver", "own, zstd", "own, raw")
+WAYS = ("driver", "own, zstd", "own, deflate", "own, raw")
 
 
 def finish(arr: np.ndarray, profile: dict, categorical: bool, way: str, tmp: Path) -> tuple[float, float, float]:
@@ -53,6 +55,8 @@ def finish(arr: np.ndarray, profile: dict, categorical: bool, way: str, tmp: Pat
     threads = compression_threads()
     comp = {"compress": "none"} if way == "own, raw" else {"compress": "zstd", "zstd_level": 1, "predictor": predictor,
                                                             "NUM_THREADS": threads}
+    if way == "own, deflate":
+        comp = {"compress": "deflate", "predictor": predictor, "NUM_THREADS": threads}
     resampling = "NEAREST" if categorical else "AVERAGE"
     t0 = time.perf_counter()
     with rasterio.open(stream, "w", **profile, count=arr.shape[0], dtype=arr.dtype.name, tiled=True, blockxsize=256,
@@ -68,6 +72,8 @@ def finish(arr: np.ndarray, profile: dict, categorical: bool, way: str, tmp: Pat
         else:
             ovr = {"COMPRESS_OVERVIEW": "NONE"} if way == "own, raw" else {
                 "COMPRESS_OVERVIEW": "ZSTD", "ZSTD_LEVEL_OVERVIEW": "1", "PREDICTOR_OVERVIEW": str(predictor)}
+            if way == "own, deflate":
+                ovr = {"COMPRESS_OVERVIEW": "DEFLATE", "PREDICTOR_OVERVIEW": str(predictor)}
             with rasterio.Env(GDAL_NUM_THREADS=str(threads), TIFF_USE_OVR="YES", **ovr), rasterio.open(stream, "r+") as ds:
                 ds.build_overviews(cog_overview_factors(arr.shape[2], arr.shape[1]), Resampling[resampling.lower()])
             options = _cog_options(arr.dtype, resampling)
