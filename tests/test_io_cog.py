@@ -258,3 +258,27 @@ def test_one_failed_cog_copy_among_several_leaves_none_of_them(raster_factory, t
             opened["c"].write(np.zeros((300, 300), np.uint8))
             opened["p"].write(np.zeros((2, 300, 300), np.float32))
     assert list(out_dir.iterdir()) == []
+
+
+def test_a_stream_too_large_to_keep_raw_is_zstd_and_gives_the_same_cog(raster_factory, tmp_path, monkeypatch):
+    from geotool.io import raster
+
+    grid = _grid(raster_factory, (600, 700))
+    data = np.random.default_rng(6).random((2, 600, 700)).astype(np.float32)
+    data[:, :100, :100] = -1
+    raw = write_raster(tmp_path / "raw.tif", data, grid, nodata=-1)
+    seen = []
+    real = raster._stream_options
+
+    def spy(*args):
+        opts = real(*args)
+        seen.append(opts["compress"])
+        return opts
+
+    monkeypatch.setattr(raster, "STREAM_RAW_MAX_BYTES", 0)
+    monkeypatch.setattr(raster, "_stream_options", spy)
+    zstd = write_raster(tmp_path / "zstd.tif", data, grid, nodata=-1)
+    assert seen == ["zstd"]
+    assert _assert_cog(zstd) == [[2], [2]]
+    assert zstd.read_bytes() == raw.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "raw.tif", "zstd.tif"]

@@ -531,7 +531,7 @@ def cog_overview_factors(width: int, height: int, block: int = BLOCK) -> list[in
 
 def _cog_options(dtype: np.dtype, resampling: str, overviews: str = "FORCE_USE_EXISTING") -> dict[str, Any]:
     """COG driver options: the same tiles, deflate and predictor as the plain outputs; the internal overviews
-    are the stream file's own (``FORCE_USE_EXISTING``), built beforehand by :meth:`RasterWriter._finish`."""
+    are the stream file's own (``FORCE_USE_EXISTING``), built beforehand by :meth:`RasterWriter._build_cog`."""
     from geotool.io.gdal_settings import compression_threads
 
     return {"COMPRESS": "DEFLATE", "PREDICTOR": "YES", "BLOCKSIZE": BLOCK, "BIGTIFF": "IF_SAFER",
@@ -586,8 +586,8 @@ class RasterWriter:
     the directories ahead of the pixels) with the given grid's CRS and transform and the given nodata: blocks
     stream into a hidden, uncompressed tiled GeoTIFF beside the target (ZSTD level 1 above
     :data:`STREAM_RAW_MAX_BYTES`), which gets the overviews GDAL's COG driver would make and is then copied by
-    that driver, compressing every pixel once, into a second hidden file, renamed over the target. Overviews of class rasters
-    (``categories`` or ``colormap`` given) are nearest-neighbour, of everything else nodata-aware averages.
+    that driver, compressing every pixel once, into a second hidden file, renamed over the target. Overviews of
+    class rasters (``categories`` or ``colormap`` given) are nearest-neighbour, of everything else nodata-aware averages.
     ``cog=False`` writes the tiled deflate GeoTIFF directly (no overviews). Use as a context manager; an
     exception inside the block deletes every temp file, so no half-written output is left.
 
@@ -636,7 +636,8 @@ class RasterWriter:
         self._tmp = self._atomic.__enter__()
         # the stream file's name starts with the temp file's, so atomic_path's cleanup removes it on failure
         self._stream = self._tmp.with_name(self._tmp.name + ".stream.tif") if self.cog else self._tmp
-        options = _stream_options(self.dtype, self.count, self.grid.width, self.grid.height) if self.cog else _creation_options(self.dtype, self.grid.width, self.grid.height)
+        w, h = self.grid.width, self.grid.height
+        options = _stream_options(self.dtype, self.count, w, h) if self.cog else _creation_options(self.dtype, w, h)
         profile = dict(
             driver="GTiff",
             width=self.grid.width,
@@ -709,14 +710,15 @@ class RasterWriter:
         resampling = "NEAREST" if self.colormap is not None or self.categories is not None else "AVERAGE"
         factors = cog_overview_factors(self.grid.width, self.grid.height)
         if factors:
-            # The overviews GDAL's COG driver would build (same factors, resampling and code path: an external
-            # .ovr), but stored as the stream is: the driver's own go through a temp file that it compresses and
-            # reads back before compressing them again.
+            # The overviews GDAL's COG driver would build (its factors and resampling, nodata-aware; each level
+            # sized by rounding the factor's division up where the driver halves the level above rounding down),
+            # stored as the stream is: the driver's own go through a temp file that it compresses and reads back
+            # before compressing them again.
             raw = _stream_raw(self.dtype, self.count, self.grid.width, self.grid.height)
             ovr_env = {"COMPRESS_OVERVIEW": "NONE"} if raw else {
                 "COMPRESS_OVERVIEW": "ZSTD", "ZSTD_LEVEL_OVERVIEW": "1",
                 "PREDICTOR_OVERVIEW": "3" if self.dtype.kind == "f" else "2"}
-            # TIFF_USE_OVR: an external .ovr, built by the code path the driver's own go through
+            # TIFF_USE_OVR: an external .ovr beside the stream, as the driver makes its own
             with rasterio.Env(GDAL_NUM_THREADS=str(compression_threads()), TIFF_USE_OVR="YES", **ovr_env), \
                     rasterio.open(self._stream, "r+") as ds:
                 ds.build_overviews(factors, Resampling[resampling.lower()])
