@@ -11,8 +11,9 @@ reading, blending, finalizing and writing.
   memory from a first run) written tile row by tile row as tiled deflate GeoTIFFs of the same dtype and
   predictor: what reading and writing those bytes costs at least. Printed single-threaded (plain rasterio,
   the baseline of issue 14) and with GDAL compressing on the engine's threads. The engine is timed with its
-  COG outputs (stream + COG copy with overviews, the default), streaming only (``cog=False``), and serial
-  (``pipeline_depth=0``); for the class raster alone and for class + probabilities.
+  COG outputs (stream + overviews + COG copy, the default), with the COG finishing of before (``engine COG
+  (old)``: ZSTD stream, GDAL's COG driver making the overviews), streaming only (``cog=False``), and serial
+  (``pipeline_depth=0``); for the class raster alone and for class + probabilities (``--variants`` picks).
 - sleep (on a --sleep-size scene): the model sleeps, per batch, the engine's own time per batch (trivial-model
   run, pipelined), so model and engine each need about the same time; wall time vs the larger of the two
   (target <= 1.15x), pipelined and serial, with streamed outputs and with COG outputs.
@@ -28,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +64,32 @@ def finalize_for(sinks):
     return finalize
 
 
-def run_engine(raster: Path, out: Path, sinks, depth=tiling.PIPELINE_DEPTH, cog=True, predict=trivial) -> tuple[float, tiling.TilingStats]:
+@contextmanager
+def old_cog_finish():
+    """The COG finishing before commit "COG outputs: stream uncompressed...": a ZSTD level 1 stream (with
+    predictor) copied by GDAL's COG driver, which builds the overviews itself (OVERVIEWS=AUTO) in a temp file; one
+    output after the other."""
+    from geotool.io import raster
+    from geotool.io.gdal_settings import compression_threads
+
+    saved = raster._stream_options, raster.cog_overview_factors, raster._cog_options, raster._prepare_all
+    raster._stream_options = lambda dtype, *a: {
+        "compress": "zstd", "zstd_level": 1, "predictor": 3 if np.dtype(dtype).kind == "f" else 2, "tiled": True,
+        "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER", "NUM_THREADS": compression_threads()}
+    raster.cog_overview_factors = lambda *a, **k: []
+    raster._cog_options = lambda dtype, resampling, overviews="AUTO": saved[2](dtype, resampling, "AUTO")
+    raster._prepare_all = lambda writers: None
+    try:
+        yield
+    finally:
+        raster._stream_options, raster.cog_overview_factors, raster._cog_options, raster._prepare_all = saved
+
+
+def run_engine(raster: Path, out: Path, sinks, depth=tiling.PIPELINE_DEPTH, cog=True, predict=trivial,
+               old_cog=False) -> tuple[float, tiling.TilingStats]:
+    if old_cog:
+        with old_cog_finish():
+            return run_engine(raster, out, sinks, depth, cog, predict)
     t = time.perf_counter()
     with RasterSource(raster) as src:
         writers = {"classes": RasterWriter(out / "classes.tif", src.grid, 1, "uint8", 255, categories=["a", "b"], cog=cog)}
@@ -100,7 +127,10 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.2f}"
 
 
-def part_floor(raster: Path, tmp: Path, repeats: int) -> None:
+VARIANTS = ("floor", "floor (threads)", "engine COG", "engine COG (old)", "engine stream", "engine serial")
+
+
+def part_floor(raster: Path, tmp: Path, repeats: int, variants=VARIANTS) -> None:
     for sinks in (("classes",), ("classes", "probs")):
         label = " + ".join(sinks)
         run_engine(raster, tmp, sinks)  # warm-up, and the outputs the floor writes
@@ -108,7 +138,7 @@ def part_floor(raster: Path, tmp: Path, repeats: int) -> None:
         for name in sinks:
             with rasterio.open(tmp / f"{name}.tif") as ds:
                 arrays[name] = ds.read()
-        times: dict[str, list[float]] = {k: [] for k in ("floor", "floor (threads)", "engine COG", "engine stream", "engine serial")}
+        times: dict[str, list[float]] = {k: [] for k in VARIANTS if k in variants or k == "floor"}
         for _ in range(repeats):  # interleaved, so load drift hits all alike
             for name in times:
                 before = load()
@@ -117,15 +147,17 @@ def part_floor(raster: Path, tmp: Path, repeats: int) -> None:
                 elif name == "floor (threads)":
                     times[name].append(run_floor(raster, tmp, arrays, compression_threads()))
                 else:
-                    kwargs = {"engine COG": {}, "engine stream": {"cog": False}, "engine serial": {"depth": 0}}[name]
+                    kwargs = {"engine COG": {}, "engine COG (old)": {"old_cog": True}, "engine stream": {"cog": False},
+                              "engine serial": {"depth": 0}}[name]
                     times[name].append(run_engine(raster, tmp, sinks, **kwargs)[0])
                 print(f"  {label}: {name:>16} {times[name][-1]:6.2f} s ({before})", flush=True)
         del arrays
         med = {k: statistics.median(v) for k, v in times.items()}
         base = med["floor"]
-        print(f"{label}: " + ", ".join(f"{k} {v:.2f} s ({v / base:.2f}x)" for k, v in med.items())
-              + f"; engine COG / floor {med['engine COG'] / base:.2f}x, engine stream / floor {med['engine stream'] / base:.2f}x "
-              f"(target <= 1.3x); engine COG / threaded floor {med['engine COG'] / med['floor (threads)']:.2f}x", flush=True)
+        print(f"{label}: " + ", ".join(f"{k} {v:.2f} s ({v / base:.2f}x the floor)" for k, v in med.items())
+              + " (target <= 1.3x)", flush=True)
+        if "engine COG" in med and "engine COG (old)" in med:
+            print(f"{label}: engine COG / engine COG (old) {med['engine COG'] / med['engine COG (old)']:.2f}x", flush=True)
 
 
 def part_sleep(raster: Path, tmp: Path, repeats: int) -> None:
@@ -134,9 +166,10 @@ def part_sleep(raster: Path, tmp: Path, repeats: int) -> None:
     sinks = ("classes", "probs")
     starts = tiling.window_starts(_size(raster), SPEC.window, SPEC.stride)  # square scene: rows and columns alike
     n_batches = len(starts) * -(-len(starts) // SPEC.batch_size)
-    for cog in (False, True):
-        run_engine(raster, tmp, sinks, cog=cog)  # warm-up
-        own = statistics.median(run_engine(raster, tmp, sinks, cog=cog)[0] for _ in range(repeats))
+    for cog, old in ((False, False), (True, False), (True, True)):
+        label = "COG (old finish)" if old else "COG" if cog else "streamed"
+        run_engine(raster, tmp, sinks, cog=cog, old_cog=old)  # warm-up
+        own = statistics.median(run_engine(raster, tmp, sinks, cog=cog, old_cog=old)[0] for _ in range(repeats))
         per_batch = own / n_batches
 
         def sleepy(batch, valid, _s=per_batch):
@@ -148,10 +181,10 @@ def part_sleep(raster: Path, tmp: Path, repeats: int) -> None:
             walls = []
             for _ in range(repeats):
                 before = load()
-                walls.append(run_engine(raster, tmp, sinks, depth=depth, cog=cog, predict=sleepy)[0])
-                print(f"  sleep model, {'COG' if cog else 'streamed'} outputs, pipeline depth {depth}: {walls[-1]:.2f} s ({before})", flush=True)
+                walls.append(run_engine(raster, tmp, sinks, depth=depth, cog=cog, predict=sleepy, old_cog=old)[0])
+                print(f"  sleep model, {label} outputs, pipeline depth {depth}: {walls[-1]:.2f} s ({before})", flush=True)
             wall = statistics.median(walls)
-            print(f"sleep model, {'COG' if cog else 'streamed'} outputs ({n_batches} batches x {per_batch * 1000:.0f} ms = "
+            print(f"sleep model, {label} outputs ({n_batches} batches x {per_batch * 1000:.0f} ms = "
                   f"{model:.2f} s; engine alone {own:.2f} s), pipeline depth {depth}: wall {wall:.2f} s = "
                   f"{wall / max(own, model):.2f}x the larger (target <= 1.15x; their sum would be "
                   f"{(own + model) / max(own, model):.2f}x)", flush=True)
@@ -168,6 +201,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--part", choices=["floor", "sleep", "all"], default="all")
     parser.add_argument("--sleep-size", type=int, default=4000, help="scene side for the sleep part")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated timings of the floor part (the floor itself always runs): " + ", ".join(VARIANTS))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_engine_") as d:
         tmp = Path(d)
@@ -177,7 +212,7 @@ def main() -> None:
               f"tiled deflate, window {SPEC.window}, overlap {SPEC.overlap}, batch {SPEC.batch_size}, "
               f"pipeline depth {tiling.PIPELINE_DEPTH}", flush=True)
         if args.part in ("floor", "all"):
-            part_floor(raster, tmp, args.repeats)
+            part_floor(raster, tmp, args.repeats, [v.strip() for v in args.variants.split(',')])
         if args.part in ("sleep", "all"):
             small = tmp / "sleep_scene.tif"
             tile_raster(ROOT / "data_samples/buildings/SN7_mosaic_clipped.tif", small, args.sleep_size)

@@ -173,3 +173,112 @@ def test_compression_threads_follow_gdal_num_threads_else_the_affinity_mask(monk
     monkeypatch.setenv("GDAL_NUM_THREADS", "ALL_CPUS")  # not a number: the CPUs this process may use
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert compression_threads() == expected
+
+
+@pytest.mark.parametrize("kind", ["classes", "probs"])
+def test_own_overviews_give_the_bytes_of_gdals_cog_driver_building_them(raster_factory, tmp_path, kind):
+    """The writer builds the overviews itself on the stream file (FORCE_USE_EXISTING): the COG must hold what
+    GDAL's COG driver writes when it makes them (OVERVIEWS=AUTO) from the same pixels and metadata: the same
+    pixels, the same overview levels and resampling. The one difference: the driver sizes each level by halving
+    the one above rounding down (700 -> 350 -> 175 -> 87), BuildOverviews rounds the factor's division up (88),
+    so the coarsest of three levels here is one pixel larger and sampled from other pixels."""
+    from rasterio.shutil import copy as gdal_copy
+
+    from geotool.io.raster import _cog_options
+
+    grid = _grid(raster_factory, (700, 1100))
+    rng = np.random.default_rng(4)
+    if kind == "classes":
+        data = (rng.random((1, 700, 1100)) * 3).astype(np.uint8)
+        data[:, :40] = 255
+        kwargs = dict(nodata=255, categories=["a", "b", "c"], band_names=["class"])
+        resampling = "NEAREST"
+    else:
+        data = rng.random((2, 700, 1100)).astype(np.float32)
+        data[:, 100:400, 200:500] = -1
+        kwargs = dict(nodata=-1, band_names=["p0", "p1"])
+        resampling = "AVERAGE"
+    ours = write_raster(tmp_path / "ours.tif", data, grid, **kwargs)
+    plain = write_raster(tmp_path / "plain.tif", data, grid, cog=False, **kwargs)
+    gdal_copy(plain, tmp_path / "gdal.tif", driver="COG", **_cog_options(data.dtype, resampling, overviews="AUTO"))
+    assert _assert_cog(ours)[0] == [2, 4, 8]
+    with rasterio.open(ours) as a, rasterio.open(tmp_path / "gdal.tif") as b:
+        assert a.profile == b.profile and a.tags() == b.tags() and a.descriptions == b.descriptions
+        assert a.read().tobytes() == data.tobytes() == b.read().tobytes()
+        if kind == "classes":
+            assert a.colormap(1) == b.colormap(1)
+    for level, equal in ((0, True), (1, True), (2, False)):
+        with rasterio.open(ours, overview_level=level) as a, rasterio.open(tmp_path / "gdal.tif", overview_level=level) as b:
+            if equal:
+                assert a.read().tobytes() == b.read().tobytes()
+            else:
+                assert (a.height, a.width) == (88, 138) and (b.height, b.width) == (87, 137)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".") or "stream" in p.name) == []
+
+
+def test_outputs_made_together_are_the_bytes_of_outputs_made_alone(raster_factory, tmp_path):
+    from geotool.io.raster import open_writers
+
+    grid = _grid(raster_factory, (600, 700))
+    rng = np.random.default_rng(5)
+    classes = (rng.random((1, 600, 700)) * 2).astype(np.uint8)
+    probs = rng.random((2, 600, 700)).astype(np.float32)
+    writers = {"c": RasterWriter(tmp_path / "c.tif", grid, 1, "uint8", 255, categories=["a", "b"]),
+               "p": RasterWriter(tmp_path / "p.tif", grid, 2, "float32", -1)}
+    with open_writers(writers) as opened:
+        opened["c"].write(classes)
+        opened["p"].write(probs)
+    alone_c = write_raster(tmp_path / "alone" / "c.tif", classes, grid, nodata=255, categories=["a", "b"])
+    alone_p = write_raster(tmp_path / "alone" / "p.tif", probs, grid, nodata=-1)
+    assert (tmp_path / "c.tif").read_bytes() == alone_c.read_bytes()
+    assert (tmp_path / "p.tif").read_bytes() == alone_p.read_bytes()
+    assert (tmp_path / "c.tif.aux.xml").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alone", "c.tif", "c.tif.aux.xml", "in.tif", "p.tif"]
+
+
+def test_one_failed_cog_copy_among_several_leaves_none_of_them(raster_factory, tmp_path, monkeypatch):
+    import rasterio.shutil
+
+    from geotool.io.raster import open_writers
+
+    grid = _grid(raster_factory, (300, 300))
+    out_dir = tmp_path / "out"
+    real_copy = rasterio.shutil.copy
+
+    def copy_failing_for_probs(src, dst, *args, **kwargs):
+        if "probs" in str(dst):
+            raise OSError("disk full")
+        return real_copy(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio.shutil, "copy", copy_failing_for_probs)
+    writers = {"c": RasterWriter(out_dir / "classes.tif", grid, 1, "uint8", 255, categories=["a", "b"]),
+               "p": RasterWriter(out_dir / "probs.tif", grid, 2, "float32", -1)}
+    with pytest.raises(OSError, match="disk full"):
+        with open_writers(writers) as opened:
+            opened["c"].write(np.zeros((300, 300), np.uint8))
+            opened["p"].write(np.zeros((2, 300, 300), np.float32))
+    assert list(out_dir.iterdir()) == []
+
+
+def test_a_stream_too_large_to_keep_raw_is_zstd_and_gives_the_same_cog(raster_factory, tmp_path, monkeypatch):
+    from geotool.io import raster
+
+    grid = _grid(raster_factory, (600, 700))
+    data = np.random.default_rng(6).random((2, 600, 700)).astype(np.float32)
+    data[:, :100, :100] = -1
+    raw = write_raster(tmp_path / "raw.tif", data, grid, nodata=-1)
+    seen = []
+    real = raster._stream_options
+
+    def spy(*args):
+        opts = real(*args)
+        seen.append(opts["compress"])
+        return opts
+
+    monkeypatch.setattr(raster, "STREAM_RAW_MAX_BYTES", 0)
+    monkeypatch.setattr(raster, "_stream_options", spy)
+    zstd = write_raster(tmp_path / "zstd.tif", data, grid, nodata=-1)
+    assert seen == ["zstd"]
+    assert _assert_cog(zstd) == [[2, 4], [2, 4]]
+    assert zstd.read_bytes() == raw.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "raw.tif", "zstd.tif"]

@@ -495,22 +495,47 @@ def _creation_options(dtype: np.dtype, width: int, height: int, block: int = BLO
     return opts
 
 
-def _stream_options(dtype: np.dtype) -> dict[str, Any]:
-    """GTiff options of the intermediate a COG is copied from: tiled like the COG, compressed fast (ZSTD level
-    1 decodes and encodes several times faster than deflate; it only lives until the copy)."""
+#: Largest stream file (pixels plus overviews, bytes) kept uncompressed; above it the stream is ZSTD level 1, so
+#: a huge scene's temp file stays a fraction of its raw size on disk (at some CPU: see BENCHMARKS.md).
+STREAM_RAW_MAX_BYTES = 4 * 2**30
+
+
+def _stream_raw(dtype: np.dtype, count: int, width: int, height: int) -> bool:
+    """Whether the stream file of an output this size is written uncompressed (see :data:`STREAM_RAW_MAX_BYTES`)."""
+    return np.dtype(dtype).itemsize * count * width * height * 4 / 3 <= STREAM_RAW_MAX_BYTES
+
+
+def _stream_options(dtype: np.dtype, count: int, width: int, height: int) -> dict[str, Any]:
+    """GTiff options of the intermediate a COG is copied from: tiled like the COG and, up to
+    :data:`STREAM_RAW_MAX_BYTES`, uncompressed. It lives only until the copy, whose DEFLATE is then the only
+    compression each pixel goes through (a ZSTD stream cost a compression and a decompression more)."""
     from geotool.io.gdal_settings import compression_threads
 
-    return {"compress": "zstd", "zstd_level": 1, "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
-            "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "BIGTIFF": "IF_SAFER",
-            "NUM_THREADS": compression_threads()}
+    opts: dict[str, Any] = {"tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "BIGTIFF": "IF_SAFER"}
+    if _stream_raw(dtype, count, width, height):
+        opts["compress"] = "none"
+    else:
+        opts.update(compress="zstd", zstd_level=1, predictor=3 if np.dtype(dtype).kind == "f" else 2,
+                    NUM_THREADS=compression_threads())
+    return opts
 
 
-def _cog_options(dtype: np.dtype, resampling: str) -> dict[str, Any]:
-    """COG driver options: the same tiles, deflate and predictor as the plain outputs, internal overviews."""
+def cog_overview_factors(width: int, height: int, block: int = BLOCK) -> list[int]:
+    """The overview factors GDAL's COG driver makes with ``OVERVIEWS=AUTO``: halve until both sides fit one block."""
+    factors, f = [], 1
+    while -(-width // f) > block or -(-height // f) > block:
+        f *= 2
+        factors.append(f)
+    return factors
+
+
+def _cog_options(dtype: np.dtype, resampling: str, overviews: str = "FORCE_USE_EXISTING") -> dict[str, Any]:
+    """COG driver options: the same tiles, deflate and predictor as the plain outputs; the internal overviews
+    are the stream file's own (``FORCE_USE_EXISTING``), built beforehand by :meth:`RasterWriter._build_cog`."""
     from geotool.io.gdal_settings import compression_threads
 
     return {"COMPRESS": "DEFLATE", "PREDICTOR": "YES", "BLOCKSIZE": BLOCK, "BIGTIFF": "IF_SAFER",
-            "OVERVIEWS": "AUTO", "OVERVIEW_RESAMPLING": resampling, "NUM_THREADS": compression_threads()}
+            "OVERVIEWS": overviews, "OVERVIEW_RESAMPLING": resampling, "NUM_THREADS": compression_threads()}
 
 
 def default_class_colormap(n_classes: int, nodata: int | None = None) -> dict[int, tuple[int, int, int, int]]:
@@ -559,9 +584,10 @@ class RasterWriter:
 
     The output is a Cloud-Optimized GeoTIFF (GDAL's COG layout: 256 x 256 tiles, deflate, internal overviews,
     the directories ahead of the pixels) with the given grid's CRS and transform and the given nodata: blocks
-    stream into a hidden, fast-compressed tiled GeoTIFF beside the target, which GDAL's COG driver then copies
-    (adding the overviews) into a second hidden file, renamed over the target. Overviews of class rasters
-    (``categories`` or ``colormap`` given) are nearest-neighbour, of everything else nodata-aware averages.
+    stream into a hidden, uncompressed tiled GeoTIFF beside the target (ZSTD level 1 above
+    :data:`STREAM_RAW_MAX_BYTES`), which gets the overviews GDAL's COG driver would make and is then copied by
+    that driver, compressing every pixel once, into a second hidden file, renamed over the target. Overviews of
+    class rasters (``categories`` or ``colormap`` given) are nearest-neighbour, of everything else nodata-aware averages.
     ``cog=False`` writes the tiled deflate GeoTIFF directly (no overviews). Use as a context manager; an
     exception inside the block deletes every temp file, so no half-written output is left.
 
@@ -603,13 +629,15 @@ class RasterWriter:
         self._ds = None
         self._tmp: Path | None = None
         self._stream: Path | None = None
+        self._prepared = False
 
     def __enter__(self) -> "RasterWriter":
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()
         # the stream file's name starts with the temp file's, so atomic_path's cleanup removes it on failure
         self._stream = self._tmp.with_name(self._tmp.name + ".stream.tif") if self.cog else self._tmp
-        options = _stream_options(self.dtype) if self.cog else _creation_options(self.dtype, self.grid.width, self.grid.height)
+        w, h = self.grid.width, self.grid.height
+        options = _stream_options(self.dtype, self.count, w, h) if self.cog else _creation_options(self.dtype, w, h)
         profile = dict(
             driver="GTiff",
             width=self.grid.width,
@@ -647,24 +675,59 @@ class RasterWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self._ds.close()
             if exc_type is None:
+                self.prepare()
                 self._finish()
+            else:
+                self._ds.close()
         except BaseException as error:
             self._atomic.__exit__(type(error), error, error.__traceback__)
             raise
         self._atomic.__exit__(exc_type, exc, tb)
 
-    def _finish(self) -> None:
-        """COG copy of the stream file, then the category sidecar (or removal of a stale one)."""
+    def prepare(self, set_cache: bool = True) -> None:
+        """Close the stream and make the COG in the temp file (overviews and copy), without renaming it into place;
+        ``__exit__`` then only writes the sidecar and renames. Done once (later calls return at once), so
+        :func:`open_writers` can run it for several outputs at the same time. ``set_cache=False`` leaves GDAL's
+        block cache (process-wide) to the caller: two threads setting and restoring it would race."""
+        if self._prepared:
+            return
+        self._ds.close()
         if self.cog:
-            from rasterio.shutil import copy as gdal_copy
+            if set_cache:  # GDAL's default cache (5 % of RAM) would fill with the blocks of a large scene
+                with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES):
+                    self._build_cog()
+            else:
+                self._build_cog()
+        self._prepared = True
 
-            categorical = self.colormap is not None or self.categories is not None
-            # GDAL's default cache (5 % of RAM) would fill with the blocks of a large scene during the copy
-            with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES):
-                gdal_copy(self._stream, self._tmp, driver="COG", **_cog_options(self.dtype, "NEAREST" if categorical else "AVERAGE"))
-            self._stream.unlink()
+    def _build_cog(self) -> None:
+        """Overviews on the stream file, then its COG copy into the temp file."""
+        from rasterio.shutil import copy as gdal_copy
+
+        from geotool.io.gdal_settings import compression_threads
+
+        resampling = "NEAREST" if self.colormap is not None or self.categories is not None else "AVERAGE"
+        factors = cog_overview_factors(self.grid.width, self.grid.height)
+        if factors:
+            # The overviews GDAL's COG driver would build (its factors and resampling, nodata-aware; each level
+            # sized by rounding the factor's division up where the driver halves the level above rounding down),
+            # stored as the stream is: the driver's own go through a temp file that it compresses and reads back
+            # before compressing them again.
+            raw = _stream_raw(self.dtype, self.count, self.grid.width, self.grid.height)
+            ovr_env = {"COMPRESS_OVERVIEW": "NONE"} if raw else {
+                "COMPRESS_OVERVIEW": "ZSTD", "ZSTD_LEVEL_OVERVIEW": "1",
+                "PREDICTOR_OVERVIEW": "3" if self.dtype.kind == "f" else "2"}
+            # TIFF_USE_OVR: an external .ovr beside the stream, as the driver makes its own
+            with rasterio.Env(GDAL_NUM_THREADS=str(compression_threads()), TIFF_USE_OVR="YES", **ovr_env), \
+                    rasterio.open(self._stream, "r+") as ds:
+                ds.build_overviews(factors, Resampling[resampling.lower()])
+        gdal_copy(self._stream, self._tmp, driver="COG", **_cog_options(self.dtype, resampling))
+        self._stream.unlink()
+        self._stream.with_name(self._stream.name + ".ovr").unlink(missing_ok=True)
+
+    def _finish(self) -> None:
+        """The category sidecar (or removal of a stale one), before the target appears."""
         aux = self.path.with_name(self.path.name + ".aux.xml")
         if self.categories:
             from geotool.io.files import write_text
@@ -677,9 +740,27 @@ class RasterWriter:
 @contextmanager
 def open_writers(writers: Mapping[str, "RasterWriter"]) -> Iterator[Mapping[str, "RasterWriter"]]:
     """Enter several :class:`RasterWriter` objects together: on success every output is renamed into
-    place, on any error every temp file is removed (no half-written set of outputs)."""
+    place, on any error every temp file is removed (no half-written set of outputs).
+
+    On success the outputs' COGs are made at the same time, one thread each (:meth:`RasterWriter.prepare`), before
+    any is renamed: the class raster's copy overlaps the probabilities' instead of waiting for it."""
     with ExitStack() as stack:
-        yield {name: stack.enter_context(writer) for name, writer in writers.items()}
+        opened = {name: stack.enter_context(writer) for name, writer in writers.items()}
+        yield opened
+        _prepare_all(list(opened.values()))
+
+
+def _prepare_all(writers: Sequence["RasterWriter"]) -> None:
+    """``prepare`` every writer, concurrently when there are several; the first failure is raised (the
+    ExitStack then removes every temp file)."""
+    if len(writers) < 2:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES), ThreadPoolExecutor(len(writers), "geotool-cog") as pool:
+        futures = [pool.submit(w.prepare, False) for w in writers]
+        for future in futures:
+            future.result()
 
 
 def write_raster(
