@@ -32,8 +32,10 @@ install: $(VENV)/.geotool-deps
 	@(cd / && $(abspath $(BIN))/python -c "import geotool, pathlib, sys; sys.exit(pathlib.Path(geotool.__file__).resolve().parent != pathlib.Path('$(CURDIR)/geotool').resolve())") 2>/dev/null \
 		|| $(BIN)/python -m pip install --quiet --no-deps -e .
 
+# --dist loadfile: a file's tests run on one worker, so a fixture that trains a model for a file's tests
+# (session-scoped) is built once, not once per worker.
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
 
 wheel-check: install
 	PYTHON=$(BIN)/python bash .ci/wheel-check

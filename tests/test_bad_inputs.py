@@ -20,7 +20,7 @@ from segmentation_helpers import UTM, make_scene, mask_polygons, write_checkpoin
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def inputs(tmp_path_factory):
     from affine import Affine
 

@@ -23,7 +23,7 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fleet(tmp_path_factory):
     """Four 96 x 80 scenes in a folder, one truncated mid-file, and a model."""
     d = tmp_path_factory.mktemp("fleet")

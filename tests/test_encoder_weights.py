@@ -9,7 +9,7 @@ from geotool.errors import CheckpointError
 from geotool.segmentation.model import build_model
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def resnet18_state():
     import torchvision
 

@@ -16,10 +16,6 @@ from geotool.cli.main import app
 from geotool.io.raster import read_grid
 from nir_helpers import TINY, context_scene
 
-# Its tests share a module fixture that trains a model: one xdist worker runs them all (--dist loadgroup),
-# so the model is trained once, not once per worker.
-pytestmark = pytest.mark.xdist_group("test_nir_pipeline")
-
 runner = CliRunner()
 # The fixture's 90-step run. Constant lr: 90 steps are too few to spend half of them decaying; the seam bounds
 # below are measured on these models.
@@ -33,7 +29,7 @@ def _run(args):
     return runner.invoke(app, ["-q", *[str(a) for a in args]])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     torch.set_num_threads(1)
     base = tmp_path_factory.mktemp("nir")

@@ -13,10 +13,6 @@ from typer.testing import CliRunner
 from geotool.cli.main import app
 from nir_helpers import TINY, context_scene
 
-# Its tests share a module fixture that trains a model: one xdist worker runs them all (--dist loadgroup),
-# so the model is trained once, not once per worker.
-pytestmark = pytest.mark.xdist_group("test_nir_transfer")
-
 runner = CliRunner()
 QUICK = [*TINY, "--max-steps", 4, "--steps-per-epoch", 2, "--lr", 0.001, "--seed", 5, "--threads", 1, "--export", "last"]
 
@@ -36,7 +32,7 @@ def _brightened(scene, path, gain=0.8, offset=30):
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def harmonised(tmp_path_factory):
     """A model trained on two scenes (a folder) with --harmonise moments, the third held out by --val-scenes."""
     torch.set_num_threads(1)

@@ -12,10 +12,6 @@ from geotool.io.vector import write_vector
 
 from segmentation_helpers import UTM, make_scene, mask_polygons
 
-# Its tests share a module fixture that trains a model: one xdist worker runs them all (--dist loadgroup),
-# so the model is trained once, not once per worker.
-pytestmark = pytest.mark.xdist_group("test_segmentation_cli")
-
 runner = CliRunner()
 FAST = ["--window", "64", "--block", "64", "--batch-size", "4", "--max-steps", "4", "--steps-per-epoch", "2",
         "--threads", "1", "--encoder", "resnet18", "--accelerator", "cpu"]
@@ -25,7 +21,7 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("seg")
     grid, mask, img = make_scene(d / "scene.tif")

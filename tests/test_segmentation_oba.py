@@ -16,15 +16,11 @@ from geotool.segmentation.train import build_training_data
 
 from segmentation_helpers import make_scene, mask_polygons
 
-# Its tests share a module fixture that trains a model: one xdist worker runs them all (--dist loadgroup),
-# so the model is trained once, not once per worker.
-pytestmark = pytest.mark.xdist_group("test_segmentation_oba")
-
 OBA = {"probability": 1.0, "n_objects": [2, 4], "min_gap": 1, "blend": "hard", "brightness": 0.0, "contrast": 0.0,
        "scale_range": [1.0, 1.0]}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def scene(tmp_path_factory):
     d = tmp_path_factory.mktemp("segoba")
     grid, mask, img = make_scene(d / "scene.tif", height=192, width=160)

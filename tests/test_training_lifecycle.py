@@ -26,7 +26,7 @@ ENCODER = "timm-mobilenetv3_small_minimal_100"
 LIGHT = {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def scene(tmp_path_factory):
     d = tmp_path_factory.mktemp("lifecycle")
     grid, mask, img = make_scene(d / "scene.tif")
@@ -66,7 +66,7 @@ def _state(run: Path):
             last["optimizer_states"][0]["param_groups"][0]["lr"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def whole(scene):
     """The uninterrupted run."""
     out = scene[0] / "whole"

@@ -57,7 +57,7 @@ def _fill(folder: Path) -> None:
         os.close(fd)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mounts(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("real read-only and full file systems need root to mount a tmpfs")
