@@ -305,10 +305,24 @@ def check_resume(module, path: str | Path | None) -> None:
                               "(model.ckpt is the exported model and cannot be resumed)")
     want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     have = {k: tuple(getattr(v, "shape", ())) for k, v in state.items()}
+    theirs, ours = _training_command(have), _training_command(want)
+    if theirs and ours and theirs != ours:
+        raise CheckpointError(f"--resume {path} is a {theirs} checkpoint and cannot continue a {ours} run; give the "
+                              f"RUN/checkpoints/last.ckpt of an earlier {ours} run, or start a new run")
     if want != have:
         differ = sorted(set(want) ^ set(have)) or sorted(k for k in want if want[k] != have[k])
         raise CheckpointError(f"--resume {path} holds another network than this run builds (first difference: "
                               f"{differ[0]}); resume with the same command, task and model settings, or start a new run")
+
+
+def _training_command(state: dict) -> str | None:
+    """Which train command's Lightning module holds these weights, told by their top-level names."""
+    roots = {key.split(".", 1)[0] for key in state}
+    if "generator" in roots:
+        return "train-nir"
+    if roots == {"net"}:
+        return "train-segmentation"
+    return None
 
 
 def restore_best(module, checkpoint_callback) -> None:
