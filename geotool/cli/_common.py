@@ -161,6 +161,38 @@ def parse_str_list(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+# ---- the sliding-window engine: the options predict and generate-nir share --------------------------------
+WindowOption = Annotated[Optional[int], typer.Option(help="Window side, pixels (default: the training window).")]
+OverlapOption = Annotated[Optional[int], typer.Option(help="Window overlap, pixels (default: the training run's, else window/4).")]
+InferenceBatchOption = Annotated[Optional[int], typer.Option("--batch-size", help="Windows per forward pass.")]
+OffsetOption = Annotated[Optional[int], typer.Option(help="Shift of the window lattice, pixels (seam checks).")]
+TTAOption = Annotated[Optional[bool], typer.Option("--tta/--no-tta", help="Average over flips (test-time augmentation).")]
+DeviceOption = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or cuda:N.")]
+ThreadsOption = Annotated[Optional[int], typer.Option(help="CPU threads for torch (0 = default).")]
+
+
+def tiling_flags(window, overlap, batch_size, offset, tta, device, threads) -> dict:
+    """The engine's flags as config entries (``geotool.inference.InferenceOptions``)."""
+    return {"window": window, "overlap": overlap, "batch_size": batch_size, "offset": offset, "tta": tta,
+            "device": device, "threads": threads}
+
+
+# ---- training at scale: the options both train commands share ---------------------------------------------
+AcceleratorOption = Annotated[Optional[str], typer.Option(help="auto, cpu, gpu (cuda) or mps.")]
+DevicesOption = Annotated[Optional[str], typer.Option(help="Devices per node: auto, 1, 2 or 0,1 (with --accelerator cpu: processes).")]
+NumNodesOption = Annotated[Optional[int], typer.Option(help="Machines taking part (DDP across SLURM nodes).")]
+PrecisionOption = Annotated[Optional[str], typer.Option(help="32-true, 16-mixed, bf16-mixed.")]
+StrategyOption = Annotated[Optional[str], typer.Option(help="auto, or ddp for several devices or nodes.")]
+ResumeOption = Annotated[Optional[Path], typer.Option(help="Resume from RUN/checkpoints/last.ckpt.")]
+SeedOption = Annotated[Optional[int], typer.Option(help="Random seed.")]
+
+
+def trainer_flags(accelerator, devices, num_nodes, precision, strategy, resume, threads, seed) -> dict:
+    """The trainer's flags as config entries (``geotool.training.trainer.TrainerOptions``)."""
+    return {"accelerator": accelerator, "devices": devices, "num_nodes": num_nodes, "precision": precision,
+            "strategy": strategy, "resume": str(resume) if resume else None, "threads": threads, "seed": seed}
+
+
 # ---- batches of scenes: the options and the report every per-scene command shares ----------------------
 BATCH_PANEL = "Batches of scenes"
 SkipExistingOption = Annotated[bool, typer.Option(

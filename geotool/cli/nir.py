@@ -8,8 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from geotool.cli._common import (
-    STATE, ClusterOption, SchedulerFileOption, SchedulerOption, ShardOption, SkipExistingOption, batch_options,
-    echo_outcome, finish_batch, handle_errors, parse_band_list, parse_str_list,
+    STATE, AcceleratorOption, ClusterOption, DeviceOption, DevicesOption, InferenceBatchOption, NumNodesOption,
+    OffsetOption, OverlapOption, PrecisionOption, ResumeOption, SchedulerFileOption, SchedulerOption, SeedOption,
+    ShardOption, SkipExistingOption, StrategyOption, ThreadsOption, TTAOption, WindowOption, batch_options,
+    echo_outcome, finish_batch, handle_errors, parse_band_list, parse_str_list, tiling_flags, trainer_flags,
 )
 
 PANEL = "NIR"
@@ -67,15 +69,15 @@ def train_nir(
     lr_schedule: Annotated[Optional[str], typer.Option(help="linear-decay (pix2pix: full lr for half the steps, then linearly to 0), cosine or constant.")] = None,
     ema: Annotated[Optional[float], typer.Option(help="Decay of a moving average of the generator's weights, validated and exported (default 0.995; 0 = off).")] = None,
     export: Annotated[Optional[str], typer.Option(help="model.ckpt from the best validation epoch (best) or the final step (last).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
-    accelerator: Annotated[Optional[str], typer.Option(help="auto, cpu, gpu, mps.")] = None,
-    devices: Annotated[Optional[str], typer.Option(help="Devices per node: auto, 1, 2 or 0,1 (with --accelerator cpu: processes).")] = None,
-    num_nodes: Annotated[Optional[int], typer.Option(help="Machines taking part (DDP across SLURM nodes).")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="32-true, 16-mixed, bf16-mixed.")] = None,
-    strategy: Annotated[Optional[str], typer.Option(help="auto, or ddp for several devices or nodes.")] = None,
+    seed: SeedOption = None,
+    accelerator: AcceleratorOption = None,
+    devices: DevicesOption = None,
+    num_nodes: NumNodesOption = None,
+    precision: PrecisionOption = None,
+    strategy: StrategyOption = None,
     early_stopping: Annotated[Optional[int], typer.Option(help="Patience in epochs on val MAE (0 = off).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Resume from RUN/checkpoints/last.ckpt.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0 = default).")] = None,
+    resume: ResumeOption = None,
+    threads: ThreadsOption = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML with any of these settings (flags override it).")] = None,
 ) -> None:
     """Train an RGB -> NIR conditional GAN (pix2pix) on paired GeoTIFFs."""
@@ -93,8 +95,8 @@ def train_nir(
         "depth": depth, "dropout": dropout, "norm": norm, "encoder": encoder, "encoder_weights": str(encoder_weights) if encoder_weights else None,
         "ndf": ndf, "d_layers": d_layers, "gan_mode": gan_mode, "gan_weight": gan_weight, "l1_weight": l1_weight,
         "ssim_weight": ssim_weight, "ndvi_weight": ndvi_weight, "lr": lr, "lr_schedule": lr_schedule, "ema": ema, "export": export,
-        "seed": seed, "accelerator": accelerator, "devices": devices, "num_nodes": num_nodes, "precision": precision, "strategy": strategy,
-        "early_stopping": early_stopping, "resume": str(resume) if resume else None, "threads": threads,
+        "early_stopping": early_stopping,
+        **trainer_flags(accelerator, devices, num_nodes, precision, strategy, resume, threads, seed),
     }, preset="nir")
     # the preset's window adapts to small scenes; one the user chose (flag or --config) is kept as given
     summary = run_train_nir(cfg, adapt_window=window is None and depth is None and config is None)
@@ -111,13 +113,13 @@ def generate_nir(
     rgb_bands: Annotated[Optional[str], typer.Option(help="R,G,B bands of the inputs (default: as in training).")] = None,
     stack: Annotated[bool, typer.Option("--stack", help="Write RGB + NIR as one 4-band file.")] = False,
     ndvi: Annotated[bool, typer.Option("--ndvi", help="Also write <output>_ndvi.tif.")] = False,
-    window: Annotated[Optional[int], typer.Option(help="Window side, pixels (default: the training window).")] = None,
-    overlap: Annotated[Optional[int], typer.Option(help="Window overlap, pixels (default: window/4).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Windows per forward pass.")] = None,
-    offset: Annotated[Optional[int], typer.Option(help="Lattice shift, pixels (seam checks).")] = None,
-    tta: Annotated[Optional[bool], typer.Option("--tta/--no-tta", help="Average over flips.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0 = default).")] = None,
+    window: WindowOption = None,
+    overlap: OverlapOption = None,
+    batch_size: InferenceBatchOption = None,
+    offset: OffsetOption = None,
+    tta: TTAOption = None,
+    device: DeviceOption = None,
+    threads: ThreadsOption = None,
     skip_existing: SkipExistingOption = False,
     shard: ShardOption = None,
     scheduler: SchedulerOption = None,
@@ -133,8 +135,8 @@ def generate_nir(
 
     cfg = load_config(GenerateNIRConfig, None, {
         "model": str(model), "inputs": list(rgb), "output": str(output),
-        "rgb_bands": parse_band_list(rgb_bands, "--rgb-bands"), "stack": stack, "ndvi": ndvi, "window": window,
-        "overlap": overlap, "batch_size": batch_size, "offset": offset, "tta": tta, "device": device, "threads": threads,
+        "rgb_bands": parse_band_list(rgb_bands, "--rgb-bands"), "stack": stack, "ndvi": ndvi,
+        **tiling_flags(window, overlap, batch_size, offset, tta, device, threads),
     })
     batch = batch_options(skip_existing, shard, scheduler, scheduler_file, cluster)
     result = run_generate_nir(cfg, batch, on_outcome=lambda o: echo_outcome(

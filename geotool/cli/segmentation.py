@@ -8,8 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from geotool.cli._common import (
-    STATE, ClusterOption, SchedulerFileOption, SchedulerOption, ShardOption, SkipExistingOption, batch_options,
-    echo_outcome, finish_batch, handle_errors, parse_band_list, parse_str_list,
+    STATE, AcceleratorOption, ClusterOption, DeviceOption, DevicesOption, InferenceBatchOption, NumNodesOption,
+    OffsetOption, OverlapOption, PrecisionOption, ResumeOption, SchedulerFileOption, SchedulerOption, SeedOption,
+    ShardOption, SkipExistingOption, StrategyOption, ThreadsOption, TTAOption, WindowOption, batch_options,
+    echo_outcome, finish_batch, handle_errors, parse_band_list, parse_str_list, tiling_flags, trainer_flags,
 )
 
 PANEL = "Segmentation"
@@ -68,19 +70,19 @@ def train_segmentation(
     max_steps: Annotated[Optional[int], typer.Option(help="Optimiser steps (step budget).")] = None,
     steps_per_epoch: Annotated[Optional[int], typer.Option(help="Steps per epoch.")] = None,
     max_epochs: Annotated[Optional[int], typer.Option(help="Cap on epochs.")] = None,
-    accelerator: Annotated[Optional[str], typer.Option(help="auto, cpu or gpu.")] = None,
-    devices: Annotated[Optional[str], typer.Option(help="Devices per node: auto, 1, 2 or 0,1 (with --accelerator cpu: processes).")] = None,
-    num_nodes: Annotated[Optional[int], typer.Option(help="Machines taking part (DDP across SLURM nodes).")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="32-true, 16-mixed, bf16-mixed.")] = None,
-    strategy: Annotated[Optional[str], typer.Option(help="auto, or ddp for several devices or nodes.")] = None,
+    accelerator: AcceleratorOption = None,
+    devices: DevicesOption = None,
+    num_nodes: NumNodesOption = None,
+    precision: PrecisionOption = None,
+    strategy: StrategyOption = None,
     early_stopping: Annotated[Optional[int], typer.Option(help="Patience in epochs on val mIoU (0 = off).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Resume from RUN/checkpoints/last.ckpt.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (0 = default).")] = None,
+    resume: ResumeOption = None,
+    threads: ThreadsOption = None,
     workers: Annotated[Optional[int], typer.Option(help="DataLoader workers preparing training windows (0 = main process).")] = None,
     cache_mb: Annotated[Optional[float], typer.Option(help="Block cache of decoded image blocks, MB per process (main and each worker; default 512).")] = None,
     oba: Annotated[Optional[Path], typer.Option(help="On-the-fly object-based augmentation with these settings (a YAML file, or `oba` for the shipped preset); objects come from the training blocks only.")] = None,
     oba_probability: Annotated[Optional[float], typer.Option(help="Chance that a training window gets OBA (turns OBA on).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    seed: SeedOption = None,
 ) -> None:
     """Train a segmentation model (smp + Lightning) on GeoTIFFs with vector or mask labels."""
     from geotool.config import load_config, read_yaml_or_preset
@@ -95,9 +97,8 @@ def train_segmentation(
         "encoder_weights": str(encoder_weights) if encoder_weights else None, "loss": parse_str_list(loss),
         "window": window, "batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule, "val_fraction": val_fraction, "block": block, "split_seed": split_seed,
         "positive_fraction": positive_fraction, "max_steps": max_steps, "steps_per_epoch": steps_per_epoch,
-        "max_epochs": max_epochs, "accelerator": accelerator, "devices": devices, "num_nodes": num_nodes, "precision": precision,
-        "strategy": strategy, "early_stopping": early_stopping, "resume": str(resume) if resume else None,
-        "threads": threads, "workers": workers, "cache_mb": cache_mb, "seed": seed,
+        "max_epochs": max_epochs, "early_stopping": early_stopping, "workers": workers, "cache_mb": cache_mb,
+        **trainer_flags(accelerator, devices, num_nodes, precision, strategy, resume, threads, seed),
         "oba": read_yaml_or_preset(oba) if oba is not None else None, "oba.probability": oba_probability,
     }, preset=task)
     summary = run_train_segmentation(cfg)
@@ -116,14 +117,14 @@ def predict(
     min_area: Annotated[Optional[float], typer.Option(help="Drop polygons smaller than this (m^2 / CRS units^2).")] = None,
     simplify: Annotated[Optional[float], typer.Option(help="Polygon simplification tolerance (CRS units).")] = None,
     probabilities: Annotated[Optional[bool], typer.Option("--probabilities/--no-probabilities", help="Write class probabilities.")] = None,
-    window: Annotated[Optional[int], typer.Option(help="Window (default: training window).")] = None,
-    overlap: Annotated[Optional[int], typer.Option(help="Overlap, pixels.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Windows per forward pass.")] = None,
-    tta: Annotated[Optional[bool], typer.Option("--tta/--no-tta", help="Flip test-time augmentation.")] = None,
-    offset: Annotated[Optional[int], typer.Option(help="Shift of the window lattice, pixels.")] = None,
+    window: WindowOption = None,
+    overlap: OverlapOption = None,
+    batch_size: InferenceBatchOption = None,
+    tta: TTAOption = None,
+    offset: OffsetOption = None,
     preview: Annotated[Optional[bool], typer.Option("--preview/--no-preview", help="PNG overlay per raster.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads.")] = None,
+    device: DeviceOption = None,
+    threads: ThreadsOption = None,
     skip_existing: SkipExistingOption = False,
     shard: ShardOption = None,
     scheduler: SchedulerOption = None,
@@ -140,8 +141,8 @@ def predict(
     cfg = load_config(PredictConfig, None, {
         "model": str(model), "rasters": list(rasters), "output": str(output),
         "polygons": str(polygons) if polygons else None, "min_area": min_area, "simplify": simplify,
-        "probabilities": probabilities, "window": window, "overlap": overlap, "batch_size": batch_size, "tta": tta,
-        "offset": offset, "preview": preview, "device": device, "threads": threads,
+        "probabilities": probabilities, "preview": preview,
+        **tiling_flags(window, overlap, batch_size, offset, tta, device, threads),
     })
     batch = batch_options(skip_existing, shard, scheduler, scheduler_file, cluster)
     res = run_predict(cfg, batch, on_outcome=lambda o: echo_outcome(

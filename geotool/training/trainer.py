@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class TrainerOptions(GeotoolConfig):
     """Lightning settings shared by the training commands."""
 
-    accelerator: str = Field("auto", description="Lightning accelerator: auto, cpu, gpu.")
+    accelerator: str = Field("auto", description="Lightning accelerator: auto, cpu, gpu (cuda) or mps.")
     devices: str = Field("auto", description="Devices per node: auto, 1, 2, or a list like 0,1 (with --accelerator cpu, "
                          "a number of processes).")
     num_nodes: int = Field(1, ge=1, description="Machines (SLURM nodes) taking part in DDP training.")
