@@ -84,8 +84,11 @@ def test_ddp_on_cpu_with_two_processes_writes_one_model(tmp_path):
     scene = context_scene(tmp_path / "s.tif", size=112, seed=1)
     out = tmp_path / "run"
     env = _subprocess_env()
+    few = tmp_path / "two_val_windows.yaml"
+    few.write_text("val_windows: 2\n")  # rank 0 draws a preview of the validation windows each epoch
     cmd = [sys.executable, "-m", "geotool", "train-nir", str(scene), "--output", str(out), *TINY, "--max-steps", "2",
-           "--steps-per-epoch", "2", "--threads", "1", "--gan-weight", "0", "--ema", "0", "--val-windows", "2", "--devices", "2", "--strategy", "ddp"]
+           "--steps-per-epoch", "2", "--threads", "1", "--gan-weight", "0", "--ema", "0", "--config", str(few),
+           "--devices", "2", "--strategy", "ddp"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".ckpt") == ["model.ckpt"]
