@@ -33,9 +33,10 @@ install: $(VENV)/.geotool-deps
 		|| $(BIN)/python -m pip install --quiet --no-deps -e .
 
 # --dist loadfile: a file's tests run on one worker, so a fixture that trains a model for a file's tests
-# (session-scoped) is built once, not once per worker.
+# (session-scoped) is built once, not once per worker. --no-loadscope-reorder: files are handed out in the
+# order tests/conftest.py gives them (the longest first), not by their number of tests.
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q $(PYTEST_ARGS)
 
 wheel-check: install
 	PYTHON=$(BIN)/python bash .ci/wheel-check

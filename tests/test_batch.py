@@ -105,12 +105,44 @@ def _pixels(folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def test_dask_local_cluster_writes_the_same_files_as_one_process(fleet, tmp_path):
+def _worker_settings():
+    import os
+
+    import torch
+
+    from geotool.batch.worker import prepare_worker
+
+    prepare_worker()
+    return os.environ.get("OMP_NUM_THREADS"), os.environ.get("MALLOC_TRIM_THRESHOLD_"), torch.get_num_threads()
+
+
+def test_dask_local_cluster_writes_the_same_files_as_one_process(fleet, tmp_path, monkeypatch):
+    """``--scheduler local:2``: a real LocalCluster of two worker processes, which share the cores (each worker's
+    torch/BLAS threads are the cores / workers) without Dask's MALLOC_TRIM_THRESHOLD_, writes the very bytes of a
+    one-process run. One cluster serves both checks (each worker process imports torch): the CLI's own cluster
+    is probed as soon as it has started, before its first scene."""
+    import os
+
+    from distributed import Client
+
+    from geotool.batch import cluster as cluster_module
+
+    start, seen = cluster_module.local_cluster, []
+
+    def local_cluster_then_probe(LocalCluster, workers):
+        cluster = start(LocalCluster, workers)
+        with Client(cluster) as client:
+            seen.append((workers, set(client.run(_worker_settings).values())))
+        return cluster
+
+    monkeypatch.setattr(cluster_module, "local_cluster", local_cluster_then_probe)
     here, there = tmp_path / "here", tmp_path / "dask"
     args = ("predict", fleet["model"], fleet["scenes"], "--no-preview", "--probabilities", "--threads", "1")
     assert invoke(*args, "-o", here).exit_code == 2
     res = invoke(*args, "-o", there, "--scheduler", "local:2")
     assert res.exit_code == 2, res.output
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    assert seen == [(2, {(str(threads), None, threads)})]
     mine, theirs = _pixels(here), _pixels(there)
     assert sorted(mine) == sorted(theirs) and len(mine) == 6  # 3 scenes x classes + probabilities
     for name in mine:
@@ -311,28 +343,3 @@ def test_predict_refuses_a_scene_on_another_scale_than_the_training_data(fleet, 
     assert not (tmp_path / "out").exists()
     brighter = write_raster(tmp_path / "brighter.tif", (data * 1.3).astype("uint16"), grid, nodata=0)  # another date
     assert invoke("predict", fleet["model"], brighter, "-o", tmp_path / "ok", "--no-preview").exit_code == 0
-
-
-
-def _worker_settings():
-    import os
-
-    import torch
-
-    from geotool.batch.worker import prepare_worker
-
-    prepare_worker()
-    return os.environ.get("OMP_NUM_THREADS"), os.environ.get("MALLOC_TRIM_THRESHOLD_"), torch.get_num_threads()
-
-
-def test_local_workers_share_the_cores_and_skip_dasks_malloc_trim():
-    import os
-
-    from distributed import Client, LocalCluster
-
-    from geotool.batch.cluster import local_cluster
-
-    with local_cluster(LocalCluster, 2) as cluster, Client(cluster) as client:
-        seen = set(client.run(_worker_settings).values())
-    threads = max(1, (os.cpu_count() or 1) // 2)
-    assert seen == {(str(threads), None, threads)}

@@ -14,7 +14,11 @@ from segmentation_helpers import UTM, make_scene, mask_polygons
 
 runner = CliRunner()
 FAST = ["--window", "64", "--block", "64", "--batch-size", "4", "--max-steps", "4", "--steps-per-epoch", "2",
-        "--threads", "1", "--encoder", "resnet18", "--accelerator", "cpu"]
+        "--threads", "1", "--accelerator", "cpu"]
+# A light Unet (a 0.4 M-parameter encoder, 3 stages, few decoder channels), as in test_training_lifecycle: these
+# tests are about the command's plumbing, and a resnet18 Unet (11 M parameters, checkpoints of 130 MB with the
+# optimizer state) took three times as long to train, save and predict with.
+LIGHT = "encoder: timm-mobilenetv3_small_minimal_100\nmodel_options: {encoder_depth: 3, decoder_channels: [16, 8, 8]}\n"
 
 
 def invoke(*args):
@@ -27,7 +31,8 @@ def trained(tmp_path_factory):
     grid, mask, img = make_scene(d / "scene.tif")
     labels = d / "labels.geojson"
     write_vector(mask_polygons(mask, grid), labels)  # EPSG:4326 labels on a UTM raster
-    res = invoke("train-segmentation", "--images", img, "--labels", labels, "--task", "buildings",
+    (d / "light.yaml").write_text(LIGHT)
+    res = invoke("train-segmentation", "--images", img, "--labels", labels, "--task", "buildings", "--config", d / "light.yaml",
                  "--output", d / "run", "--seed", "1", *FAST)
     assert res.exit_code == 0, res.output
     return d, grid, mask, img, labels
@@ -46,8 +51,8 @@ def test_learning_rate_schedule_spans_the_planned_steps(trained, tmp_path):
     d, _, _, img, labels = trained
     assert torch.load(d / "run/checkpoints/last.ckpt", weights_only=False)["optimizer_states"][0]["param_groups"][0]["lr"] == 1e-3
     # --max-epochs 1 caps the 4 steps at 2: linear decay spans those 2 and ends at half the rate, not at 1/4.
-    res = invoke("train-segmentation", "--images", img, "--labels", labels, "--task", "buildings", "--output", tmp_path / "run",
-                 *FAST, "--max-epochs", "1", "--lr-schedule", "linear-decay")
+    res = invoke("train-segmentation", "--images", img, "--labels", labels, "--task", "buildings", "--config", d / "light.yaml",
+                 "--output", tmp_path / "run", *FAST, "--max-epochs", "1", "--lr-schedule", "linear-decay")
     assert res.exit_code == 0, res.output
     last = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=False)
     assert last["lr_schedulers"][0]["last_epoch"] == 2
@@ -55,8 +60,9 @@ def test_learning_rate_schedule_spans_the_planned_steps(trained, tmp_path):
 
 
 def test_training_again_into_a_run_folder_says_it_replaces_the_run(trained, tmp_path, recwarn):
-    _, _, _, img, labels = trained
-    args = ["train-segmentation", "--images", img, "--labels", labels, "--output", tmp_path / "run", *FAST, "--max-steps", "1"]
+    d, _, _, img, labels = trained
+    args = ["train-segmentation", "--images", img, "--labels", labels, "--config", d / "light.yaml", "--output", tmp_path / "run",
+            *FAST, "--max-steps", "1"]
     first, second = invoke(*args), invoke(*args)
     assert first.exit_code == 0 and second.exit_code == 0, second.output
     assert "already holds a training run" not in first.output and "already holds a training run" in second.output
@@ -108,7 +114,7 @@ def test_predict_odd_and_tiny_rasters_and_determinism(trained, tmp_path):
 def test_no_seams_between_two_window_offsets(trained, tmp_path):
     d = trained[0]
     _, _, img = make_scene(tmp_path / "big.tif", height=300, width=260, seed=4, nodata_corner=False)
-    # Offsets are a multiple of the encoder's output stride (32 px), so the two tilings differ only in where
+    # Offsets are a multiple of the network's output stride (8 px for 3 stages), so the two tilings differ only in where
     # window borders fall: a seam from the blending would show as a difference along those borders.
     probs, classes = [], []
     for off in (0, 32):
@@ -191,7 +197,7 @@ def test_bad_inputs_give_clean_errors_and_no_output(trained, tmp_path):
 def test_model_options_travel_in_the_checkpoint(trained, tmp_path):
     d, grid, mask, img, labels = trained
     cfg = tmp_path / "small.yaml"
-    cfg.write_text("model_options: {encoder_depth: 3, decoder_channels: [32, 16, 8]}\n")
+    cfg.write_text("encoder: timm-mobilenetv3_small_minimal_100\nmodel_options: {encoder_depth: 3, decoder_channels: [32, 16, 8]}\n")
     res = invoke("train-segmentation", "--images", img, "--labels", labels, "--task", "buildings", "--config", cfg,
                  "--output", tmp_path / "run", *FAST)
     assert res.exit_code == 0, res.output

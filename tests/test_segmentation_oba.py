@@ -79,8 +79,10 @@ def test_cli_oba_with_workers_records_the_bank(scene, tmp_path):
     d, grid, mask, img, labels = scene
     oba_yaml = tmp_path / "oba.yaml"
     oba_yaml.write_text("n_objects: [1, 3]\nblend: gaussian\n")
+    light = tmp_path / "light.yaml"  # a light Unet (as in test_training_lifecycle): this test is about the wiring
+    light.write_text("encoder: timm-mobilenetv3_small_minimal_100\nmodel_options: {encoder_depth: 3, decoder_channels: [16, 8, 8]}\n")
     res = CliRunner().invoke(app, [str(a) for a in (
-        "train-segmentation", "--images", img, "--labels", labels, "--output", tmp_path / "run", "--window", "64",
+        "train-segmentation", "--images", img, "--labels", labels, "--config", light, "--output", tmp_path / "run", "--window", "64",
         "--block", "64", "--batch-size", "2", "--max-steps", "2", "--steps-per-epoch", "2", "--threads", "1",
         "--accelerator", "cpu", "--oba", oba_yaml, "--oba-probability", "0.9", "--workers", "1", "--seed", "2")])
     assert res.exit_code == 0, res.output
