@@ -17,6 +17,10 @@ from geotool.errors import GeotoolError, InputFileError
 
 log = logging.getLogger(__name__)
 
+#: Finish each scene (COGs, polygons, preview, sidecar) in a background thread while the next scene's model runs.
+#: False finishes every scene before the next starts (the same files; for benchmarks and tests).
+BACKGROUND_FINISHING = True
+
 
 @dataclass
 class BatchResult:
@@ -182,7 +186,7 @@ def _run_here(job: SceneJob, todo: list[str], record: Callable[[SceneOutcome], N
                     report(_outcome(job, background.collect()))
                 if isinstance(started, SceneOutcome):
                     report(started)
-                elif i + 1 == len(todo) or started.finishing.empty:  # nothing would overlap it
+                elif i + 1 == len(todo) or started.finishing.empty or not BACKGROUND_FINISHING:  # nothing to overlap
                     current = None
                     report(_outcome(job, finish_scene(started)))
                 else:

@@ -85,14 +85,15 @@ class Finishing:
         if self._state != "pending":
             raise RuntimeError(f"a scene's finishing runs once (it is {self._state})")
         self._state = "running"
+        finals = self.outputs  # the groups are taken off the list as they close
         start = time.perf_counter()
         try:
             self._check()
             if self.marker is not None:
                 self.marker.unlink(missing_ok=True)
             while self._groups:
-                outputs, prepare, _ = self._groups.pop(0)
-                with outputs:  # an error inside: the writers remove their temp files; a clean close renames them
+                opened, prepare, _ = self._groups.pop(0)
+                with opened:  # an error inside: the writers remove their temp files; a clean close renames them
                     prepare()
                     self._check()
             for step, _ in self._steps:
@@ -101,7 +102,7 @@ class Finishing:
         except BaseException:
             self._state = "failed"
             self._close_groups()
-            remove_outputs(self.outputs)
+            remove_outputs(finals)
             raise
         finally:
             self.seconds += time.perf_counter() - start
