@@ -300,3 +300,30 @@ def write_nir_checkpoint(path: Path) -> Path:
                            "nir_scaling": {**unit, "offset": [0.0], "scale": [255.0]}, "nir_nodata": None,
                            "state_dict": net.state_dict()})
     return path
+
+
+def test_gdal_cache_is_restored_when_two_threads_hold_it_and_end_in_either_order():
+    """The engine (one thread) and the previous scene's COG (another) both size GDAL's one block cache; with
+    rasterio.Env the one ending last put back the other's size for good."""
+    from geotool.io.gdal_cache import gdal_cache
+    from geotool.io.gdal_settings import gdal_cache_max
+
+    before = gdal_cache_max()
+    if before is None:
+        pytest.skip("libgdal is not visible to ctypes on this platform")
+    entered, release = threading.Event(), threading.Event()
+
+    def other():
+        with gdal_cache(128 * 2**20):
+            entered.set()
+            release.wait(10)
+
+    with gdal_cache(50 * 2**20):
+        thread = threading.Thread(target=other)
+        thread.start()
+        assert entered.wait(10)
+        assert gdal_cache_max() == 178 * 2**20  # both at once: the sum
+    assert gdal_cache_max() == 128 * 2**20  # the main thread ended first: the other's share stays
+    release.set()
+    thread.join()
+    assert gdal_cache_max() == before  # the last one out restores the process's own size

@@ -170,7 +170,7 @@ def _run_here(job: SceneJob, todo: list[str], record: Callable[[SceneOutcome], N
     from geotool.progress import progress_bar
 
     background = BackgroundFinisher()
-    current: Started | None = None  # started, not yet handed on: dropped if the batch is interrupted
+    current: Started | None = None  # the last scene started: dropped if the batch is interrupted before it runs
     try:
         # one scene: the engine's own bar is the progress
         with progress_bar(f"{job.command}: scenes", total=len(todo), enabled=len(todo) > 1) as bar:
@@ -187,15 +187,12 @@ def _run_here(job: SceneJob, todo: list[str], record: Callable[[SceneOutcome], N
                 if isinstance(started, SceneOutcome):
                     report(started)
                 elif i + 1 == len(todo) or started.finishing.empty or not BACKGROUND_FINISHING:  # nothing to overlap
-                    current = None
                     report(_outcome(job, finish_scene(started)))
                 else:
-                    current = None
                     background.submit(started)
-            current = None
     except BaseException:
         if current is not None:
-            current.finishing.drop()
+            current.finishing.drop()  # nothing when it already runs (or ran): its run cleans up after itself
         ended = background.interrupt()
         if ended is not None:  # it finished before it could be stopped: it is this batch's, say so
             record(_outcome(job, ended))

@@ -48,6 +48,7 @@ class Finishing:
         self._groups: list[tuple[ExitStack, Callable[[], None], list[Path]]] = []
         self._steps: list[tuple[Callable[[], None], list[Path]]] = []
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # run() and drop() may race: one of them takes the pending finishing
         self._state = "pending"  # -> "running" -> "done" | "failed"; or "dropped"
 
     @classmethod
@@ -82,13 +83,18 @@ class Finishing:
 
         On any error (or :meth:`stop`) every temp file and every output of the scene are removed, then the
         error (or :class:`FinishingStopped`) is raised."""
-        if self._state != "pending":
-            raise RuntimeError(f"a scene's finishing runs once (it is {self._state})")
-        self._state = "running"
+        with self._lock:
+            if self._state == "dropped":  # dropped before its thread came to it: its temp files are gone
+                raise FinishingStopped("the scene's finishing was dropped before it ran")
+            if self._state != "pending":
+                raise RuntimeError(f"a scene's finishing runs once (it is {self._state})")
+            self._state = "running"
         finals = self.outputs  # the groups are taken off the list as they close
+        replacing = False  # until the marker goes, a previous run's outputs are whole and stay
         start = time.perf_counter()
         try:
             self._check()
+            replacing = True
             if self.marker is not None:
                 self.marker.unlink(missing_ok=True)
             while self._groups:
@@ -102,7 +108,8 @@ class Finishing:
         except BaseException:
             self._state = "failed"
             self._close_groups()
-            remove_outputs(finals)
+            if replacing:
+                remove_outputs(finals)
             raise
         finally:
             self.seconds += time.perf_counter() - start
@@ -114,10 +121,13 @@ class Finishing:
         self._stop.set()
 
     def drop(self) -> None:
-        """Discard a finishing that was never run: its temp files go; outputs of earlier runs are left as they are."""
-        if self._state == "pending":
+        """Discard a finishing that has not started to run: its temp files go; outputs of earlier runs are left as
+        they are. Does nothing to one that runs or ran (a running one cleans up after itself on :meth:`stop`)."""
+        with self._lock:
+            if self._state != "pending":
+                return
             self._state = "dropped"
-            self._close_groups()
+        self._close_groups()
 
     @contextmanager
     def dropped_on_error(self) -> Iterator["Finishing"]:
