@@ -85,7 +85,9 @@ def _same_outputs(a: Path, b: Path) -> None:
 
 def test_predict_writes_the_same_bytes_with_and_without_background_finishing(scenes, tmp_path, monkeypatch):
     import geotool.batch.run as batch_run
+    from geotool.io.gdal_settings import gdal_cache_max
 
+    cache = gdal_cache_max()
     args = ("predict", scenes["model"], scenes["dir"], "--probabilities", "--threads", "1")
     ran_in = []
     original = batch_run.BackgroundFinisher.submit
@@ -98,6 +100,7 @@ def test_predict_writes_the_same_bytes_with_and_without_background_finishing(sce
     res = invoke(*args, "-o", tmp_path / "overlap", "--polygons", tmp_path / "overlap" / "all.gpkg")
     assert res.exit_code == 0, res.output
     assert [Path(s).name for s in ran_in] == ["s0.tif", "s1.tif"]  # the last scene finishes in this thread
+    assert gdal_cache_max() == cache  # the engine and the COGs in the background shared it and gave it back
     monkeypatch.setattr("geotool.batch.run.BACKGROUND_FINISHING", False)
     res = invoke(*args, "-o", tmp_path / "serial", "--polygons", tmp_path / "serial" / "all.gpkg")
     assert res.exit_code == 0, res.output
