@@ -196,7 +196,9 @@ def start_scene(predict_unit, meta: dict, path: str, out: Path, cfg: GenerateNIR
         nodata = float("nan") if nir_dtype.kind == "f" else float(np.iinfo(nir_dtype).max)
     tags = {"geotool_nir_window": str(spec.window), "geotool_nir_overlap": str(spec.overlap),
             "geotool_nir_offset": str(cfg.offset)}
-    with RasterSource(path, bands=bands) as src:
+    finishing = Finishing(marker=sidecar_path(out))
+    # once open_writers hands it the outputs, an error (or Ctrl-C) before it is returned must drop them
+    with finishing.dropped_on_error(), RasterSource(path, bands=bands) as src:
         in_dtype = np.dtype(src.dtypes[0])
 
         def predict(batch, valid):
@@ -226,7 +228,6 @@ def start_scene(predict_unit, meta: dict, path: str, out: Path, cfg: GenerateNIR
         writers = {"main": RasterWriter(out, src.grid, len(names), nir_dtype, nodata, names, tags=tags)}
         if cfg.ndvi:
             writers["ndvi"] = RasterWriter(ndvi_path(out), src.grid, 1, "float32", NDVI_NODATA, ["ndvi"], tags=tags)
-        finishing = Finishing(marker=sidecar_path(out))
         with open_writers(writers, finishing) as opened:
             stats = run_tiled(src, predict, 1, finalize, opened, spec, description=f"generate-nir {Path(src.paths[0]).name}")
             if not valid_pixels[0]:

@@ -80,7 +80,9 @@ def start_predict(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg:
         outputs["probs"] = out_dir / f"{stem}_probs.tif"
     names = payload["class_names"]
     finishing = Finishing(marker=marker)
-    with RasterSource(raster, bands=payload["bands"], nodata=payload.get("input_nodata")) as src:
+    # once open_writers hands it the outputs, an error (or Ctrl-C) before it is returned must drop them
+    with finishing.dropped_on_error(), \
+            RasterSource(raster, bands=payload["bands"], nodata=payload.get("input_nodata")) as src:
         _check_bands(payload, src, raster)
         # class names as GDAL categories beside a colour table: QGIS opens the raster with a legend
         writers = {"classes": RasterWriter(outputs["classes"], src.grid, 1, "uint8", CLASS_NODATA, ["class"],
