@@ -128,6 +128,37 @@ def test_generate_nir_writes_the_same_bytes_with_and_without_background_finishin
     _same_outputs(tmp_path / "overlap", tmp_path / "serial")
 
 
+def test_generate_nir_a_failed_sidecar_in_the_background_removes_that_scenes_rasters(tmp_path, monkeypatch):
+    """The sidecar is the last step: when it fails, the scene's NIR and NDVI (already renamed) go again."""
+    import geotool.nir.generate as generate
+    from nir_helpers import context_scene
+
+    folder = tmp_path / "rgb"
+    folder.mkdir()
+    for i in range(3):
+        context_scene(folder / f"d{i}.tif", size=40, seed=i)
+    original = generate.write_sidecar
+    seen = []
+
+    def sidecar(output, *args, **kwargs):
+        if Path(output).name.startswith("d1"):
+            seen.append(_finishing_in_background())
+            assert Path(output).exists()
+            raise OSError(28, "No space left on device (injected)")
+        return original(output, *args, **kwargs)
+
+    monkeypatch.setattr(generate, "write_sidecar", sidecar)
+    out = tmp_path / "out"
+    res = invoke("generate-nir", write_nir_checkpoint(tmp_path / "nir.ckpt"), folder, "-o", out, "--ndvi", "--threads", "1")
+    assert res.exit_code == 2, res.output
+    assert seen == [True]
+    rows = read_report(out / "scenes.csv")
+    assert [r["status"] for r in rows] == ["done", "failed", "done"] and "No space left" in rows[1]["message"]
+    assert not list(out.glob("d1*")) and not list(out.glob(".*"))
+    assert sorted(p.name for p in out.glob("d[02]*")) == ["d0_nir.tif", "d0_nir.tif.json", "d0_nir_ndvi.tif",
+                                                          "d2_nir.tif", "d2_nir.tif.json", "d2_nir_ndvi.tif"]
+
+
 def _finishing_in_background() -> bool:
     return any(t.name.startswith("geotool-finish") for t in threading.enumerate())
 
