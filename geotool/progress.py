@@ -8,10 +8,13 @@ from typing import Iterator
 
 
 def progress_enabled() -> bool:
-    """True when bars should be drawn: stderr is a terminal and ``--quiet`` was not given."""
+    """True when bars should be drawn: stderr is a terminal, ``--quiet`` was not given and this is the main thread
+    (a scene finishing in the background, e.g. its polygons, must not draw over the next scene's bar)."""
+    import threading
+
     from geotool.run_state import STATE
 
-    return not STATE.quiet and sys.stderr.isatty()
+    return not STATE.quiet and sys.stderr.isatty() and threading.current_thread() is threading.main_thread()
 
 
 class _NullTask:

@@ -6,7 +6,10 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from geotool.io.finishing import Finishing
 
 # Per-process cache of what a job loads once (its model): a Dask worker keeps it across the scenes it runs.
 _RESOURCES: dict[str, Any] = {}
@@ -37,6 +40,15 @@ class SceneJob(ABC):
     @abstractmethod
     def run(self, resources: Any, scene: str) -> dict[str, Any]:
         """Process ``scene`` and return its results (JSON-able); raise on failure."""
+
+    def start(self, resources: Any, scene: str) -> "Finishing":
+        """Process ``scene`` up to what needs no model, and return the rest (COGs, renames, polygons, preview, the
+        sidecar last) as a :class:`~geotool.io.finishing.Finishing`, whose ``run()`` returns what :meth:`run` would.
+        A batch in one process runs it in a background thread while the next scene's model runs. ``run`` must
+        equal ``start(...).run()``. Default: all of :meth:`run` now, nothing left."""
+        from geotool.io.finishing import Finishing
+
+        return Finishing.finished(self.run(resources, scene))
 
     def cache_key(self) -> str:
         """Identifies the setup: jobs with equal settings share one loaded model in a process."""

@@ -9,12 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from geotool.batch.background import BackgroundFinisher, Finished, Started
 from geotool.batch.job import SceneJob, release, resources_for
 from geotool.batch.options import BatchOptions, take_shard
 from geotool.batch.report import SceneOutcome, SceneReport, report_name
 from geotool.errors import GeotoolError, InputFileError
 
 log = logging.getLogger(__name__)
+
+#: Finish each scene (COGs, polygons, preview, sidecar) in a background thread while the next scene's model runs.
+#: False finishes every scene before the next starts (the same files; for benchmarks and tests).
+BACKGROUND_FINISHING = True
 
 
 @dataclass
@@ -73,19 +78,9 @@ def _is_raster_read_error(exc: BaseException) -> bool:
 
 
 def run_scene(job: SceneJob, scene: str) -> SceneOutcome:
-    """Run one scene and report instead of raising (Ctrl-C still stops)."""
-    from geotool.io.atomic import remove_stale_temp_files
-
-    start = time.perf_counter()
-    try:
-        if remove_stale_temp_files(job.outputs(scene)):  # left by a run that was killed while writing this scene
-            log.info("%s: removed temporary files a killed run left", scene)
-        result = job.run(resources_for(job), scene)
-    except Exception as exc:  # noqa: BLE001 - every failure of one scene is that scene's row
-        return SceneOutcome(scene, "failed", time.perf_counter() - start, message=describe_failure(exc, scene),
-                            traceback=traceback.format_exc(), error=exc if _picklable(exc) else None)
-    outputs = [str(p) for p in job.outputs(scene) if Path(p).exists()]
-    return SceneOutcome(scene, "done", time.perf_counter() - start, outputs=outputs, result=result)
+    """Run one scene, its finishing included, and report instead of raising (Ctrl-C still stops)."""
+    started = start_scene(job, scene)
+    return started if isinstance(started, SceneOutcome) else _outcome(job, finish_scene(started))
 
 
 def _picklable(exc: BaseException) -> bool:
@@ -169,16 +164,78 @@ def _raise_lone(outcome: SceneOutcome) -> None:
 
 
 def _run_here(job: SceneJob, todo: list[str], record: Callable[[SceneOutcome], None]) -> None:
+    """The scenes one after the other in this process. A scene's finishing (COGs, polygons, preview, the sidecar
+    last) runs in a background thread while the next scene's model runs; at most one at a time, and the last
+    scene's (or a lone scene's) in this thread. Outcomes are recorded in scene order."""
     from geotool.progress import progress_bar
 
+    background = BackgroundFinisher()
+    current: Started | None = None  # the last scene started: dropped if the batch is interrupted before it runs
     try:
         # one scene: the engine's own bar is the progress
         with progress_bar(f"{job.command}: scenes", total=len(todo), enabled=len(todo) > 1) as bar:
-            for scene in todo:
-                record(run_scene(job, scene))
+
+            def report(outcome: SceneOutcome) -> None:
+                record(outcome)
                 bar.advance()
+
+            for i, scene in enumerate(todo):
+                started = start_scene(job, scene)
+                current = started if isinstance(started, Started) else None
+                if background.busy:  # the previous scene first: outcomes stay in scene order
+                    report(_outcome(job, background.collect()))
+                if isinstance(started, SceneOutcome):
+                    report(started)
+                elif i + 1 == len(todo) or started.finishing.empty or not BACKGROUND_FINISHING:  # nothing to overlap
+                    report(_outcome(job, finish_scene(started)))
+                else:
+                    background.submit(started)
+    except BaseException:
+        if current is not None:
+            current.finishing.drop()  # nothing when it already runs (or ran): its run cleans up after itself
+        ended = background.interrupt()
+        if ended is not None:  # it finished before it could be stopped: it is this batch's, say so
+            record(_outcome(job, ended))
+        raise
     finally:
+        background.close()
         release(job)
+
+
+def start_scene(job: SceneJob, scene: str) -> Started | SceneOutcome:
+    """Run one scene up to its finishing (the model's part); a failure is the scene's ``failed`` outcome."""
+    from geotool.io.atomic import remove_stale_temp_files
+
+    start = time.perf_counter()
+    try:
+        if remove_stale_temp_files(job.outputs(scene)):  # left by a run that was killed while writing this scene
+            log.info("%s: removed temporary files a killed run left", scene)
+        finishing = job.start(resources_for(job), scene)
+    except Exception as exc:  # noqa: BLE001 - every failure of one scene is that scene's row
+        return _failed(scene, time.perf_counter() - start, exc)
+    return Started(scene, finishing, time.perf_counter() - start)
+
+
+def finish_scene(started: Started) -> Finished:
+    """Run a scene's finishing in this thread."""
+    try:
+        return Finished(started, result=started.finishing.run())
+    except Exception as exc:  # noqa: BLE001 - the scene's row says it
+        return Finished(started, error=exc)
+
+
+def _outcome(job: SceneJob, finished: Finished) -> SceneOutcome:
+    scene = finished.started.scene
+    if finished.error is not None:
+        return _failed(scene, finished.seconds, finished.error)
+    outputs = [str(p) for p in job.outputs(scene) if Path(p).exists()]
+    return SceneOutcome(scene, "done", finished.seconds, outputs=outputs, result=finished.result)
+
+
+def _failed(scene: str, seconds: float, exc: BaseException) -> SceneOutcome:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return SceneOutcome(scene, "failed", seconds, message=describe_failure(exc, scene), traceback=text,
+                        error=exc if _picklable(exc) else None)
 
 
 def _run_distributed(job: SceneJob, todo: list[str], options: BatchOptions, record: Callable[[SceneOutcome], None]) -> None:

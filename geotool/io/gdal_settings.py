@@ -10,18 +10,22 @@ import os
 @functools.lru_cache(maxsize=1)
 def _libgdal():
     """The libgdal that rasterio is linked against (found among the process's mapped libraries), or None."""
-    import rasterio  # noqa: F401 - loads libgdal into the process
+    import rasterio  # loads libgdal into the process
 
     try:
         with open("/proc/self/maps") as maps:
             paths = {line.split()[-1] for line in maps if "/libgdal" in line}
     except OSError:
         paths = set()
-    for path in sorted(paths):
-        if os.path.basename(path).startswith("libgdal"):
-            lib = ctypes.CDLL(path)
-            lib.GDALGetCacheMax64.restype = ctypes.c_int64
-            return lib
+    paths = sorted(p for p in paths if os.path.basename(p).startswith("libgdal"))
+    # pyogrio's wheel brings its own libgdal (another version, with its own cache): rasterio's is the one in
+    # rasterio.libs (a wheel), else one that no other package vendors (a system GDAL)
+    wheel = os.path.join(os.path.dirname(os.path.dirname(rasterio.__file__)), "rasterio.libs")
+    ours = [p for p in paths if os.path.dirname(p) == wheel] or [p for p in paths if not os.path.dirname(p).endswith(".libs")]
+    for path in ours or paths:
+        lib = ctypes.CDLL(path)
+        lib.GDALGetCacheMax64.restype = ctypes.c_int64
+        return lib
     return None
 
 

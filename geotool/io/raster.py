@@ -14,7 +14,7 @@ import os
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import rasterio
@@ -26,7 +26,11 @@ from rasterio.windows import Window
 
 from geotool.errors import BandError, CRSError, EmptyDataError, InputFileError, RasterMismatchError
 from geotool.io.atomic import atomic_path
+from geotool.io.gdal_cache import gdal_cache
 from geotool.io.files import expand_inputs, require_file
+
+if TYPE_CHECKING:
+    from geotool.io.finishing import Finishing
 
 ResamplingName = Literal["nearest", "bilinear", "cubic", "average", "mode"]
 
@@ -689,13 +693,13 @@ class RasterWriter:
         """Close the stream and make the COG in the temp file (overviews and copy), without renaming it into place;
         ``__exit__`` then only writes the sidecar and renames. Done once (later calls return at once), so
         :func:`open_writers` can run it for several outputs at the same time. ``set_cache=False`` leaves GDAL's
-        block cache (process-wide) to the caller: two threads setting and restoring it would race."""
+        block cache (process-wide) to the caller, who holds it once for all of them."""
         if self._prepared:
             return
         self._ds.close()
         if self.cog:
             if set_cache:  # GDAL's default cache (5 % of RAM) would fill with the blocks of a large scene
-                with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES):
+                with gdal_cache(COG_CACHE_BYTES):
                     self._build_cog()
             else:
                 self._build_cog()
@@ -738,29 +742,43 @@ class RasterWriter:
 
 
 @contextmanager
-def open_writers(writers: Mapping[str, "RasterWriter"]) -> Iterator[Mapping[str, "RasterWriter"]]:
+def open_writers(writers: Mapping[str, "RasterWriter"],
+                 finishing: "Finishing | None" = None) -> Iterator[Mapping[str, "RasterWriter"]]:
     """Enter several :class:`RasterWriter` objects together: on success every output is renamed into
     place, on any error every temp file is removed (no half-written set of outputs).
 
     On success the outputs' COGs are made at the same time, one thread each (:meth:`RasterWriter.prepare`), before
-    any is renamed: the class raster's copy overlaps the probabilities' instead of waiting for it."""
+    any is renamed: the class raster's copy overlaps the probabilities' instead of waiting for it.
+
+    With a ``finishing`` (:class:`geotool.io.finishing.Finishing`), a block that ends without error leaves the
+    outputs open in their temp files and hands them to it: the COGs are made and renamed when the finishing runs
+    (possibly in another thread, while the next scene's model runs). An error inside the block still removes
+    every temp file at once."""
     with ExitStack() as stack:
         opened = {name: stack.enter_context(writer) for name, writer in writers.items()}
         yield opened
-        _prepare_all(list(opened.values()))
+        members = list(opened.values())
+        if finishing is None:
+            _prepare_all(members)
+        else:
+            finishing.hold_outputs(stack.pop_all(), lambda: _prepare_all(members), [w.path for w in members])
 
 
 def _prepare_all(writers: Sequence["RasterWriter"]) -> None:
     """``prepare`` every writer, concurrently when there are several; the first failure is raised (the
     ExitStack then removes every temp file)."""
-    if len(writers) < 2:
+    if not writers:
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES), ThreadPoolExecutor(len(writers), "geotool-cog") as pool:
-        futures = [pool.submit(w.prepare, False) for w in writers]
-        for future in futures:
-            future.result()
+    with gdal_cache(COG_CACHE_BYTES):
+        if len(writers) == 1:
+            writers[0].prepare(False)
+            return
+        with ThreadPoolExecutor(len(writers), "geotool-cog") as pool:
+            futures = [pool.submit(w.prepare, False) for w in writers]
+            for future in futures:
+                future.result()
 
 
 def write_raster(

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
-import rasterio
 from rasterio.windows import Window
 
 from geotool.errors import ConfigError
+from geotool.io.gdal_cache import gdal_cache
 from geotool.io.raster import Grid, RasterSource, RasterWriter
 from geotool.progress import progress_bar
 
@@ -280,9 +280,10 @@ def run_tiled(
     need_input = finalize_input or thumbs is not None
     blender = _Blender(out_channels, win, width, height, weights, row_sum, col_sum, col_lo, finalize_input, thumbs)
     predict_seconds = 0.0
-    # An integer GDAL_CACHEMAX is read by GDAL as bytes (a bare number of MB would leave a cache of a few bytes);
-    # rasterio.Env restores the process's cache size when the run ends.
-    with rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes(source, writers, win)), \
+    # GDAL reads the cache size in bytes (a bare number of MB would leave a cache of a few bytes); gdal_cache
+    # restores the process's own size when the run ends, also while another thread (the previous scene's COG
+    # finishing, see geotool.io.finishing) holds some of the cache.
+    with gdal_cache(gdal_cache_bytes(source, writers, win)), \
             progress_bar(description or "windows", n_windows) as bar, \
             _Pipeline(pipeline_depth) as pipe:
         writer_stage = pipe.stage(write_block, "geotool-writer")

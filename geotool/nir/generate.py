@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 from pydantic import Field
@@ -13,6 +13,9 @@ from geotool.batch import BatchOptions, SceneJob
 from geotool.config import sidecar_path, write_sidecar
 from geotool.errors import CheckpointError, ConfigError, EmptyDataError, OutputError
 from geotool.inference import InferenceOptions
+
+if TYPE_CHECKING:
+    from geotool.io.finishing import Finishing
 
 log = logging.getLogger(__name__)
 NDVI_NODATA = -9999.0
@@ -130,8 +133,12 @@ class GenerateNIRJob(SceneJob):
         return make_predict(net.to(device), device), meta
 
     def run(self, resources, scene: str) -> dict:
+        return self.start(resources, scene).run()
+
+    def start(self, resources, scene: str) -> "Finishing":
+        """The model over ``scene``; left to the returned finishing: the COGs and the sidecar (last)."""
         predict_unit, meta = resources
-        return generate_scene(predict_unit, meta, scene, self.paths[scene], self.cfg)
+        return start_scene(predict_unit, meta, scene, self.paths[scene], self.cfg)
 
 
 def run_generate_nir(cfg: GenerateNIRConfig, batch: BatchOptions | None = None, on_outcome=None):
@@ -166,6 +173,13 @@ def run_generate_nir(cfg: GenerateNIRConfig, batch: BatchOptions | None = None, 
 def generate_scene(predict_unit, meta: dict, path: str, out: Path, cfg: GenerateNIRConfig) -> dict:
     """One scene through the sliding-window engine: NIR in the checkpoint's NIR dtype and scale, the
     input's CRS, transform and nodata mask; optional stack and NDVI; a sidecar beside the output."""
+    return start_scene(predict_unit, meta, path, out, cfg).run()
+
+
+def start_scene(predict_unit, meta: dict, path: str, out: Path, cfg: GenerateNIRConfig) -> "Finishing":
+    """:func:`generate_scene` up to the engine's last row, into temp files; the returned
+    :class:`~geotool.io.finishing.Finishing` makes the COGs, renames them and writes the sidecar last."""
+    from geotool.io.finishing import Finishing
     from geotool.io.raster import RasterSource, RasterWriter, check_sources, open_writers
     from geotool.io.tiling import run_tiled
     from geotool.nir.data import fill_invalid
@@ -182,7 +196,9 @@ def generate_scene(predict_unit, meta: dict, path: str, out: Path, cfg: Generate
         nodata = float("nan") if nir_dtype.kind == "f" else float(np.iinfo(nir_dtype).max)
     tags = {"geotool_nir_window": str(spec.window), "geotool_nir_overlap": str(spec.overlap),
             "geotool_nir_offset": str(cfg.offset)}
-    with RasterSource(path, bands=bands) as src:
+    finishing = Finishing(marker=sidecar_path(out))
+    # once open_writers hands it the outputs, an error (or Ctrl-C) before it is returned must drop them
+    with finishing.dropped_on_error(), RasterSource(path, bands=bands) as src:
         in_dtype = np.dtype(src.dtypes[0])
 
         def predict(batch, valid):
@@ -212,22 +228,25 @@ def generate_scene(predict_unit, meta: dict, path: str, out: Path, cfg: Generate
         writers = {"main": RasterWriter(out, src.grid, len(names), nir_dtype, nodata, names, tags=tags)}
         if cfg.ndvi:
             writers["ndvi"] = RasterWriter(ndvi_path(out), src.grid, 1, "float32", NDVI_NODATA, ["ndvi"], tags=tags)
-        with open_writers(writers) as opened:
+        with open_writers(writers, finishing) as opened:
             stats = run_tiled(src, predict, 1, finalize, opened, spec, description=f"generate-nir {Path(src.paths[0]).name}")
             if not valid_pixels[0]:
                 raise EmptyDataError(f"{path} has no valid pixel (every pixel is nodata in its RGB bands); check the scene")
         mpix = src.grid.width * src.grid.height / 1e6
-    domain = domain_report(path, unit_sample, harmonise, meta)
-    res = {"input": str(path), "output": str(out), "windows": stats.n_windows,
-           "seconds": round(stats.total_seconds, 3), "predict_seconds": round(stats.predict_seconds, 3),
-           "megapixels_per_second": round(mpix / max(stats.total_seconds, 1e-9), 3)}
-    if cfg.ndvi:
-        res["ndvi"] = str(ndvi_path(out))
-    if domain is not None:
-        res["domain"] = domain
-    res["harmonise"] = harmonise.record()
-    write_sidecar(out, "generate-nir", cfg, inputs=[cfg.model, str(path)], results=res)
-    return res
+    with finishing.dropped_on_error():  # the outputs wait in temp files: an error from here on must remove them
+        domain = domain_report(path, unit_sample, harmonise, meta)
+        res = finishing.result
+        res.update({"input": str(path), "output": str(out), "windows": stats.n_windows,
+                    "seconds": round(stats.total_seconds, 3), "predict_seconds": round(stats.predict_seconds, 3),
+                    "megapixels_per_second": round(mpix / max(stats.total_seconds, 1e-9), 3)})
+        if cfg.ndvi:
+            res["ndvi"] = str(ndvi_path(out))
+        if domain is not None:
+            res["domain"] = domain
+        res["harmonise"] = harmonise.record()
+        finishing.then(lambda: write_sidecar(out, "generate-nir", cfg, inputs=[cfg.model, str(path)], results=res),
+                       [sidecar_path(out)])
+    return finishing
 
 
 __all__ = ["GenerateNIRConfig", "GenerateNIRJob", "run_generate_nir", "CheckpointError"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 from pydantic import Field
@@ -15,6 +15,9 @@ from geotool.config import sidecar_path, write_sidecar
 from geotool.errors import BandError, ConfigError, EmptyDataError
 from geotool.inference import InferenceOptions
 from geotool.labels import CLASS_NODATA
+
+if TYPE_CHECKING:
+    from geotool.io.finishing import Finishing
 
 log = logging.getLogger(__name__)
 PROB_NODATA = -1.0
@@ -57,6 +60,15 @@ def make_predict_fn(net, mean, std, device):
 
 def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg: PredictConfig, device: str) -> dict[str, Any]:
     """Predict one raster: writes ``<stem>_classes.tif`` (uint8, 255 = nodata) and optionally probabilities."""
+    return start_predict(net, payload, raster, out_dir, cfg, device).run()
+
+
+def start_predict(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg: PredictConfig, device: str,
+                  marker: Path | None = None) -> "Finishing":
+    """Run the model over one raster into temp files and return what is left (:class:`~geotool.io.finishing.Finishing`):
+    the COGs of ``<stem>_classes.tif`` (+ ``_probs.tif``) renamed into place, then the preview. ``marker``: the
+    scene's sidecar, removed before the outputs are replaced."""
+    from geotool.io.finishing import Finishing
     from geotool.io.raster import RasterSource, RasterWriter, open_writers
     from geotool.io.tiling import class_argmax, run_tiled
 
@@ -67,7 +79,10 @@ def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg
     if cfg.probabilities:
         outputs["probs"] = out_dir / f"{stem}_probs.tif"
     names = payload["class_names"]
-    with RasterSource(raster, bands=payload["bands"], nodata=payload.get("input_nodata")) as src:
+    finishing = Finishing(marker=marker)
+    # once open_writers hands it the outputs, an error (or Ctrl-C) before it is returned must drop them
+    with finishing.dropped_on_error(), \
+            RasterSource(raster, bands=payload["bands"], nodata=payload.get("input_nodata")) as src:
         _check_bands(payload, src, raster)
         # class names as GDAL categories beside a colour table: QGIS opens the raster with a legend
         writers = {"classes": RasterWriter(outputs["classes"], src.grid, 1, "uint8", CLASS_NODATA, ["class"],
@@ -88,19 +103,26 @@ def predict_raster(net, payload: dict[str, Any], raster: str, out_dir: Path, cfg
 
         # the preview is drawn from every step-th pixel the engine writes: no output or input is read again
         step = max(1, max(src.grid.shape) // PREVIEW_PIXELS)
-        with open_writers(writers) as opened:
+        with open_writers(writers, finishing) as opened:
             stats = run_tiled(src, make_predict_fn(net, payload["mean"], payload["std"], device), n_classes, finalize,
                               opened, spec, description=f"predict {Path(raster).name}",
                               thumbnail_step=step if cfg.preview else 0, thumbnail_sinks=["classes"], finalize_input=False)
             if not valid_pixels[0]:
                 raise EmptyDataError(f"{raster} has no valid pixel (every pixel is nodata in the bands the model "
                                      "reads); check the scene or its --nodata")
-    res = {"raster": str(raster), "windows": stats.n_windows, "seconds": round(stats.total_seconds, 3),
-           "predict_seconds": round(stats.predict_seconds, 3), **{k: str(v) for k, v in outputs.items()}}
-    if cfg.preview:
-        res["preview"] = str(_preview(stats.thumbnails, writers["classes"].colormap, out_dir / f"{stem}_preview.png",
-                                      Path(raster).name))
-    return res
+    with finishing.dropped_on_error():  # the outputs wait in temp files: an error from here on must remove them
+        finishing.result.update({"raster": str(raster), "windows": stats.n_windows,
+                                 "seconds": round(stats.total_seconds, 3), "predict_seconds": round(stats.predict_seconds, 3),
+                                 **{k: str(v) for k, v in outputs.items()}})
+        if cfg.preview:
+            preview = out_dir / f"{stem}_preview.png"
+
+            def write_preview() -> None:
+                finishing.result["preview"] = str(_preview(stats.thumbnails, writers["classes"].colormap, preview,
+                                                           Path(raster).name))
+
+            finishing.then(write_preview, [preview])
+    return finishing
 
 
 def _preview(thumbnails: dict[str, np.ndarray], colormap: dict[int, tuple], path: Path, title: str) -> Path:
@@ -163,17 +185,31 @@ class PredictJob(SceneJob):
         return net.to(device), payload, device
 
     def run(self, resources, scene: str) -> dict[str, Any]:
+        return self.start(resources, scene).run()
+
+    def start(self, resources, scene: str) -> "Finishing":
+        """The model over ``scene``; left to the returned finishing: the COGs, the preview, the polygons read from
+        the class raster and the sidecar (last)."""
         from geotool.io.raster import check_sources
 
         net, payload, device = resources
         check_sources([scene], payload["bands"], payload.get("input_nodata"), partial(check_scene, payload),
                       band_context=f"does not hold the bands the model was trained on ({payload['band_count']} bands: {payload['bands']})")
-        res = predict_raster(net, payload, scene, Path(self.cfg.output), self.cfg, device)
-        if self.cfg.polygons:
-            res["polygons"] = _scene_polygons(res, payload, self.cfg, self.scene_polygons(scene))
-            res["polygons_file"] = str(self.scene_polygons(scene))
-        write_sidecar(res["classes"], "predict", self.cfg, inputs=[self.cfg.model, scene], results=res)
-        return res
+        sidecar = self.outputs(scene)[-1]
+        finishing = start_predict(net, payload, scene, Path(self.cfg.output), self.cfg, device, marker=sidecar)
+        res = finishing.result
+        with finishing.dropped_on_error():
+            if self.cfg.polygons:
+                polygons = self.scene_polygons(scene)
+
+                def write_polygons() -> None:
+                    res["polygons"] = _scene_polygons(res, payload, self.cfg, polygons)
+                    res["polygons_file"] = str(polygons)
+
+                finishing.then(write_polygons, [polygons])
+            finishing.then(lambda: write_sidecar(res["classes"], "predict", self.cfg, inputs=[self.cfg.model, scene],
+                                                 results=res), [sidecar])
+        return finishing
 
 
 RANGE_RATIO = 4.0  # a band mean this many times above (or below 1/this of) the training mean...
