@@ -58,9 +58,12 @@ class BackgroundFinisher:
         """Start finishing ``started`` in the background; the previous one must have been collected."""
         if self._running is not None:
             raise RuntimeError("one scene finishes in the background at a time: collect() the previous one first")
+        from geotool.io.atomic import signals_deferred
+
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="geotool-finish")
-        self._running = (started, self._pool.submit(started.finishing.run))
+        with signals_deferred():  # the first submit starts the thread: a signal inside would orphan the finishing
+            self._running = (started, self._pool.submit(started.finishing.run))
 
     def collect(self) -> Finished | None:
         """Wait for the scene finishing in the background (None when there is none) and return how it ended."""

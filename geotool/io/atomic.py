@@ -158,7 +158,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     prepare_output_dir(path)
     tmp = None
     try:
-        with _signals_deferred():  # a Ctrl-C or SIGTERM between creating and tracking the name would orphan it
+        with signals_deferred():  # a Ctrl-C or SIGTERM between creating and tracking the name would orphan it
             fd, tmp_name = _make_temp(path, lambda: tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
                                                                       dir=path.parent))
             os.close(fd)
@@ -176,8 +176,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block ends (main thread on POSIX; elsewhere a no-op)."""
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends (main thread on POSIX; elsewhere a no-op).
+
+    For steps that an exception raised by a signal handler must not cut in half: creating and tracking a temp
+    name, starting a thread (an interrupted ``Thread.start`` leaves a thread that cannot be joined)."""
     import signal
     import threading
 

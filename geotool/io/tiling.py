@@ -456,9 +456,12 @@ class _Pipeline:
         self.abort.set()
 
     def _start(self, target: Callable[[], None], name: str) -> threading.Thread:
+        from geotool.io.atomic import signals_deferred
+
         thread = threading.Thread(target=target, name=name, daemon=True)
-        self.threads.append(thread)
-        thread.start()
+        with signals_deferred():  # Ctrl-C or SIGTERM inside start() would leave a thread __exit__ cannot join
+            thread.start()
+            self.threads.append(thread)
         return thread
 
     def _put(self, q: queue.Queue, item: Any) -> None:
