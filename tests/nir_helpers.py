@@ -40,3 +40,22 @@ def context_scene(path: Path, size: int = 128, seed: int = 0, nodata_corner: int
 
 
 TINY = ["--window", "32", "--depth", "3", "--no-dropout", "--ngf", "8", "--ndf", "8", "--batch-size", "8", "--accelerator", "cpu"]
+
+
+def write_nir_checkpoint(path: Path) -> Path:
+    """A train-nir model.ckpt with a small random pix2pix generator (uint8 RGB in, uint8 NIR out)."""
+    import torch
+
+    from geotool.io.checkpoint import save_checkpoint
+    from geotool.models.pix2pix import build_generator
+    from geotool.nir.checkpoint import FORMAT, VERSION
+
+    arch = {"generator": "pix2pix", "in_channels": 3, "ngf": 4, "depth": 3, "dropout": False, "norm": "instance"}
+    torch.manual_seed(0)
+    net = build_generator(arch)
+    unit = {"kind": "uint8", "dtype": "uint8"}
+    save_checkpoint(path, {"format": FORMAT, "version": VERSION, "arch": arch, "window": 32, "rgb_bands": [1, 2, 3],
+                           "nir_band": 4, "rgb_scaling": {**unit, "offset": [0.0] * 3, "scale": [255.0] * 3},
+                           "nir_scaling": {**unit, "offset": [0.0], "scale": [255.0]}, "nir_nodata": None,
+                           "state_dict": net.state_dict()})
+    return path

@@ -25,7 +25,7 @@ def inputs(tmp_path_factory):
     from affine import Affine
 
     from geotool.io.vector import write_vector
-    from test_batch import write_nir_checkpoint
+    from nir_helpers import write_nir_checkpoint
 
     d = tmp_path_factory.mktemp("inputs")
     grid, mask, scene = make_scene(d / "scene.tif", height=96, width=80)

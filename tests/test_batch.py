@@ -14,6 +14,7 @@ from geotool.batch.options import BatchOptions, parse_shard, take_shard
 from geotool.batch.report import read_report
 from geotool.cli.main import app
 from geotool.errors import ConfigError, GeotoolError
+from nir_helpers import write_nir_checkpoint
 from segmentation_helpers import make_scene, write_checkpoint
 
 runner = CliRunner()
@@ -153,25 +154,6 @@ def test_dask_local_cluster_writes_the_same_files_as_one_process(fleet, tmp_path
 def test_batch_options_refuse_two_clusters():
     with pytest.raises(ConfigError, match="not several"):
         BatchOptions(scheduler="local:2", scheduler_file="s.json").check()
-
-
-def write_nir_checkpoint(path: Path) -> Path:
-    """A train-nir model.ckpt with a small random pix2pix generator (uint8 RGB in, uint8 NIR out)."""
-    import torch
-
-    from geotool.io.checkpoint import save_checkpoint
-    from geotool.models.pix2pix import build_generator
-    from geotool.nir.checkpoint import FORMAT, VERSION
-
-    arch = {"generator": "pix2pix", "in_channels": 3, "ngf": 4, "depth": 3, "dropout": False, "norm": "instance"}
-    torch.manual_seed(0)
-    net = build_generator(arch)
-    unit = {"kind": "uint8", "dtype": "uint8"}
-    save_checkpoint(path, {"format": FORMAT, "version": VERSION, "arch": arch, "window": 32, "rgb_bands": [1, 2, 3],
-                           "nir_band": 4, "rgb_scaling": {**unit, "offset": [0.0] * 3, "scale": [255.0] * 3},
-                           "nir_scaling": {**unit, "offset": [0.0], "scale": [255.0]}, "nir_nodata": None,
-                           "state_dict": net.state_dict()})
-    return path
 
 
 def test_generate_nir_takes_each_file_of_a_folder_or_glob_as_one_scene(tmp_path):

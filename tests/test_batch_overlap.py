@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from geotool.batch.report import read_report
 from geotool.cli.main import app
+from nir_helpers import write_nir_checkpoint
 from segmentation_helpers import make_scene, write_checkpoint
 
 runner = CliRunner()
@@ -315,25 +316,6 @@ def test_sigterm_in_a_batch_exits_143_and_leaves_every_scene_complete_or_absent(
     complete = {"classes.tif", "classes.tif.aux.xml", "probs.tif", "preview.png", "classes.tif.json"}
     for i in range(2):
         assert {p.name[3:] for p in out.glob(f"b{i}_*")} in (set(), complete), i
-
-
-def write_nir_checkpoint(path: Path) -> Path:
-    """A train-nir model.ckpt with a small random pix2pix generator (uint8 RGB in, uint8 NIR out)."""
-    import torch
-
-    from geotool.io.checkpoint import save_checkpoint
-    from geotool.models.pix2pix import build_generator
-    from geotool.nir.checkpoint import FORMAT, VERSION
-
-    arch = {"generator": "pix2pix", "in_channels": 3, "ngf": 4, "depth": 3, "dropout": False, "norm": "instance"}
-    torch.manual_seed(0)
-    net = build_generator(arch)
-    unit = {"kind": "uint8", "dtype": "uint8"}
-    save_checkpoint(path, {"format": FORMAT, "version": VERSION, "arch": arch, "window": 32, "rgb_bands": [1, 2, 3],
-                           "nir_band": 4, "rgb_scaling": {**unit, "offset": [0.0] * 3, "scale": [255.0] * 3},
-                           "nir_scaling": {**unit, "offset": [0.0], "scale": [255.0]}, "nir_nodata": None,
-                           "state_dict": net.state_dict()})
-    return path
 
 
 def test_gdal_cache_is_restored_when_two_threads_hold_it_and_end_in_either_order():
