@@ -25,7 +25,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geotool.errors import BandError, CRSError, EmptyDataError, InputFileError, RasterMismatchError
-from geotool.io.atomic import atomic_path
+from geotool.io.atomic import atomic_path, signals_deferred
 from geotool.io.gdal_cache import gdal_cache
 from geotool.io.files import expand_inputs, require_file
 
@@ -776,7 +776,8 @@ def _prepare_all(writers: Sequence["RasterWriter"]) -> None:
             writers[0].prepare(False)
             return
         with ThreadPoolExecutor(len(writers), "geotool-cog") as pool:
-            futures = [pool.submit(w.prepare, False) for w in writers]
+            with signals_deferred():  # submit starts the threads: a signal inside would leave one running unjoined
+                futures = [pool.submit(w.prepare, False) for w in writers]
             for future in futures:
                 future.result()
 
