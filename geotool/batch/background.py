@@ -14,7 +14,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from geotool.io.finishing import Finishing
+from geotool.io.atomic import signals_deferred
+from geotool.io.finishing import Finishing, FinishingStopped
 
 #: Seconds between checks while waiting for the background thread (so Ctrl-C and SIGTERM are handled at once).
 POLL_SECONDS = 0.05
@@ -58,8 +59,6 @@ class BackgroundFinisher:
         """Start finishing ``started`` in the background; the previous one must have been collected."""
         if self._running is not None:
             raise RuntimeError("one scene finishes in the background at a time: collect() the previous one first")
-        from geotool.io.atomic import signals_deferred
-
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="geotool-finish")
         with signals_deferred():  # the first submit starts the thread: a signal inside would orphan the finishing
@@ -82,11 +81,9 @@ class BackgroundFinisher:
         failed on its own), None when it was stopped or there was none."""
         if self._running is None:
             return None
-        started, future = self._running
+        started, _ = self._running
         started.finishing.stop()
         finished = self.collect()
-        from geotool.io.finishing import FinishingStopped
-
         return None if isinstance(finished.error, FinishingStopped) else finished
 
     def close(self) -> None:

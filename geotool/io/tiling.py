@@ -36,6 +36,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from geotool.errors import ConfigError
+from geotool.io.atomic import signals_deferred
 from geotool.io.gdal_cache import gdal_cache
 from geotool.io.raster import Grid, RasterSource, RasterWriter
 from geotool.progress import progress_bar
@@ -456,8 +457,6 @@ class _Pipeline:
         self.abort.set()
 
     def _start(self, target: Callable[[], None], name: str) -> threading.Thread:
-        from geotool.io.atomic import signals_deferred
-
         thread = threading.Thread(target=target, name=name, daemon=True)
         with signals_deferred():  # Ctrl-C or SIGTERM inside start() would leave a thread __exit__ cannot join
             thread.start()

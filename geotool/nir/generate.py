@@ -170,14 +170,9 @@ def run_generate_nir(cfg: GenerateNIRConfig, batch: BatchOptions | None = None, 
     return run_batch(job, inputs, batch, out_dir, on_outcome=on_outcome)
 
 
-def generate_scene(predict_unit, meta: dict, path: str, out: Path, cfg: GenerateNIRConfig) -> dict:
-    """One scene through the sliding-window engine: NIR in the checkpoint's NIR dtype and scale, the
-    input's CRS, transform and nodata mask; optional stack and NDVI; a sidecar beside the output."""
-    return start_scene(predict_unit, meta, path, out, cfg).run()
-
-
 def start_scene(predict_unit, meta: dict, path: str, out: Path, cfg: GenerateNIRConfig) -> "Finishing":
-    """:func:`generate_scene` up to the engine's last row, into temp files; the returned
+    """One scene through the sliding-window engine, up to its last row, into temp files: NIR in the checkpoint's
+    NIR dtype and scale, the input's CRS, transform and nodata mask; optional stack and NDVI. The returned
     :class:`~geotool.io.finishing.Finishing` makes the COGs, renames them and writes the sidecar last."""
     from geotool.io.finishing import Finishing
     from geotool.io.raster import RasterSource, RasterWriter, check_sources, open_writers
