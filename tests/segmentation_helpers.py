@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,13 @@ from rasterio.transform import from_origin
 from geotool.io.raster import Grid, write_raster
 
 UTM = CRS.from_epsg(32633)
+
+# A light Unet (a 0.4 M-parameter encoder, 3 stages, few decoder channels) for tests about plumbing: steps and
+# checkpoints are small (smp keeps every resnet18 stage, 11 M parameters, whatever the depth).
+LIGHT_ENCODER = "timm-mobilenetv3_small_minimal_100"
+LIGHT_OPTIONS = {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}
+#: The same as a train-segmentation ``--config`` YAML (JSON is YAML).
+LIGHT_YAML = f"encoder: {LIGHT_ENCODER}\nmodel_options: {json.dumps(LIGHT_OPTIONS)}\n"
 
 
 def make_scene(path: Path, height: int = 150, width: int = 97, bands: int = 3, seed: int = 0, nodata_corner: bool = True,
@@ -41,6 +49,16 @@ def mask_polygons(mask: np.ndarray, grid: Grid, crs="EPSG:4326"):
 
     geoms = [shape(g) for g, v in features.shapes(mask.astype(np.uint8), mask=mask > 0, transform=grid.transform)]
     return gpd.GeoDataFrame({"kind": ["Building"] * len(geoms)}, geometry=geoms, crs=grid.crs).to_crs(crs)
+
+
+def labelled_scene(folder: Path) -> tuple[Path, Path, Path]:
+    """``folder/scene.tif`` (:func:`make_scene`) and its squares as ``folder/labels.geojson`` (EPSG:4326):
+    returns (folder, scene, labels)."""
+    from geotool.io.vector import write_vector
+
+    grid, mask, img = make_scene(folder / "scene.tif")
+    write_vector(mask_polygons(mask, grid), folder / "labels.geojson")
+    return folder, img, folder / "labels.geojson"
 
 
 def write_checkpoint(path: Path, seed: int = 0) -> Path:

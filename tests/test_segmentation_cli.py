@@ -10,15 +10,13 @@ from geotool.cli.main import app
 from geotool.io.raster import RasterSource, read_grid, write_raster
 from geotool.io.vector import write_vector
 
-from segmentation_helpers import UTM, make_scene, mask_polygons
+from segmentation_helpers import LIGHT_YAML, UTM, make_scene, mask_polygons
 
 runner = CliRunner()
 FAST = ["--window", "64", "--block", "64", "--batch-size", "4", "--max-steps", "4", "--steps-per-epoch", "2",
         "--threads", "1", "--accelerator", "cpu"]
-# A light Unet (a 0.4 M-parameter encoder, 3 stages, few decoder channels), as in test_training_lifecycle: these
-# tests are about the command's plumbing, and a resnet18 Unet (11 M parameters, checkpoints of 130 MB with the
-# optimizer state) took three times as long to train, save and predict with.
-LIGHT = "encoder: timm-mobilenetv3_small_minimal_100\nmodel_options: {encoder_depth: 3, decoder_channels: [16, 8, 8]}\n"
+# The light Unet (segmentation_helpers.LIGHT_YAML): these tests are about the command's plumbing, and a resnet18
+# Unet (checkpoints of 130 MB with the optimizer state) took three times as long to train, save and predict with.
 
 
 def invoke(*args):
@@ -31,7 +29,7 @@ def trained(tmp_path_factory):
     grid, mask, img = make_scene(d / "scene.tif")
     labels = d / "labels.geojson"
     write_vector(mask_polygons(mask, grid), labels)  # EPSG:4326 labels on a UTM raster
-    (d / "light.yaml").write_text(LIGHT)
+    (d / "light.yaml").write_text(LIGHT_YAML)
     res = invoke("train-segmentation", "--images", img, "--labels", labels, "--task", "buildings", "--config", d / "light.yaml",
                  "--output", d / "run", "--seed", "1", *FAST)
     assert res.exit_code == 0, res.output

@@ -14,7 +14,7 @@ from geotool.io.vector import write_vector
 from geotool.segmentation.config import SegmentationConfig
 from geotool.segmentation.train import build_training_data
 
-from segmentation_helpers import make_scene, mask_polygons
+from segmentation_helpers import LIGHT_YAML, make_scene, mask_polygons
 
 OBA = {"probability": 1.0, "n_objects": [2, 4], "min_gap": 1, "blend": "hard", "brightness": 0.0, "contrast": 0.0,
        "scale_range": [1.0, 1.0]}
@@ -79,8 +79,8 @@ def test_cli_oba_with_workers_records_the_bank(scene, tmp_path):
     d, grid, mask, img, labels = scene
     oba_yaml = tmp_path / "oba.yaml"
     oba_yaml.write_text("n_objects: [1, 3]\nblend: gaussian\n")
-    light = tmp_path / "light.yaml"  # a light Unet (as in test_training_lifecycle): this test is about the wiring
-    light.write_text("encoder: timm-mobilenetv3_small_minimal_100\nmodel_options: {encoder_depth: 3, decoder_channels: [16, 8, 8]}\n")
+    light = tmp_path / "light.yaml"  # the light Unet: this test is about the wiring
+    light.write_text(LIGHT_YAML)
     res = CliRunner().invoke(app, [str(a) for a in (
         "train-segmentation", "--images", img, "--labels", labels, "--config", light, "--output", tmp_path / "run", "--window", "64",
         "--block", "64", "--batch-size", "2", "--max-steps", "2", "--steps-per-epoch", "2", "--threads", "1",

@@ -11,25 +11,16 @@ import pytest
 import torch
 
 from geotool.config import load_config
-from geotool.io.vector import write_vector
 from geotool.segmentation.config import SegmentationConfig
 from geotool.segmentation.train import run_train_segmentation
 from geotool.training.fit import TrainingInterrupted
 
-from segmentation_helpers import make_scene, mask_polygons
-
-# A light Unet (a 0.4 M-parameter encoder, 3 stages, few decoder channels) on 64-px windows: steps and checkpoints
-# are small (smp keeps every resnet18 stage, 11 M parameters, whatever the depth).
-ENCODER = "timm-mobilenetv3_small_minimal_100"
-LIGHT = {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}
+from segmentation_helpers import LIGHT_ENCODER, LIGHT_OPTIONS, labelled_scene
 
 
 @pytest.fixture(scope="session")
 def scene(tmp_path_factory):
-    d = tmp_path_factory.mktemp("lifecycle")
-    grid, mask, img = make_scene(d / "scene.tif")
-    write_vector(mask_polygons(mask, grid), d / "labels.geojson")
-    return d, img, d / "labels.geojson"
+    return labelled_scene(tmp_path_factory.mktemp("lifecycle"))
 
 
 def _cfg(scene, out, **kw):
@@ -37,7 +28,7 @@ def _cfg(scene, out, **kw):
     return load_config(SegmentationConfig, None, {
         "images": [str(img)], "labels": [str(labels)], "output": str(out), "window": 64, "block": 64, "batch_size": 2,
         "max_steps": 6, "steps_per_epoch": 2, "threads": 1, "accelerator": "cpu", "lr_schedule": "linear-decay",
-        "encoder": ENCODER, "model_options": LIGHT, "seed": 3, **kw}, preset="buildings")
+        "encoder": LIGHT_ENCODER, "model_options": LIGHT_OPTIONS, "seed": 3, **kw}, preset="buildings")
 
 
 class SignalAt:

@@ -15,19 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from geotool.io.vector import write_vector
-from segmentation_helpers import make_scene, mask_polygons
-
-# the light Unet of test_training_lifecycle
-ENCODER = "timm-mobilenetv3_small_minimal_100"
+from segmentation_helpers import LIGHT_YAML, labelled_scene
 
 
 @pytest.fixture(scope="session")
 def scene(tmp_path_factory):
-    d = tmp_path_factory.mktemp("processes")
-    grid, mask, img = make_scene(d / "scene.tif")
-    write_vector(mask_polygons(mask, grid), d / "labels.geojson")
-    return d, img, d / "labels.geojson"
+    return labelled_scene(tmp_path_factory.mktemp("processes"))
 
 
 def _subprocess_env() -> dict:
@@ -38,7 +31,7 @@ def _subprocess_env() -> dict:
 def _train_command(scene, out: Path) -> list[str]:
     d, img, labels = scene
     light = d / "light.yaml"
-    light.write_text(f"encoder: {ENCODER}\nmodel_options: {{encoder_depth: 3, decoder_channels: [16, 8, 8]}}\n")
+    light.write_text(LIGHT_YAML)
     return [sys.executable, "-m", "geotool", "train-segmentation", "--images", str(img), "--labels", str(labels),
             "--task", "buildings", "--config", str(light), "--output", str(out), "--window", "64", "--block", "64",
             "--batch-size", "2", "--max-steps", "100000", "--steps-per-epoch", "2", "--threads", "1", "--accelerator", "cpu"]
