@@ -204,7 +204,7 @@ def _with_xy(fld: Field) -> np.ndarray:
 
 def parse_variant(name: str) -> Callable[[Field, int, int], np.ndarray]:
     """A named variant, or kernel maxvol options joined by '+': a space (rank, standard, robust, normal),
-    rK (K refinement rounds), linW (linear block of weight W), nn (nearest-neighbour landmark spacing),
+    rK (K refinement rounds), mK (K marginal-matching rounds), linW (linear block of weight W), nn (nearest-neighbour landmark spacing),
     bwX (bandwidth X), LxR (R x N landmarks), clipC (robust clip), xy (cell coordinates as covariates)."""
     if name in VARIANTS:
         return VARIANTS[name]
@@ -227,6 +227,8 @@ def parse_variant(name: str) -> Callable[[Field, int, int], np.ndarray]:
             opts["ratio"] = float(tok[2:])
         elif tok.startswith("r") and tok[1:].isdigit():
             opts["refine"] = int(tok[1:])
+        elif tok.startswith("m") and tok[1:].isdigit():
+            opts["match"] = int(tok[1:])
         else:
             raise SystemExit(f"unknown variant token {tok!r} in {name!r}")
 
@@ -252,6 +254,16 @@ def run_field(fld: Field, sizes: list[int], n_random: int, trees: int, eval_cell
         rand = random_scores(scorer, 50, min(n_random, 100), cache)[:, 1]
         print(f"RF with {trees} trees scored on {len(scorer.eval_rows):,} cells: RMSE sd across 10 forest seeds for one "
               f"N=50 design {across:.3f} vs sd across random designs {rand.std():.3f} (x{across / rand.std():.2f})")
+        # the instrument's ceiling: how far one good design's percentile moves with nothing but the forest seed
+        rand = random_scores(scorer, 50, n_random, cache)
+        good = m_kmeans(fld, 50, 0)
+        pcts = [percentile(scorer.score(good, rf_seed=s), rand)[1:] for s in range(10)]
+        for j, metric in enumerate(scorer.names[1:], start=1):
+            if not metric.startswith("rf"):
+                continue  # a ridge fit has no seed
+            col = np.array([p[j - 1] for p in pcts])
+            print(f"  {metric}: the k-means N=50 design's percentile over 10 forest seeds: {col.min():.0f}-{col.max():.0f} "
+                  f"(median {np.median(col):.0f})")
     table: dict[str, dict[int, np.ndarray]] = {m: {} for m in methods}
     medians = {}
     t_all = time.perf_counter()

@@ -101,6 +101,7 @@ def test_config_defaults_and_cli_flags(raster_factory, tmp_path):
     cfg = SoilSampleConfig(n=5, output=tmp_path / "a.gpkg")
     assert cfg.kernel_space == "normal" and cfg.kernel_bandwidth == pytest.approx(0.42)
     assert cfg.kernel_linear == 0 and cfg.kernel_spacing == "median" and cfg.refine == 0
+    assert cfg.match_marginals == 0
     rng = np.random.default_rng(0)
     a = raster_factory("a.tif", rng.lognormal(0, 1, (30, 40)).astype(np.float32))
     b = raster_factory("b.tif", rng.standard_normal((30, 40)).astype(np.float32))
@@ -109,7 +110,7 @@ def test_config_defaults_and_cli_flags(raster_factory, tmp_path):
     for name, flags in {"default": [], "old": ["--kernel-space", "rank", "--kernel-bandwidth", "0.5"],
                         "robust": ["--kernel-space", "robust", "--kernel-clip", "2.5", "--kernel-spacing", "nn",
                                    "--kernel-bandwidth", "1.5"],
-                        "linear": ["--kernel-linear", "0.5"]}.items():
+                        "linear": ["--kernel-linear", "0.5"], "matched": ["--match-marginals", "2"]}.items():
         out = tmp_path / f"{name}.csv"
         res = runner.invoke(app, ["soil-sample", str(a), str(b), "-n", "8", "--output", str(out), *flags])
         assert res.exit_code == 0, res.output
@@ -118,6 +119,7 @@ def test_config_defaults_and_cli_flags(raster_factory, tmp_path):
         if name == "robust":
             assert cfg_json["kernel_space"] == "robust" and cfg_json["kernel_clip"] == 2.5
     assert outs["default"] != outs["old"]
+    assert outs["matched"] != outs["default"]
     bad = runner.invoke(app, ["soil-sample", str(a), "-n", "8", "--output", str(tmp_path / "x.csv"),
                               "--kernel-space", "zscore"])
     assert bad.exit_code == 2 and "kernel_space" in (bad.output + str(bad.stderr_bytes or b""))

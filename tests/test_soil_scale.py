@@ -83,7 +83,7 @@ def test_design_log_det_indexes_rows_before_converting():
 def test_coverage_refinement_keeps_fixed_rows_and_improves_coverage():
     from scipy.spatial import cKDTree
 
-    from geotool.soil.design import refine_coverage
+    from geotool.soil.refine import refine_coverage
 
     rng = np.random.default_rng(2)
     Z = rng.random((5000, 3)).astype(np.float32)

@@ -65,6 +65,10 @@ class SoilSampleConfig(GeotoolConfig):
         0.0, ge=0, description="Weight of linear features (intercept + covariates) joined to the RBF features (0 = none).")
     kernel_clip: float = Field(3.0, gt=0, description="Clip of the robust z-scores (kernel_space robust).")
     refine: int = Field(0, ge=0, description="Coverage refinement rounds after kernel maxvol (0 = pure maxvol).")
+    match_marginals: int = Field(
+        0, ge=0, description="Marginal-matching rounds after kernel maxvol (0 = none): points swap within the covariate "
+        "region they cover so the design's covariate distributions match the field's (lower W/sd, at a cost in random-"
+        "forest map error measured in BENCHMARKS.md).")
     coordinates: bool = Field(False, description="Add the cell coordinates as features (spreads points in space).")
     seed: int = Field(0, description="Random seed (random, clhs, kmeans; maxvol is deterministic).")
     nodata: Optional[float] = Field(None, description="Nodata value overriding the files' own.")
@@ -295,7 +299,7 @@ def _kernel_maxvol(cfg: SoilSampleConfig, A: np.ndarray, cand: Candidates, fixed
                                min_distance=cfg.min_distance, landmarks=cfg.kernel_landmarks or (None if cfg.kernel_linear > 0 else cfg.n),
                                seed=cfg.seed, feature_memory_mb=cfg.feature_memory_mb, cost=cost, budget=budget,
                                cost_weight=cfg.cost_weight, bandwidth=cfg.kernel_bandwidth, space=cfg.kernel_space,
-                               refine=cfg.refine, linear=cfg.kernel_linear, spacing=cfg.kernel_spacing,
+                               refine=cfg.refine, match=cfg.match_marginals, linear=cfg.kernel_linear, spacing=cfg.kernel_spacing,
                                clip=cfg.kernel_clip)
     return rows, [f"rbf_{i}" for i in range(size)]
 
@@ -431,6 +435,7 @@ def kernel_maxvol(
     bandwidth: float = 0.42,
     space: KernelSpace = "normal",
     refine: int = 0,
+    match: int = 0,
     linear: float = 0.0,
     spacing: Literal["median", "nn"] = "median",
     clip: float = 3.0,
@@ -455,6 +460,9 @@ def kernel_maxvol(
             or ``normal`` (normal scores of the ranks).
         refine: coverage refinement rounds after maxvol (0 = none): each new point moves to the pool cell
             nearest (in the kernel's covariate space) to the mean of the cells it is the nearest point to.
+        match: marginal-matching rounds after maxvol (and ``refine``), 0 = none: each new point may swap for
+            a cell of its own coverage region that brings the design's covariate distributions closer to the
+            field's (:func:`geotool.soil.refine.match_marginals`).
         linear: weight of linear features (intercept + the covariates in ``space``) joined to the RBF
             features (0 = RBF only); with them the default landmarks are n - 1 - covariates, so the
             feature count stays n (square maxvol).
@@ -466,6 +474,7 @@ def kernel_maxvol(
     """
     from geotool.soil.features import fit_kernel_map, normal_scores, rank_uniformise, robust_scale
     from geotool.soil.maxvol import maxvol_select
+    from geotool.soil.refine import match_marginals, refine_coverage
 
     cells = len(X)
     fixed = np.unique(np.asarray([] if fixed is None else fixed, dtype=np.int64))
@@ -508,57 +517,10 @@ def kernel_maxvol(
     rows = sel.rows
     if refine:
         rows = refine_coverage(space_x, rows, len(local_fixed), allowed[pool], refine, pool_coords, min_distance)
+    if match:
+        rows = match_marginals(X[pool], space_x, rows, len(local_fixed), allowed[pool], match, pool_coords, min_distance,
+                               cost=None if cost is None else cost[pool], seed=seed)
     return pool[rows], kmap.size + (1 + d if linear > 0 else 0)
-
-
-def refine_coverage(
-    Z: np.ndarray,
-    rows: np.ndarray,
-    n_fixed: int,
-    allowed: np.ndarray,
-    rounds: int,
-    coords: np.ndarray | None = None,
-    min_distance: float = 0.0,
-) -> np.ndarray:
-    """Lloyd-style coverage rounds in covariate space, started from a design (e.g. maxvol's).
-
-    Each round assigns every cell to its nearest design point; each new (non-fixed) point then moves to
-    the allowed cell nearest its group's mean, unless that cell is taken or closer than ``min_distance``
-    to another point (then it stays). Fixed points never move but keep their groups.
-    """
-    from scipy.spatial import cKDTree
-
-    rows = np.asarray(rows, dtype=np.int64).copy()
-    cand_idx = np.flatnonzero(allowed)
-    tree = cKDTree(Z[cand_idx])
-    for _ in range(rounds):
-        _, nearest = cKDTree(Z[rows]).query(Z, k=1)
-        counts = np.bincount(nearest, minlength=len(rows))
-        sums = np.column_stack([np.bincount(nearest, weights=Z[:, j], minlength=len(rows)) for j in range(Z.shape[1])])
-        moved = False
-        taken = set(rows.tolist())
-        for k in range(n_fixed, len(rows)):
-            if counts[k] == 0:
-                continue
-            _, j = tree.query(sums[k] / counts[k], k=8)
-            for c in np.atleast_1d(cand_idx[j]):
-                c = int(c)
-                if c == rows[k]:
-                    break
-                if c in taken:
-                    continue
-                if coords is not None and min_distance > 0:
-                    others = np.delete(rows, k)
-                    if (np.hypot(*(coords[others] - coords[c]).T) < min_distance * (1 - 1e-9)).any():
-                        continue
-                taken.discard(int(rows[k]))
-                rows[k] = c
-                taken.add(c)
-                moved = True
-                break
-        if not moved:
-            break
-    return rows
 
 
 def _read_layers(cfg: SoilSampleConfig):
