@@ -3,7 +3,7 @@ compares with cLHS and random sampling on the paper's 51 measured points.
 
 Part 1 (feature choice). Candidates: the cells of the Kshen field valid in every layer. Features:
 elevation plus slope, aspect (sin, cos), curvature and TWI derived from the DEM. For N = 10..50 and each
-feature variant (kernel = RBF on rank-uniformised covariates with 2N k-means landmarks; the paper's
+feature variant (kernel = soil-sample's default design, geotool.soil.design.kernel_maxvol; the paper's
 linear, quadratic, cubic; linear + coordinates, quadratic + coordinates), the maxvol
 design is scored by
   (a) representativeness: mean over the covariates of the 1-D Wasserstein distance between the N cells
@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from geotool.io.raster import read_stack  # noqa: E402
 from geotool.soil.baselines import clhs_design  # noqa: E402
-from geotool.soil.features import design_matrix, kernel_features  # noqa: E402
+from geotool.soil.design import kernel_maxvol  # noqa: E402
+from geotool.soil.features import design_matrix  # noqa: E402
 from geotool.soil.maxvol import maxvol_select  # noqa: E402
 from geotool.soil.terrain import ground_pixel_size, terrain_layers  # noqa: E402
 
@@ -88,11 +89,12 @@ def part1(soil: Path, n_random: int) -> None:
                          for _ in range(n_random)])
         cells_w, cells_p = [], []
         for expansion, with_xy in VARIANTS:
-            if expansion == "kernel":  # soil-sample's default: 2N landmarks, seed 0
-                A = kernel_features(X_lin, 2 * n, seed=0)
+            if expansion == "kernel":  # soil-sample's default design, seed 0
+                chosen = kernel_maxvol(X_lin, n, seed=0)[0]
             else:
                 A = design_matrix(values, names, expansion, coords=coords if with_xy else None)[0]
-            w, p = scores(values, sd, sorted_cols, X_lin, target, maxvol_select(A, n).rows)
+                chosen = maxvol_select(A, n).rows
+            w, p = scores(values, sd, sorted_cols, X_lin, target, chosen)
             cells_w.append(f"{w:.3f} ({percentile(w, rand[:, 0]):.0f}%)")
             cells_p.append(f"{p:.4f} ({percentile(p, rand[:, 1]):.0f}%)")
         cl = clhs_design(X_lin, n, np.random.default_rng(n), iterations=3000)

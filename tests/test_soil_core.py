@@ -158,17 +158,17 @@ def test_clhs_fills_strata_and_swaps_despite_a_constant_column():
     assert np.abs(counts - 1).sum() <= 4
 
 
-def test_kernel_features_pick_typical_cells_not_extremes():
+def test_default_kernel_design_picks_typical_cells_not_extremes():
     from scipy.stats import wasserstein_distance
 
-    from geotool.soil.features import kernel_features
+    from geotool.soil.design import kernel_maxvol
 
     rng = np.random.default_rng(8)
     values = np.column_stack([rng.lognormal(0, 1, 20000), rng.standard_t(2, 20000)])  # heavy tails
     A_lin, _, _ = design_matrix(values, ["a", "b"])
-    kern = kernel_features(A_lin[:, 1:], 40, seed=0)
-    assert kern.shape == (20000, 40) and kern.dtype == np.float32 and (kern > 0).all() and (kern <= 1).all()
-    assert np.array_equal(kern, kernel_features(A_lin[:, 1:], 40, seed=0))
+    rows, size = kernel_maxvol(A_lin[:, 1:], 20, seed=0)
+    assert size == 20 and len(set(rows.tolist())) == 20
+    assert np.array_equal(rows, kernel_maxvol(A_lin[:, 1:], 20, seed=0)[0])
 
     from scipy.stats import rankdata
 
@@ -177,7 +177,7 @@ def test_kernel_features_pick_typical_cells_not_extremes():
     def mean_w(rows):  # coverage of each covariate's distribution, measured on its quantiles
         return np.mean([wasserstein_distance(ranks[rows, j], ranks[:, j]) for j in range(2)])
 
-    w_kernel = mean_w(maxvol_select(kern, 20).rows)
+    w_kernel = mean_w(rows)
     w_linear = mean_w(maxvol_select(A_lin, 20).rows)
     w_random = np.median([mean_w(rng.choice(20000, 20, replace=False)) for _ in range(50)])
     assert w_random < w_linear and w_kernel < w_linear / 2  # polynomial maxvol goes to the extremes

@@ -46,7 +46,7 @@ class SoilSampleConfig(GeotoolConfig):
     method: Method = Field("maxvol", description="Selection method.")
     features: FeatureMode = Field(
         "kernel",
-        description="maxvol features: kernel (RBF on rank-uniformised covariates, the measured best; see "
+        description="maxvol features: kernel (RBF on normal scores of the covariates, the measured best; see "
         "BENCHMARKS.md), or the paper's linear/quadratic/cubic polynomial features.",
     )
     kernel_landmarks: Optional[int] = Field(

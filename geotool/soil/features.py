@@ -259,7 +259,7 @@ def rank_uniformise(values: np.ndarray, rows: np.ndarray | None = None) -> np.nd
 
 @dataclass
 class KernelMap:
-    """RBF features exp(-|x - c|^2 / (2 sigma^2)) to landmark centres ``c`` in rank space."""
+    """RBF features exp(-|x - c|^2 / (2 sigma^2)) to landmark centres ``c`` in the kernel's covariate space."""
 
     centres: np.ndarray
     sigma: float
@@ -348,36 +348,3 @@ def fit_kernel_map(ranks: np.ndarray, n_landmarks: int, seed: int = 0, bandwidth
     else:
         sigma = bandwidth * float(np.median(dist[dist > 0])) if k > 1 else 0.5
     return KernelMap(centres, sigma)
-
-
-def kernel_features(
-    values: np.ndarray,
-    n_landmarks: int,
-    seed: int = 0,
-    bandwidth: float = 0.5,
-    chunk: int = 200_000,
-) -> np.ndarray:
-    """Kernel maxvol features: RBF similarities to landmarks in rank-uniformised covariate space.
-
-    Each column (already cleaned of constant/collinear ones) is replaced by its rank among the candidate
-    cells scaled to (0, 1), so heavy tails and outliers (terrain edge artefacts) cannot dominate; the
-    landmarks are k-means centres of those ranks (so they follow the data density); a cell's features are
-    exp(-d^2 / (2 sigma^2)) to each landmark, sigma = ``bandwidth`` x the median landmark spacing
-    (a Nystrom approximation of an RBF kernel). maxvol on these features picks cells that are each
-    typical of a different part of the covariate distribution instead of its extremes.
-    Measured against polynomial features in bench/bench_soil_design.py.
-
-    This materialises cells x landmarks in rank space (the kernel of the first study); soil-sample itself
-    goes through :func:`geotool.soil.design.kernel_maxvol` (default: :func:`normal_scores`, bandwidth 0.42),
-    :func:`fit_kernel_map` and :meth:`KernelMap.transform` on a bounded candidate pool instead.
-
-    Args:
-        values: ``(cells, columns)`` covariates (no intercept).
-        n_landmarks: number of landmarks (features); the sample size by default in soil-sample.
-        seed: k-means seed.
-
-    Returns:
-        ``(cells, landmarks)`` float32.
-    """
-    ranks = rank_uniformise(values)
-    return fit_kernel_map(ranks, n_landmarks, seed=seed, bandwidth=bandwidth).transform(ranks, chunk=chunk)
