@@ -48,10 +48,11 @@ def _assert_clean_failure(result, tmp_path, *needles):
     assert not list(tmp_path.glob("out*")), "a failed run left output behind"
 
 
-@pytest.mark.parametrize("method", ["maxvol", "random"])
-def test_access_exclusion_and_backups_honoured_exactly(field, tmp_path, method):
+@pytest.mark.parametrize("flags", [["--method", "maxvol"], ["--method", "random"], ["--match-marginals", "3"]],
+                         ids=["maxvol", "random", "matched"])
+def test_access_exclusion_and_backups_honoured_exactly(field, tmp_path, flags):
     out = tmp_path / "pts.gpkg"
-    result = _run("soil-sample", field["ndvi"], field["clay"], field["dem"], "-n", 8, "--method", method,
+    result = _run("soil-sample", field["ndvi"], field["clay"], field["dem"], "-n", 8, *flags,
                   "--access", field["roads"], "--access-buffer", 55, "--exclude", field["exclude"],
                   "--min-distance", 30, "--backups", 2, "--output", out)
     assert result.exit_code == 0, result.output
@@ -74,7 +75,7 @@ def test_access_exclusion_and_backups_honoured_exactly(field, tmp_path, method):
         assert np.hypot(*(others - [b.geometry.x, b.geometry.y]).T).min() >= 30 - 1e-6
     # without the constraints the design does use the excluded block or the far rows: the test can fail
     free = tmp_path / "free.gpkg"
-    assert _run("soil-sample", field["ndvi"], field["clay"], field["dem"], "-n", 8, "--method", method,
+    assert _run("soil-sample", field["ndvi"], field["clay"], field["dem"], "-n", 8, *flags,
                 "--output", free).exit_code == 0
     unconstrained = gpd.read_file(free)
     assert (unconstrained.geometry.distance(ROAD) > 55).any() or unconstrained.geometry.within(EXCLUDED).any()
@@ -134,9 +135,10 @@ def test_cost_budget_is_never_exceeded_and_weight_moves_points_to_cheap_cells(fi
     assert _run("soil-sample", field["ndvi"], field["clay"], "-n", 10, "--output", free).exit_code == 0
     free_cost = cost[0, gpd.read_file(free)["col"]].sum()
     budget = 0.4 * free_cost
-    for features in ("kernel", "linear"):
+    for features in ("kernel", "linear", "matched"):
+        chosen = ["--match-marginals", "2"] if features == "matched" else ["--features", features]
         out = tmp_path / f"b_{features}.gpkg"
-        result = _run("soil-sample", field["ndvi"], field["clay"], "-n", 10, "--features", features, "--cost", cpath,
+        result = _run("soil-sample", field["ndvi"], field["clay"], "-n", 10, *chosen, "--cost", cpath,
                       "--budget", budget, "--backups", 1, "--output", out)
         assert result.exit_code == 0, result.output
         pts = gpd.read_file(out)
