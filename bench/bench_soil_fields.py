@@ -151,10 +151,14 @@ def percentile(values: np.ndarray, randoms: np.ndarray) -> np.ndarray:
 # -- methods: (X, n, seed) -> rows --------------------------------------------------------------------
 
 
-def m_default(fld: Field, n: int, seed: int) -> np.ndarray:
+def _kernel(X: np.ndarray, n: int, seed: int, **kw) -> np.ndarray:
     from geotool.soil.design import kernel_maxvol
 
-    return kernel_maxvol(fld.X, n, seed=seed)[0]
+    return kernel_maxvol(X, n, seed=seed, **kw)[0]
+
+
+def m_default(fld: Field, n: int, seed: int) -> np.ndarray:
+    return _kernel(fld.X, n, seed)
 
 
 def m_clhs(fld: Field, n: int, seed: int) -> np.ndarray:
@@ -172,16 +176,15 @@ METHODS: dict[str, Callable[[Field, int, int], np.ndarray]] = {
 }
 def _kv(**kw):
     def fn(fld: Field, n: int, seed: int) -> np.ndarray:
-        from geotool.soil.design import kernel_maxvol
-
         # the variants of the first study (before issue #18's robustness study): rank space, bandwidth 0.5
         opts = {"space": "rank", "bandwidth": 0.5, **kw}
         ratio = opts.pop("ratio", 2.0)
-        return kernel_maxvol(fld.X, n, seed=seed, landmarks=max(1, int(round(ratio * n))), **opts)[0]
+        return _kernel(fld.X, n, seed, landmarks=max(1, int(round(ratio * n))), **opts)
     return fn
 
 
 VARIANTS: dict[str, Callable[[Field, int, int], np.ndarray]] = {
+    "normal (#18 first default)": lambda fld, n, seed: _kernel(fld.X, n, seed, space="normal", bandwidth=0.42),
     "rank (old default)": _kv(ratio=1.0),  # the default before the robustness study: rank space, L=N, bw 0.5
     "L=2N": _kv(ratio=2.0),  # the default before this study
     "L=N": _kv(ratio=1.0),
@@ -203,20 +206,25 @@ def _with_xy(fld: Field) -> np.ndarray:
 
 
 def parse_variant(name: str) -> Callable[[Field, int, int], np.ndarray]:
-    """A named variant, or kernel maxvol options joined by '+': a space (rank, standard, robust, normal),
-    rK (K refinement rounds), mK (K marginal-matching rounds), linW (linear block of weight W), nn (nearest-neighbour landmark spacing),
-    bwX (bandwidth X), LxR (R x N landmarks), clipC (robust clip), xy (cell coordinates as covariates)."""
+    """A named variant, or kernel maxvol options joined by '+': a space (hybrid, normal, rank, standard, robust),
+    rK (K refinement rounds), mK (K marginal-matching rounds), linW (linear block of weight W), nn (nearest-neighbour
+    landmark spacing), bwX (bandwidth X), LxR (R x N landmarks), clipC (z-score clip), xy (cell coordinates as
+    covariates), blendW (the hybrid space with weight W on the z-scores instead of 1/2; the study's spelling of
+    it). Options not named take kernel_maxvol's defaults (space hybrid, bandwidth 0.3)."""
     if name in VARIANTS:
         return VARIANTS[name]
     opts: dict = {}
-    xy = False
+    xy = blend = False
     for tok in name.split("+"):
-        if tok in ("rank", "standard", "robust", "normal"):
+        if tok in ("hybrid", "normal", "rank", "standard", "robust"):
             opts["space"] = tok
         elif tok == "nn":
             opts["spacing"] = "nn"
         elif tok == "xy":
             xy = True
+        elif tok.startswith("blend"):  # hybrid space with weight W on the z-scores (blend0.5 = "hybrid")
+            opts["space"] = "standard"
+            blend = float(tok[5:] or 0.5)
         elif tok.startswith("lin"):
             opts["linear"] = float(tok[3:] or 1)
         elif tok.startswith("bw"):
@@ -233,13 +241,16 @@ def parse_variant(name: str) -> Callable[[Field, int, int], np.ndarray]:
             raise SystemExit(f"unknown variant token {tok!r} in {name!r}")
 
     def fn(fld: Field, n: int, seed: int) -> np.ndarray:
-        from geotool.soil.design import kernel_maxvol
-
         kw = dict(opts)
         ratio = kw.pop("ratio", None)
         if ratio is not None:
             kw["landmarks"] = max(1, int(round(ratio * n)))
-        return kernel_maxvol(_with_xy(fld) if xy else fld.X, n, seed=seed, **kw)[0]
+        X = _with_xy(fld) if xy else fld.X
+        if blend:
+            from geotool.soil.features import normal_scores
+
+            X = np.column_stack([np.sqrt(1 - blend) * normal_scores(X), np.sqrt(blend) * np.clip(X, -4, 4)])
+        return _kernel(X, n, seed, **kw)
     return fn
 
 

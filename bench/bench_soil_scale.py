@@ -8,7 +8,8 @@ reads that process's peak RSS (``ru_maxrss``) and wall time (after imports). Cas
 - default (kernel) features, N = 30 and N = 100 (target: under 8 GB peak RSS and under 2 min each);
 - the baseline: linear (paper) features, N = 30, at the same size (the issue's scaling reference:
   45 s, 6.3 GB before this change); ratios default / linear are printed;
-- default features on a 1/16 subgrid (1425 x 1425): memory should not grow with cells x 2N.
+- default features on a 1/16 subgrid (1425 x 1425): memory should not grow with cells x 2N;
+- default features with ``--match-marginals 2``, N = 30 (same targets).
 
 Usage: python bench/bench_soil_scale.py [--size 5700] [--tmp /tmp]
 """
@@ -34,7 +35,7 @@ import json, resource, sys, time
 sys.path.insert(0, {root!r})
 from pathlib import Path
 from geotool.soil.design import SoilSampleConfig, run_soil_sample
-cfg = SoilSampleConfig(covariates=[Path(p) for p in {paths!r}], n={n}, output=Path({out!r}), features={features!r}, seed=0)
+cfg = SoilSampleConfig(covariates=[Path(p) for p in {paths!r}], n={n}, output=Path({out!r}), features={features!r}, match_marginals={match}, seed=0)
 t0 = time.perf_counter()
 res = run_soil_sample(cfg)
 dt = time.perf_counter() - t0
@@ -67,8 +68,9 @@ def write_covariates(folder: Path, size: int) -> list[Path]:
     return paths
 
 
-def run_case(paths: list[Path], n: int, features: str, out: Path) -> dict:
-    code = CHILD.format(root=str(ROOT), paths=[str(p) for p in paths], n=n, out=str(out), features=features)
+def run_case(paths: list[Path], n: int, features: str, out: Path, match: int = 0) -> dict:
+    code = CHILD.format(root=str(ROOT), paths=[str(p) for p in paths], n=n, out=str(out), features=features,
+                        match=match)
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -93,13 +95,14 @@ def main() -> None:
         small = write_covariates(tmp / "small", small_size)
         print(f"wrote 4 x {args.size}^2 and 4 x {small_size}^2 float32 covariates in {time.perf_counter() - t0:.0f} s")
         results = {}
-        for label, paths, n, features in [
-            ("linear N=30 (baseline)", big, 30, "linear"),
-            ("kernel N=30", big, 30, "kernel"),
-            ("kernel N=100", big, 100, "kernel"),
-            (f"kernel N=100, {small_size}^2", small, 100, "kernel"),
+        for label, paths, n, features, match in [
+            ("linear N=30 (baseline)", big, 30, "linear", 0),
+            ("kernel N=30", big, 30, "kernel", 0),
+            ("kernel N=100", big, 100, "kernel", 0),
+            (f"kernel N=100, {small_size}^2", small, 100, "kernel", 0),
+            ("kernel N=30 --match-marginals 2", big, 30, "kernel", 2),
         ]:
-            res = run_case(paths, n, features, tmp / f"out_{len(results)}.gpkg")
+            res = run_case(paths, n, features, tmp / f"out_{len(results)}.gpkg", match)
             results[label] = res
             load = os.getloadavg()[0]
             if "error" in res:
@@ -108,7 +111,7 @@ def main() -> None:
             print(f"{label}: {res['cells']:,} cells, {res['points']} points, {res['seconds']:.1f} s, "
                   f"peak RSS {res['peak_mb'] / 1024:.2f} GB (load average {load:.2f})")
         base = results.get("linear N=30 (baseline)", {})
-        for label in ("kernel N=30", "kernel N=100"):
+        for label in ("kernel N=30", "kernel N=100", "kernel N=30 --match-marginals 2"):
             res = results.get(label, {})
             if "seconds" in res and "seconds" in base:
                 print(f"{label} / linear N=30: time x{res['seconds'] / base['seconds']:.2f}, "

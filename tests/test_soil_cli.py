@@ -15,6 +15,7 @@ from shapely.geometry import Point, box
 from typer.testing import CliRunner
 
 from geotool.cli.main import app
+from geotool.config import sidecar_path
 
 runner = CliRunner()
 T = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5100000.0)  # UTM 33N, 10 m
@@ -199,6 +200,20 @@ def test_soil_evaluate_on_kshen(data_samples, tmp_path):
     assert (tmp_path / "eval.png").exists() and "maxvol" in result.output
     log = (tmp_path / "run.log").read_text()  # progress of a long run, method by method, for a batch log
     assert all(f"soil-evaluate: {m} scored at k = 10,20" in log for m in ("maxvol", "clhs", "random"))
+
+
+def test_soil_evaluate_maxvol_is_soil_sample_s_default_unless_the_paper_s_features_are_asked_for(data_samples, tmp_path):
+    log_det = {}
+    for name, flags in {"kernel": [], "linear": ["--features", "linear"], "matched": ["--match-marginals", "2"]}.items():
+        out = tmp_path / f"{name}.csv"
+        result = _run("soil-evaluate", data_samples / "soil" / "kshen_data.csv", "--x-column", "LON", "--y-column", "LAT",
+                      "--crs", "EPSG:32637", "--covariate", data_samples / "soil" / "dem.tif", "--covariate",
+                      data_samples / "soil" / "slope.tif", "--methods", "maxvol", "-k", "10", *flags, "--output", out)
+        assert result.exit_code == 0, result.output
+        log_det[name] = pd.read_csv(out)["log_det"].iloc[0]
+        assert json.loads(sidecar_path(out).read_text())["config"]["features"] == ("linear" if name == "linear" else "kernel")
+    # the paper's linear maxvol is D-optimal: a larger D-criterion than the default's typical cells
+    assert log_det["linear"] > log_det["kernel"] + 0.3 and log_det["matched"] != log_det["kernel"]
 
 
 def test_soil_evaluate_scores_a_design_file(data_samples, tmp_path):

@@ -1,8 +1,9 @@
-"""The robust default of soil-sample (issue #18): kernel maxvol on normal scores of the covariates.
+"""The robust default of soil-sample (issue #18): kernel maxvol on the covariates' hybrid scores.
 
-Behaviour, on tiny synthetic fields: the normal-score and robust spaces, the design's invariance to monotone
-transforms of a covariate (what makes it robust to skew and outliers), the linear block and the
-nearest-neighbour bandwidth, and the CLI flags that keep the earlier default reachable.
+Behaviour, on tiny synthetic fields: the hybrid, normal-score and robust spaces, the default design's
+independence of units and its resistance to a gross outlier, the normal space's invariance to any increasing
+transform of a covariate, the linear block and the nearest-neighbour bandwidth, and the CLI flags that keep
+the earlier defaults reachable.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 from geotool.cli.main import app
 from geotool.config import sidecar_path
 from geotool.soil.design import SoilSampleConfig, kernel_maxvol
-from geotool.soil.features import fit_kernel_map, normal_scores, rank_uniformise, robust_scale
+from geotool.soil.features import fit_kernel_map, hybrid_scores, normal_scores, rank_uniformise, robust_scale
 
 
 def _field(cells: int = 3000, seed: int = 0) -> np.ndarray:
@@ -56,17 +57,49 @@ def test_robust_scale_is_clipped_and_ignores_outliers():
     assert 0.8 < float(np.std(z[10:, 1])) < 1.2
 
 
-def test_default_design_is_invariant_to_monotone_transforms_of_a_covariate():
+def test_hybrid_scores_are_normal_scores_beside_clipped_z_scores():
+    X = _field().astype(np.float64)
+    h = hybrid_scores(X)
+    assert h.dtype == np.float32 and h.shape == (len(X), 6)
+    assert np.allclose(h[:, :3], normal_scores(X) / np.sqrt(2), atol=1e-6)
+    z = (X - X.mean(0)) / X.std(0)
+    assert np.allclose(h[:, 3:], np.clip(z, -4, 4) / np.sqrt(2), atol=1e-5)
+    assert np.abs(h[:, 3]).max() == pytest.approx(4 / np.sqrt(2))  # the lognormal tail is clipped
+    rows = np.array([4, 99, 2999])
+    assert np.allclose(hybrid_scores(X, rows=rows), h[rows], atol=1e-6)
+
+
+def test_default_design_ignores_units_and_normal_space_ignores_any_increasing_transform():
     X = _field()
     rows, size = kernel_maxvol(X, 20, seed=1)
     assert size == 20 and len(set(rows.tolist())) == 20
-    Y = X.copy()
+    affine = X.copy()
+    affine[:, 2] = affine[:, 2] * 1000 + 5  # other units: the same z-scores and ranks
+    assert np.array_equal(kernel_maxvol(affine, 20, seed=1)[0], rows)
+    normal_rows = kernel_maxvol(X, 20, seed=1, space="normal", bandwidth=0.42)[0]
+    Y = affine.copy()
     Y[:, 0] = np.log(Y[:, 0]) ** 3  # increasing: same ranks, very different z-scores
-    Y[:, 2] = Y[:, 2] * 1000 + 5
-    assert np.array_equal(kernel_maxvol(Y, 20, seed=1)[0], rows)
-    # z-score space is not invariant: the default's robustness is not an accident of the data
+    assert np.array_equal(kernel_maxvol(Y, 20, seed=1, space="normal", bandwidth=0.42)[0], normal_rows)
+    # z-score space is not invariant: the normal space's invariance is not an accident of the data
     z_rows = kernel_maxvol(X, 20, seed=1, space="standard")[0]
     assert not np.array_equal(kernel_maxvol(Y, 20, seed=1, space="standard")[0], z_rows)
+
+
+def test_a_gross_outlier_does_not_capture_the_default_design():
+    from scipy.spatial import cKDTree
+
+    X = _field()
+    bad = X.copy()
+    bad[0, 1] = 1e6  # a DEM pit / edge artefact: 1e6 sd out
+    clean_rows = kernel_maxvol(X, 20, seed=0)[0]
+    rows = kernel_maxvol(bad, 20, seed=0)[0]
+    assert 0 not in rows
+    space = normal_scores(X)
+
+    def coverage(r):  # mean distance from a cell to its nearest design point in normal-score space
+        return cKDTree(space[r]).query(space)[0].mean()
+
+    assert coverage(rows) < 1.3 * coverage(clean_rows)
 
 
 def test_default_is_reproducible_and_honours_fixed_and_allowed():
@@ -99,7 +132,7 @@ def test_nearest_neighbour_spacing_narrows_with_more_landmarks():
 
 def test_config_defaults_and_cli_flags(raster_factory, tmp_path):
     cfg = SoilSampleConfig(n=5, output=tmp_path / "a.gpkg")
-    assert cfg.kernel_space == "normal" and cfg.kernel_bandwidth == pytest.approx(0.42)
+    assert cfg.kernel_space == "hybrid" and cfg.kernel_bandwidth == pytest.approx(0.3) and cfg.kernel_clip is None
     assert cfg.kernel_linear == 0 and cfg.kernel_spacing == "median" and cfg.refine == 0
     assert cfg.match_marginals == 0
     rng = np.random.default_rng(0)

@@ -23,7 +23,7 @@ from geotool.soil.features import Candidates, FeatureMode, FeatureReport, candid
 log = logging.getLogger("geotool.soil")
 
 Method = Literal["maxvol", "random", "clhs", "kmeans"]
-KernelSpace = Literal["rank", "standard", "robust", "normal"]
+KernelSpace = Literal["hybrid", "normal", "rank", "standard", "robust"]
 TerrainName = Literal["slope", "aspect", "curvature", "twi"]
 POINT_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".csv")
 
@@ -46,24 +46,27 @@ class SoilSampleConfig(GeotoolConfig):
     method: Method = Field("maxvol", description="Selection method.")
     features: FeatureMode = Field(
         "kernel",
-        description="maxvol features: kernel (RBF on normal scores of the covariates, the measured best; see "
+        description="maxvol features: kernel (RBF on the covariates' hybrid scores, the measured best; see "
         "BENCHMARKS.md), or the paper's linear/quadratic/cubic polynomial features.",
     )
     kernel_landmarks: Optional[int] = Field(
         None, ge=1, description="Kernel landmarks (default n: square kernel maxvol, chosen on two fields; see BENCHMARKS.md).")
     kernel_bandwidth: float = Field(
-        0.42, gt=0, description="RBF sigma as a multiple of the landmark spacing (0.42: measured on two fields; the "
-        "default before issue #18 was 0.5 with kernel_space rank).")
+        0.3, gt=0, description="RBF sigma as a multiple of the landmark spacing (0.3 with kernel_space hybrid: measured "
+        "on two fields; the normal-score default of the first #18 study used 0.42, the default before it 0.5 with rank).")
     kernel_space: KernelSpace = Field(
-        "normal", description="Covariate space of the kernel: normal (normal scores of the ranks: robust to outliers, "
-        "tails keep their spread; the measured best), rank (rank-uniformised, the default before issue #18), "
-        "standard (z-scores) or robust (median/IQR z-scores clipped to +-kernel_clip).")
+        "hybrid", description="Covariate space of the kernel: hybrid (normal scores and z-scores clipped at "
+        "+-kernel_clip side by side; the measured best), normal (normal scores of the ranks: invariant to increasing "
+        "transforms of a covariate), rank (rank-uniformised, the default before issue #18), standard (z-scores) or "
+        "robust (median/IQR z-scores clipped to +-kernel_clip).")
     kernel_spacing: Literal["median", "nn"] = Field(
         "median", description="What kernel_bandwidth multiplies: the median pairwise landmark distance, or the median "
         "nearest-neighbour landmark distance (nn: the kernel narrows as N grows).")
     kernel_linear: float = Field(
         0.0, ge=0, description="Weight of linear features (intercept + covariates) joined to the RBF features (0 = none).")
-    kernel_clip: float = Field(3.0, gt=0, description="Clip of the robust z-scores (kernel_space robust).")
+    kernel_clip: Optional[float] = Field(
+        None, gt=0, description="Clip of the z-scores in the hybrid (default 4) and robust (default 3) kernel spaces, "
+        "in standard deviations.")
     refine: int = Field(0, ge=0, description="Coverage refinement rounds after kernel maxvol (0 = pure maxvol).")
     match_marginals: int = Field(
         0, ge=0, description="Marginal-matching rounds after kernel maxvol (0 = none): points swap within the covariate "
@@ -432,21 +435,22 @@ def kernel_maxvol(
     landmarks: int | None = None,
     seed: int = 0,
     feature_memory_mb: float = 256.0,
-    bandwidth: float = 0.42,
-    space: KernelSpace = "normal",
+    bandwidth: float = 0.3,
+    space: KernelSpace = "hybrid",
     refine: int = 0,
     match: int = 0,
     linear: float = 0.0,
     spacing: Literal["median", "nn"] = "median",
-    clip: float = 3.0,
+    clip: float | None = None,
     cost: np.ndarray | None = None,
     budget: float | None = None,
     cost_weight: float = 0.0,
 ) -> tuple[np.ndarray, int]:
     """maxvol on kernel features of a memory-bounded candidate pool (soil-sample's default design).
 
-    Default (issue #18, measured on two fields in BENCHMARKS.md): covariates as normal scores of their
-    ranks, N k-means landmarks, RBF width 0.42 x the median landmark spacing, square maxvol.
+    Default (issue #18, measured on two fields in BENCHMARKS.md): the covariates' hybrid scores (normal scores
+    of their ranks and z-scores clipped at +-4, side by side), N k-means landmarks, RBF width 0.3 x the median
+    landmark spacing, square maxvol.
 
     Args:
         X: ``(cells, covariates)`` standardised covariates (no intercept).
@@ -455,9 +459,10 @@ def kernel_maxvol(
             than 2 x n on both fields of bench/bench_soil_fields.py).
         feature_memory_mb: cap on the float32 pool x landmarks feature matrix, MiB.
         bandwidth: RBF sigma as a multiple of the landmark spacing (see ``spacing``).
-        space: covariate space of the kernel (and of ``refine``): ``rank`` (each covariate rank-uniformised,
-            robust to tails), ``standard`` (z-scores), ``robust`` (median/IQR z-scores clipped to +-``clip``)
-            or ``normal`` (normal scores of the ranks).
+        space: covariate space of the kernel (and of ``refine`` and ``match``'s regions): ``hybrid``
+            (:func:`geotool.soil.features.hybrid_scores`, z-scores clipped to +-``clip``, default 4), ``normal``
+            (normal scores of the ranks), ``rank`` (each covariate rank-uniformised, robust to tails),
+            ``standard`` (z-scores) or ``robust`` (median/IQR z-scores clipped to +-``clip``, default 3).
         refine: coverage refinement rounds after maxvol (0 = none): each new point moves to the pool cell
             nearest (in the kernel's covariate space) to the mean of the cells it is the nearest point to.
         match: marginal-matching rounds after maxvol (and ``refine``), 0 = none: each new point may swap for
@@ -472,7 +477,7 @@ def kernel_maxvol(
     Returns:
         Chosen rows of ``X`` (fixed first) and the number of kernel features.
     """
-    from geotool.soil.features import fit_kernel_map, normal_scores, rank_uniformise, robust_scale
+    from geotool.soil.features import fit_kernel_map, hybrid_scores, normal_scores, rank_uniformise, robust_scale
     from geotool.soil.maxvol import maxvol_select
     from geotool.soil.refine import match_marginals, refine_coverage
 
@@ -494,8 +499,10 @@ def kernel_maxvol(
         space_x = rank_uniformise(X, rows=sub)
     elif space == "normal":
         space_x = normal_scores(X, rows=sub)
+    elif space == "hybrid":
+        space_x = hybrid_scores(X, rows=sub, clip=4.0 if clip is None else clip)
     elif space == "robust":
-        space_x = robust_scale(X, clip=clip, rows=sub, seed=seed)
+        space_x = robust_scale(X, clip=3.0 if clip is None else clip, rows=sub, seed=seed)
     else:
         space_x = np.asarray(X[pool], dtype=np.float32)
     kmap = fit_kernel_map(space_x, landmarks, seed=seed, bandwidth=bandwidth, spacing=spacing)

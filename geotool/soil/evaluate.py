@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 
 from geotool.config import GeotoolConfig
 from geotool.errors import ConfigError, EmptyDataError, InputFileError
-from geotool.soil.features import Expansion, design_matrix
+from geotool.soil.features import FeatureMode, design_matrix
 
 log = logging.getLogger("geotool.soil")
 
@@ -43,7 +43,10 @@ class SoilEvaluateConfig(GeotoolConfig):
     methods: list[EvalMethod] = Field(default_factory=lambda: ["maxvol", "clhs", "random"], description="Selection methods.")
     k: list[int] = Field(default_factory=lambda: [10, 15, 20, 25, 30], description="Subset sizes.")
     repeats: int = Field(100, ge=1, description="Repeats of the random methods.")
-    features: Expansion = Field("linear", description="Feature expansion for maxvol.")
+    features: FeatureMode = Field(
+        "kernel", description="maxvol features: kernel (soil-sample's default design) or the paper's linear, quadratic "
+        "or cubic polynomial features (the paper's evaluation protocol used linear).")
+    match_marginals: int = Field(0, ge=0, description="Marginal-matching rounds of the kernel design (as in soil-sample).")
     seed: int = Field(0, description="Random seed.")
     plot: Optional[Path] = Field(None, description="PNG chart (default: output with .png).")
 
@@ -147,6 +150,7 @@ def run_soil_evaluate(cfg: SoilEvaluateConfig):
     from geotool.io.files import write_table
     from geotool.progress import progress_bar
     from geotool.soil.baselines import clhs_design, kmeans_design, random_design
+    from geotool.soil.design import kernel_maxvol
     from geotool.soil.maxvol import design_log_det, maxvol_select
 
     points, props = load_measured(cfg)
@@ -154,7 +158,7 @@ def run_soil_evaluate(cfg: SoilEvaluateConfig):
     values = points[props].to_numpy(dtype=np.float64)
     names = [f"f{j}" for j in range(feats.shape[1])]
     A_lin, _, _ = design_matrix(feats, names, "linear")
-    A_sel, _, _ = design_matrix(feats, names, cfg.features)
+    A_sel = None if cfg.features == "kernel" else design_matrix(feats, names, cfg.features)[0]
     X = A_lin[:, 1:]
     n_points = len(points)
     too_big = [k for k in cfg.k if k >= n_points]
@@ -179,7 +183,9 @@ def run_soil_evaluate(cfg: SoilEvaluateConfig):
                 reps = 1 if method in DETERMINISTIC else cfg.repeats
                 for rep, child in enumerate(seeds.spawn(reps)):
                     rng = np.random.default_rng(child)
-                    if method == "maxvol":
+                    if method == "maxvol" and A_sel is None:
+                        subset = kernel_maxvol(X, k, seed=cfg.seed, match=cfg.match_marginals)[0]
+                    elif method == "maxvol":
                         subset = maxvol_select(A_sel, k).rows
                     elif method == "random":
                         subset = random_design(n_points, k, rng)

@@ -325,6 +325,32 @@ def normal_scores(values: np.ndarray, rows: np.ndarray | None = None) -> np.ndar
     return ndtri(ranks).astype(np.float32)
 
 
+def hybrid_scores(values: np.ndarray, rows: np.ndarray | None = None, clip: float = 4.0) -> np.ndarray:
+    """Normal scores and clipped z-scores side by side, each half scaled by 1/sqrt(2), float32.
+
+    A squared distance in this space is the mean of the two spaces' squared distances, so an RBF on it is
+    the product of an RBF on the normal scores (rank based: skew and outliers cannot stretch it) and one
+    on the z-scores (the covariates' own geometry: a long tail is a real difference in environment), the
+    z-scores clipped at +-``clip`` so a DEM pit or an edge artefact cannot dominate.
+
+    Args:
+        values: ``(cells, columns)`` covariates of every candidate cell (any units: the z-scores are taken
+            over all of them).
+        rows: when given, only these rows are returned (statistics and ranks still over every cell).
+    """
+    normal = normal_scores(values, rows=rows)
+    src = values if rows is None else values[np.asarray(rows)]
+    d = normal.shape[1]
+    half = np.float32(np.sqrt(0.5))
+    out = np.empty((len(normal), 2 * d), dtype=np.float32)
+    np.multiply(normal, half, out=out[:, :d])
+    for j in range(d):
+        mean, std = _column_stats(np.asarray(values[:, j]))
+        z = (np.asarray(src[:, j], dtype=np.float64) - mean) / (std if std > 0 else 1.0)
+        out[:, d + j] = np.clip(z, -clip, clip) * half
+    return out
+
+
 def fit_kernel_map(ranks: np.ndarray, n_landmarks: int, seed: int = 0, bandwidth: float = 0.5,
                    spacing: Literal["median", "nn"] = "median") -> KernelMap:
     """Landmarks = k-means centres of (a 20,000-cell seeded sample of) the points; sigma = ``bandwidth`` x
