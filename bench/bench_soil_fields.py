@@ -12,8 +12,9 @@ Fields (candidates = cells valid in every covariate and target layer):
 Each design's score is its percentile among R random designs of the same N (share of random designs that
 score worse; 100 = better than all of them, 50 = the random median). Methods: soil-sample's default
 (maxvol), cLHS, k-means, each with 3 seeds (maxvol's seed drives its k-means landmarks), plus any named
-variant (``--variants``). Part 2: the real-point protocol on Xuancheng's 183 measured points through
-soil-evaluate.
+variant (``--variants``). A k-means design at N = 50 is also scored under 10 forest seeds: how
+far a percentile moves with nothing but the forest's randomness. Part 2: the real-point protocol on
+Xuancheng's 183 measured points through soil-evaluate (``--fields none`` runs it alone).
 
 Speed (the whole bench on 2 cores in minutes): random forests have ``--trees`` trees (default 25; the
 RMSE spread across forest seeds for one design is printed next to the spread across random designs, which
@@ -27,7 +28,7 @@ Variants: a named one (``VARIANTS``, e.g. "rank (old default)") or kernel maxvol
 choose the method seeds (held-out seeds: ``--seed-offset 3``); ``--no-baselines`` skips cLHS and k-means.
 
 Usage: python bench/bench_soil_fields.py [--random 200] [--sizes 10,20,30,50,75,100] [--variants a,b]
-       [--seeds 3] [--seed-offset 0] [--no-baselines] [--repeats 100]
+       [--seeds 3] [--seed-offset 0] [--no-baselines] [--fields kshen,xuancheng|none] [--repeats 100]
 """
 
 from __future__ import annotations
@@ -316,17 +317,30 @@ def summary(results: list[dict], methods: dict, sizes: list[int]) -> None:
 
 
 def part2(folder: Path, repeats: int) -> None:
+    """The real-point protocol through soil-evaluate: each method selects k of Xuancheng's measured points from
+    the 7 covariates at the points; maxvol as soil-sample's default, with --match-marginals 2, and with the
+    paper's linear features."""
+    import pandas as pd
+
     from geotool.soil.evaluate import SoilEvaluateConfig, run_soil_evaluate
 
+    runs = [("", dict(methods=["maxvol", "clhs", "kmeans", "random"])),
+            (" --match-marginals 2", dict(methods=["maxvol"], match_marginals=2)),
+            (" (paper: linear)", dict(methods=["maxvol"], features="linear"))]
+    tables = []
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = SoilEvaluateConfig(
-            measured=folder / "som_points.csv", output=Path(tmp) / "eval.csv", crs="EPSG:32650",
-            properties=["som_a_horizon"], covariates=[folder / f"{n}.tif" for n in XUANCHENG],
-            methods=["maxvol", "clhs", "kmeans", "random"], k=[10, 20, 30, 50], repeats=repeats,
-        )
-        t0 = time.perf_counter()
-        summary_table = run_soil_evaluate(cfg)
-        elapsed = time.perf_counter() - t0
+        for i, (label, opts) in enumerate(runs):
+            cfg = SoilEvaluateConfig(
+                measured=folder / "som_points.csv", output=Path(tmp) / f"eval{i}.csv", crs="EPSG:32650",
+                properties=["som_a_horizon"], covariates=[folder / f"{n}.tif" for n in XUANCHENG],
+                k=[10, 20, 30, 50], repeats=repeats, **opts,
+            )
+            table = run_soil_evaluate(cfg)
+            table["method"] = [m + label if m == "maxvol" else m for m in table["method"]]
+            tables.append(table)
+    elapsed = time.perf_counter() - t0
+    summary_table = pd.concat(tables, ignore_index=True)
     print(f"\n## Xuancheng measured points (183 real SOM samples), 7 covariates at the points, {repeats} repeats of "
           f"the random methods ({elapsed:.0f} s); Wasserstein / sd and KS of som_a_horizon, lower is better")
     print("| method | k | W/sd mean | W/sd sd | KS mean | log det |")
@@ -349,7 +363,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seed-offset", type=int, default=0, help="first method seed (held-out seeds: 3)")
     parser.add_argument("--no-baselines", action="store_true", help="skip cLHS and k-means (exploring variants)")
-    parser.add_argument("--fields", default="kshen,xuancheng")
+    parser.add_argument("--fields", default="kshen,xuancheng", help="fields of part 1 ('none': part 2 alone)")
     parser.add_argument("--repeats", type=int, default=100, help="part 2 repeats (0 = skip part 2)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "geotool_bench_cache")
     args = parser.parse_args()
@@ -369,8 +383,9 @@ def main() -> None:
     if "xuancheng" in args.fields:
         results.append(run_field(load_xuancheng(args.xuancheng), sizes, args.random, args.trees, args.eval_cells, methods,
                                  args.cache, seeds=args.seeds, seed_offset=args.seed_offset))
-    summary(results, methods, sizes)
-    if args.repeats and "xuancheng" in args.fields:
+    if results:
+        summary(results, methods, sizes)
+    if args.repeats:
         part2(args.xuancheng, args.repeats)
 
 
