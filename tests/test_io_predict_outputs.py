@@ -82,6 +82,10 @@ def test_preview_is_the_scene_beside_its_classes_in_the_raster_colours(tmp_path)
     valid = classes[0] != 255
     out = _preview({"input": rgb, "classes": classes, "valid": valid}, default_class_colormap(2, 255), tmp_path / "p.png", "s.tif")
     png = image.imread(out)[..., :3]
+    from PIL import Image
+
+    with Image.open(out) as img:
+        assert img.mode == "RGB" and img.text["Title"] == "s.tif: image | prediction"
     gap = png.shape[1] - 60
     left, right = png[:, :30], png[:, 30 + gap :]
     assert png.shape[0] == 20 and gap >= 2
