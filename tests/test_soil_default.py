@@ -139,7 +139,7 @@ def test_config_defaults_and_cli_flags(raster_factory, tmp_path):
     a = raster_factory("a.tif", rng.lognormal(0, 1, (30, 40)).astype(np.float32))
     b = raster_factory("b.tif", rng.standard_normal((30, 40)).astype(np.float32))
     runner = CliRunner()
-    outs = {}
+    outs, reps = {}, {}
     for name, flags in {"default": [], "old": ["--kernel-space", "rank", "--kernel-bandwidth", "0.5"],
                         "robust": ["--kernel-space", "robust", "--kernel-clip", "2.5", "--kernel-spacing", "nn",
                                    "--kernel-bandwidth", "1.5"],
@@ -148,11 +148,18 @@ def test_config_defaults_and_cli_flags(raster_factory, tmp_path):
         res = runner.invoke(app, ["soil-sample", str(a), str(b), "-n", "8", "--output", str(out), *flags])
         assert res.exit_code == 0, res.output
         outs[name] = out.read_text()
-        cfg_json = json.loads(sidecar_path(out).read_text())["config"]
+        sidecar = json.loads(sidecar_path(out).read_text())
+        reps[name] = sidecar["results"]["representativeness"]
+        assert f"covariate Wasserstein / sd {reps[name]['wasserstein_per_sd']:.3f}" in res.output
+        cfg_json = sidecar["config"]
         if name == "robust":
             assert cfg_json["kernel_space"] == "robust" and cfg_json["kernel_clip"] == 2.5
     assert outs["default"] != outs["old"]
     assert outs["matched"] != outs["default"]
+    # the sidecar says how well each design represents the field: matching the marginals shows there
+    assert reps["matched"]["wasserstein_per_sd"] < reps["default"]["wasserstein_per_sd"]
+    assert reps["matched"]["wasserstein_per_sd"] < reps["matched"]["random_median"]["wasserstein_per_sd"]
+    assert reps["default"]["cells_compared"] == 30 * 40 and reps["default"]["random_designs"] == 20
     bad = runner.invoke(app, ["soil-sample", str(a), "-n", "8", "--output", str(tmp_path / "x.csv"),
                               "--kernel-space", "zscore"])
     assert bad.exit_code == 2 and "kernel_space" in (bad.output + str(bad.stderr_bytes or b""))

@@ -88,3 +88,21 @@ def test_soil_sample_on_the_xuancheng_crop_with_backups(xuancheng, tmp_path):
     assert np.array_equal(rows, pts["row"]) and np.array_equal(cols, pts["col"])
     assert np.allclose(dem[rows, cols], pts["dem"])  # the value written is the value of the cell claimed
     assert len(gpd.read_file(tmp_path / "pts_backups.gpkg")) == 30
+
+
+def test_design_representativeness_compares_with_random_designs_on_a_bounded_sample():
+    from geotool.soil.sizes import design_representativeness
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((50_000, 3))
+    allowed = np.ones(len(X), bool)
+    allowed[:10_000] = False
+    extremes = np.argsort(-np.abs(X[:, 0]))[:20]
+    typical = rng.choice(np.flatnonzero(allowed), 20, replace=False)
+    rep = design_representativeness(X, extremes, allowed, max_cells=5_000)
+    assert rep["cells_compared"] == 5_000 and rep["random_designs"] == 20
+    assert rep["wasserstein_per_sd"] > 2 * rep["random_median"]["wasserstein_per_sd"]  # extremes: far worse
+    assert rep["ks"] > rep["random_median"]["ks"] and rep["jsd"] > rep["random_median"]["jsd"]
+    same = design_representativeness(X, typical, allowed, max_cells=5_000)
+    assert same["wasserstein_per_sd"] < 2 * same["random_median"]["wasserstein_per_sd"]
+    assert design_representativeness(X, typical, allowed, max_cells=5_000) == same  # seeded

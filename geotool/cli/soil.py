@@ -112,9 +112,11 @@ def soil_sample(
     if not STATE.quiet:
         for line in result.report.warnings():
             typer.echo(f"warning: {line}", err=True)
+        rep = result.representativeness
         typer.echo(
             f"{len(result.points)} points ({cfg.method}, {result.n_candidates} candidate cells, "
-            f"{len(result.feature_names)} features, log det {result.log_det:.3f}) -> "
+            f"{len(result.feature_names)} features, log det {result.log_det:.3f}; covariate Wasserstein / sd "
+            f"{rep['wasserstein_per_sd']:.3f}, random designs' median {rep['random_median']['wasserstein_per_sd']:.3f}) -> "
             + ", ".join(str(p) for p in result.written)
         )
 

@@ -134,6 +134,7 @@ class SoilSampleResult:
     report: FeatureReport
     log_det: float
     written: list[Path] = field(default_factory=list)
+    representativeness: dict = field(default_factory=dict)
 
 
 def run_soil_sample(cfg: SoilSampleConfig) -> SoilSampleResult:
@@ -208,6 +209,9 @@ def run_soil_sample(cfg: SoilSampleConfig) -> SoilSampleResult:
     from geotool.soil.maxvol import design_log_det
 
     log_det = design_log_det(A, rows)  # D-criterion of the linear design, comparable across methods
+    from geotool.soil.sizes import design_representativeness
+
+    representativeness = design_representativeness(A[:, 1:], rows, allowed, seed=cfg.seed)
     points = _points_frame(cand, rows, len(fixed), grid, pixel_m)
     if labels is not None:
         points.insert(2, "stratum", labels[rows])
@@ -235,6 +239,7 @@ def run_soil_sample(cfg: SoilSampleConfig) -> SoilSampleResult:
         "features": feat_names,
         "dropped_columns": report.warnings(),
         "design_log_det": log_det,
+        "representativeness": representativeness,
         "ground_pixel_size_m": list(pixel_m),
         "crs": grid.crs.to_string(),
     }
@@ -251,7 +256,7 @@ def run_soil_sample(cfg: SoilSampleConfig) -> SoilSampleResult:
         background = dem if dem is not None else np.where(valid, layers[0], np.nan)
         written.append(plot_design(cfg.plot, background, grid, points, pool, title=f"{cfg.method}: {len(rows)} points",
                                    shaded=dem is not None))
-    return SoilSampleResult(points, int(allowed.sum()), feat_names, report, log_det, written)
+    return SoilSampleResult(points, int(allowed.sum()), feat_names, report, log_det, written, representativeness)
 
 
 def select_rows(cfg: SoilSampleConfig, A: np.ndarray, cand: Candidates, fixed: np.ndarray, allowed: np.ndarray,

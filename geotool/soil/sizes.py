@@ -53,8 +53,13 @@ class Representativeness:
 
     def scores(self, rows: np.ndarray) -> tuple[float, float, float]:
         """Mean over covariates of (Wasserstein / sd, KS, Jensen-Shannon divergence) of ``rows``."""
-        n = len(rows)
-        sample = np.sort(np.asarray(self.X[rows], dtype=np.float64), axis=0)
+        return self.score_values(self.X[rows])
+
+    def score_values(self, values: np.ndarray) -> tuple[float, float, float]:
+        """:meth:`scores` of a design given by its ``(n, covariates)`` standardised values (cells that need
+        not be among the population rows, e.g. when the population is a sample of a large field)."""
+        n = len(values)
+        sample = np.sort(np.asarray(values, dtype=np.float64), axis=0)
         idx = np.minimum((self._u * n).astype(np.int64), n - 1)
         w = float(np.mean(np.abs(sample[idx] - self.sorted)))  # exact W1 vs the population's quantile function
         ks, js = [], []
@@ -67,10 +72,39 @@ class Representativeness:
             pop_hi = np.searchsorted(col, s, side="right") / cells
             k = np.arange(n)
             ks.append(float(max(np.max(np.abs((k + 1) / n - pop_hi)), np.max(np.abs(k / n - pop_lo)))))
-            h = np.histogram(s, bins=self.edges[j])[0].astype(np.float64)
+            edges = self.edges[j]
+            # a design cell beyond the population's range (a legacy point, or a sampled population) counts in
+            # the end bin instead of vanishing from the histogram
+            h = np.histogram(np.clip(s, edges[0], edges[-1]), bins=edges)[0].astype(np.float64)
             h /= h.sum()
             js.append(_jensen_shannon(h, self.pop_hist[j]))
         return w, float(np.mean(ks)), float(np.mean(js))
+
+
+def design_representativeness(X: np.ndarray, rows: np.ndarray, allowed: np.ndarray, seed: int = 0, random: int = 20,
+                              max_cells: int = 1_000_000) -> dict:
+    """How well a design's covariates represent the candidate cells it was drawn from, next to random designs.
+
+    Args:
+        X: ``(cells, covariates)`` standardised covariates; ``rows``: the design; ``allowed``: the cells a new
+            point could take (the population).
+        max_cells: above it the population is a seeded uniform sample of this many cells (bounded memory).
+
+    Returns:
+        ``wasserstein_per_sd``, ``ks``, ``jsd`` of the design (means over covariates, lower is better), the
+        same as the median of ``random`` simple random designs of the same size, and the cells compared.
+    """
+    rng = np.random.default_rng(seed)
+    population = np.flatnonzero(allowed)
+    if len(population) > max_cells:
+        population = np.sort(rng.choice(population, max_cells, replace=False))
+    rep = Representativeness(np.asarray(X[population], dtype=np.float32))
+    design = rep.score_values(X[rows])
+    n = min(len(rows), len(population))
+    rand = np.median([rep.scores(rng.choice(len(population), n, replace=False)) for _ in range(random)], axis=0)
+    names = ("wasserstein_per_sd", "ks", "jsd")
+    return {**dict(zip(names, map(float, design))), "random_median": dict(zip(names, map(float, rand))),
+            "random_designs": random, "cells_compared": int(len(population))}
 
 
 def _jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
