@@ -36,8 +36,8 @@ def stretch_rgb(image, valid=None, per_band: bool = False):
 def save_image(rgb, path: str | os.PathLike, title: str = "") -> Path:
     """Write an ``(H, W, 3)`` image (floats 0..1 or uint8) as a PNG, pixel for pixel, atomically; ``title`` goes
     into the PNG's Title text chunk. The pixels go straight to Pillow's encoder at zlib level 1: no figure, and
-    not matplotlib's ``imsave`` (which converts to RGBA and is several times slower), because over hundreds of
-    small scenes a preview's cost would otherwise outgrow the prediction itself."""
+    not matplotlib's ``imsave`` (which converts to RGBA first and needs matplotlib imported), because over
+    hundreds of small scenes a preview's cost would otherwise outgrow the prediction itself."""
     import numpy as np
     from PIL import Image, PngImagePlugin
 
