@@ -94,10 +94,10 @@ def design_representativeness(X: np.ndarray, rows: np.ndarray, allowed: np.ndarr
         ``wasserstein_per_sd``, ``ks``, ``jsd`` of the design (means over covariates, lower is better), the
         same as the median of ``random`` simple random designs of the same size, and the cells compared.
     """
+    from geotool.soil.design import candidate_pool
+
+    population = candidate_pool(allowed, np.empty(0, np.int64), max_cells, seed)
     rng = np.random.default_rng(seed)
-    population = np.flatnonzero(allowed)
-    if len(population) > max_cells:
-        population = np.sort(rng.choice(population, max_cells, replace=False))
     rep = Representativeness(np.asarray(X[population], dtype=np.float32))
     design = rep.score_values(X[rows])
     n = min(len(rows), len(population))
